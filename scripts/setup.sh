@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the build dependencies (Debian packages) when missing and builds into build/
+# (or build-sanitize/ with --sanitize). Called by demo.sh and test.sh; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS="build-essential cmake pkg-config libjson-c-dev libutf8proc-dev libpcre2-dev libopenblas-dev"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+BUILD=build; FLAGS=""
+if [ "${1:-}" = "--sanitize" ]; then BUILD=build-sanitize; FLAGS="-DLM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"; fi
+mkdir -p "$BUILD"
+if ! { cmake -S . -B "$BUILD" $FLAGS && cmake --build "$BUILD" -j"$(nproc)"; } >"$BUILD/build.log" 2>&1; then
+  cat "$BUILD/build.log" >&2
+  echo "setup: build failed (log above, also in $BUILD/build.log)" >&2
+  exit 1
+fi
+echo "$BUILD"

@@ -1,0 +1,55 @@
+/* lightmamba: a thin command-line front end over the library (include/lightmamba.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+static const lm_command *commands[] = {
+    LM_CLI_COMMANDS
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lightmamba: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static void print_overview(FILE *f) {
+    fprintf(f, "usage: lightmamba COMMAND [options]\n\ncommands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(f, "  %-12s %s\n", "help", "this overview, or 'help COMMAND' for one command's options");
+}
+
+static const lm_command *find_command(const char *name) {
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(commands[i]->name, name) == 0) return commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_overview(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+        if (argc > 2) {
+            const lm_command *c = find_command(argv[2]);
+            if (!c) return cli_error("unknown command '%s' (see 'lightmamba help')", argv[2]);
+            fputs(c->usage, stdout);
+            return 0;
+        }
+        print_overview(stdout);
+        return 0;
+    }
+    const lm_command *c = find_command(name);
+    if (!c) return cli_error("unknown command '%s' (see 'lightmamba help')", name);
+    return c->run(argc - 1, argv + 1);
+}
