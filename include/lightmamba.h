@@ -29,6 +29,28 @@ const char *lm_last_error(void);
 /* A short name of a status code ("io error", "format error", ...). */
 const char *lm_status_name(lm_status s);
 
+/* ---- model ---- */
+/* A Mamba2 configuration, every field read from the checkpoint's config.json. */
+typedef struct {
+    int d_model;          /* hidden_size / d_model */
+    int n_layer;
+    int d_inner;          /* num_heads * head_dim == expand * d_model */
+    int n_heads;          /* H */
+    int head_dim;         /* P */
+    int d_state;          /* N */
+    int n_groups;         /* G */
+    int d_conv;           /* conv kernel width */
+    int vocab_size;       /* rows of the (padded) embedding */
+    float eps;            /* layer_norm_epsilon, used by every RMSNorm */
+    float dt_limit_min;   /* time_step_limit, (0, inf) when absent */
+    float dt_limit_max;
+    int tie_embeddings;
+    int conv_bias;        /* use_conv_bias */
+    int proj_bias;        /* use_bias (in_proj / out_proj biases) */
+} lm_config;
+
+typedef struct lm_model lm_model;
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,16 @@ int lm_pool_size(const lm_pool *pool);
 typedef void (*lm_task_fn)(void *ctx, int i, int n);
 void lm_pool_run(lm_pool *pool, lm_task_fn fn, void *ctx);
 
+/* A quantized weight matrix, laid out as in the contract above. */
+typedef struct {
+    int rows, cols;             /* O x K */
+    int wbits;                  /* 4 or 8 */
+    const uint8_t *q;           /* packed weights, rows * row_stride bytes */
+    size_t row_stride;          /* ceil(K/2) for 4-bit, K for 8-bit */
+    const uint8_t *scale;       /* rows * ceil(K/128) bytes, s1 | s2 << 4 */
+    const int8_t *e0;           /* rows: base exponent */
+} lm_qweight;
+
 /* ---- float32 ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K], W [O, K], y [T, O] */
 void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O, lm_pool *pool);

@@ -1,0 +1,44 @@
+/* The in-memory model: configuration, per-layer weights and where they live.
+ * Float tensors are float32; a checkpoint stored as float32 is used in place from its
+ * memory map, float16/bfloat16 tensors are converted once at load into owned memory.
+ * Quantized models (src/quant) fill the same structure with integer linear layers. */
+#ifndef LM_MODEL_MODEL_H
+#define LM_MODEL_MODEL_H
+#include "lightmamba.h"
+#include "common/file.h"
+#include "kernels/kernels.h"
+
+typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT } lm_linear_kind;
+
+/* y = W x (+ bias): a linear layer in float32 or in the integer format of kernels.h. */
+typedef struct {
+    lm_linear_kind kind;
+    int rows, cols;      /* O x K */
+    const float *w;      /* F32: [rows, cols] */
+    const float *bias;   /* [rows] or NULL */
+    lm_qweight q;        /* INT: weights and scales */
+    int abits;           /* INT: activation bits (4 or 8) */
+} lm_linear;
+
+typedef struct {
+    const float *norm;       /* [d_model] block RMSNorm weight */
+    lm_linear in_proj;       /* [2*d_inner + 2*G*N + H, d_model], rows ordered [z | x | B | C | dt] */
+    const float *conv_w;     /* [conv_dim, d_conv], conv_dim = d_inner + 2*G*N */
+    const float *conv_b;     /* [conv_dim] or NULL */
+    const float *dt_bias;    /* [H] */
+    const float *A;          /* [H], A = -exp(A_log), computed at load */
+    const float *D;          /* [H] */
+    const float *gnorm;      /* [d_inner] gated RMSNorm weight */
+    lm_linear out_proj;      /* [d_model, d_inner] */
+} lm_layer;
+
+struct lm_model {
+    lm_config cfg;
+    const float *embedding;  /* [vocab_size, d_model] */
+    const float *norm_f;     /* [d_model] */
+    lm_linear lm_head;       /* [vocab_size, d_model]; w == embedding when tied */
+    lm_layer *layers;        /* [n_layer] */
+    char *tokenizer_path;    /* tokenizer.json to use with this model */
+};
+
+#endif
