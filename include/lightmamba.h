@@ -51,6 +51,18 @@ typedef struct {
 
 typedef struct lm_model lm_model;
 
+/* ---- tokenizer: GPT-NeoX byte-level BPE from a Hugging Face tokenizer.json ---- */
+typedef struct lm_tokenizer lm_tokenizer;
+lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_json_path);
+void lm_tokenizer_free(lm_tokenizer *tok);
+/* UTF-8 text (len bytes) -> token ids (*ids malloc'd, caller frees). Invalid UTF-8 -> LM_ERR_FORMAT naming the byte offset. */
+lm_status lm_tokenizer_encode(const lm_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);
+/* token ids -> text (*text malloc'd, NUL-terminated; *len excludes the NUL). An id out of range -> LM_ERR_ARG. */
+lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len);
+/* The raw bytes of one token, for streaming output (NULL and *len = 0 for an id out of range). */
+const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
+int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
+
 #ifdef __cplusplus
 }
 #endif
