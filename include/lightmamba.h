@@ -49,9 +49,47 @@ typedef struct {
     int proj_bias;        /* use_bias (in_proj / out_proj biases) */
 } lm_config;
 
+/* Reads a config.json with the Hugging Face keys (hidden_size, num_hidden_layers, state_size,
+ * num_heads, head_dim, n_groups, expand, conv_kernel, ...) or the original state-spaces ones
+ * (d_model, n_layer, ssm_cfg, pad_vocab_size_multiple, tie_embeddings). Missing or mistyped
+ * keys and inconsistent sizes -> LM_ERR_FORMAT naming the file and key; a valid config of
+ * something other than a Mamba2 RMSNorm model -> LM_ERR_UNSUPPORTED. */
+lm_status lm_config_load(lm_config *cfg, const char *config_json_path);
+
 typedef struct lm_model lm_model;
 
+/* Loads a model directory in the Hugging Face layout: config.json plus model.safetensors
+ * or a sharded model.safetensors.index.json; tensors F32, F16 or BF16 (held as float32;
+ * F32 data is used in place from the memory map). Every tensor's shape is checked against
+ * the config; a missing one is an error naming it; unknown extra tensors are ignored (listed
+ * as unused in the tensor table). The tokenizer is $LM_TOKENIZER if set, else the
+ * directory's tokenizer.json, else the bundled GPT-NeoX one. */
+lm_status lm_model_init(lm_model **model, const char *path);
+void lm_model_free(lm_model *model);
+const lm_config *lm_model_config(const lm_model *model);
+const char *lm_model_tokenizer_path(const lm_model *model);
+
+/* The checkpoint's tensor table (for inspection: lightmamba info). */
+#define LM_TENSOR_MAX_DIMS 8
+typedef struct {
+    const char *name;
+    const char *dtype;      /* as stored: "F32", "F16", "BF16" */
+    int ndim;
+    int64_t shape[LM_TENSOR_MAX_DIMS];
+    uint64_t nbytes;        /* as stored */
+    int used;               /* 0: in the checkpoint but not part of the model (ignored) */
+} lm_tensor_info;
+int lm_model_n_tensors(const lm_model *model);
+const lm_tensor_info *lm_model_tensor(const lm_model *model, int i);
+/* Parameter count: elements of the tensors the model uses (a tied lm_head counted once). */
+uint64_t lm_model_n_params(const lm_model *model);
+
 /* ---- tokenizer: GPT-NeoX byte-level BPE from a Hugging Face tokenizer.json ---- */
+/* Encoding follows the `tokenizers` pipeline: added tokens (e.g. "<|endoftext|>" in the text)
+ * matched first, NFC, the GPT-2 pattern, byte-level BPE; no BOS/EOS is added. Decoding
+ * concatenates the tokens' bytes, so decode(encode(t)) == NFC(t). A NULL path is the bundled
+ * GPT-NeoX tokenizer (data/tokenizer.json). Encoding does not modify the tokenizer: one
+ * tokenizer may serve several threads. */
 typedef struct lm_tokenizer lm_tokenizer;
 lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_json_path);
 void lm_tokenizer_free(lm_tokenizer *tok);
@@ -62,6 +100,100 @@ lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, size_
 /* The raw bytes of one token, for streaming output (NULL and *len = 0 for an id out of range). */
 const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
 int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
+
+/* ---- session: the run state of one sequence over a loaded model ----
+ * Holds the recurrent state (per layer: conv state [d_conv-1, conv_dim] and SSM state
+ * [H, P, N]), scratch for a fixed chunk of LM_SESSION_CHUNK tokens and a thread pool.
+ * Its memory does not depend on how many tokens it is fed: longer inputs are processed
+ * in chunks. A session reads the model and never changes it; one model can serve many
+ * sessions (each used by one thread at a time). */
+#define LM_SESSION_CHUNK 64
+typedef struct lm_session lm_session;
+/* n_threads <= 0: all cores. */
+lm_status lm_session_init(lm_session **s, const lm_model *m, int n_threads);
+void lm_session_free(lm_session *s);
+/* Zeroes the state: the next token is the first of a new sequence. */
+void lm_session_reset(lm_session *s);
+/* Feeds n tokens (continuing the current state) and advances the state past them.
+ * logits: NULL, or [n, vocab_size] receiving the logits after every token;
+ * last_logits: NULL, or [vocab_size] receiving the logits after the last token.
+ * With both NULL only the state advances (lm_head is skipped). Prefill and decode are
+ * the same call (decode is n = 1). A token id out of [0, vocab_size) -> LM_ERR_ARG, and
+ * the state is then left unchanged. */
+lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits);
+int lm_session_vocab_size(const lm_session *s);
+
+/* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
+ * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)
+ * of each chunk of T tokens, before the product. fn = NULL removes it. */
+typedef enum { LM_SITE_IN_PROJ = 0, LM_SITE_OUT_PROJ = 1 } lm_site;
+typedef void (*lm_observer_fn)(void *ctx, int layer, lm_site site, const float *x, int T, int K);
+void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
+
+/* ---- sampling ----
+ * temperature 0: greedy (argmax, lowest id on ties). Otherwise softmax(logits / temperature)
+ * restricted to the top_p nucleus (top_p in (0, 1]; 1 = no restriction), drawn with a
+ * small PRNG seeded by seed (the same seed gives the same draws on every platform).
+ * Only ids [0, n_candidates) are considered (e.g. the tokenizer's ids of a padded vocabulary). */
+typedef struct lm_sampler lm_sampler;
+lm_status lm_sampler_init(lm_sampler **s, int n_candidates, float temperature, float top_p, uint64_t seed);
+void lm_sampler_free(lm_sampler *s);
+int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
+
+/* ---- perplexity ----
+ * The protocol of shared/models/README.md: ids split into consecutive chunks of ctx
+ * tokens (the last may be shorter), the state reset at each chunk start, every token but
+ * each chunk's first scored by nll = -log softmax(logits of the previous position)[id];
+ * ppl = exp(mean nll). Fewer than one scored token -> LM_ERR_ARG ("nothing to score"). */
+typedef struct {
+    double ppl;
+    double nll_mean;
+    size_t tokens;       /* scored tokens */
+    double seconds;      /* wall time of the evaluation */
+} lm_perplexity_result;
+/* Called after each chunk of ctx tokens with the tokens processed so far and the total. */
+typedef void (*lm_progress_fn)(void *ctx, size_t done, size_t total);
+lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx,
+                        lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result);
+/* -log softmax(logits)[target] over n logits, computed stably (max subtracted, double sums). */
+double lm_nll(const float *logits, int n, int32_t target);
+
+/* ---- post-training quantization (src/quant; docs/quantized-format.md) ----
+ * lm_quantize turns a float model into one self-contained quantized model file, which
+ * lm_model_init then loads like a model directory. in_proj and out_proj become integer
+ * linear layers (src/kernels/kernels.h: weights wbits with a 2^e0 (2^s1 + 2^s2) scale per
+ * row and 128 inputs; activations abits, dynamic per token, a power-of-two exponent per 8
+ * channels); embedding, conv, SSM, norms and lm_head stay float.
+ *   rtn          round to nearest, nothing else
+ *   smoothquant  per-channel smoothing s_j = max|X_j|^alpha / max|W_j|^(1-alpha) from calibration,
+ *                folded into the preceding norm weights
+ *   lightmamba   the residual stream rotated by a Hadamard matrix fused offline, and an online
+ *                d_inner Hadamard before out_proj (its transpose fused into out_proj) */
+typedef enum { LM_QUANT_NONE = 0, LM_QUANT_RTN, LM_QUANT_SMOOTHQUANT, LM_QUANT_LIGHTMAMBA } lm_quant_method;
+/* How the SSM computes: float32 here; the integer datapath (LightMamba*) adds modes. */
+typedef enum { LM_SSM_FLOAT = 0 } lm_ssm_mode;
+typedef struct {
+    lm_quant_method method;
+    int wbits, abits;          /* 4 or 8 each */
+    int gptq;                  /* GPTQ weight rounding from calibration Hessians, else round to nearest */
+    float alpha;               /* SmoothQuant migration strength, [0, 1] */
+    lm_ssm_mode ssm_mode;
+    int calib_samples;         /* calibration: samples of calib_len consecutive tokens */
+    int calib_len;
+    int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */
+} lm_quant_settings;
+/* lightmamba W4A4, round to nearest, alpha 0.5, 128 samples of 512 tokens. */
+lm_quant_settings lm_quant_defaults(void);
+const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
+/* Progress: stage names what is running ("calibration", "quantize"), done of total units. */
+typedef void (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
+/* Quantizes m into out_path (written atomically). calib_path: UTF-8 text whose tokens give the
+ * calibration samples (used by smoothquant and gptq); NULL: the bundled WikiText-2 validation
+ * text (data/calib_wikitext2_valid.txt). n_threads <= 0: all cores. */
+lm_status lm_quantize(const lm_model *m, const lm_quant_settings *settings, const char *calib_path, int n_threads,
+                      const char *out_path, lm_quant_progress_fn progress, void *progress_ctx);
+/* How a loaded model was quantized (method LM_QUANT_NONE for a float checkpoint). */
+const lm_quant_settings *lm_model_quant(const lm_model *m);
 
 #ifdef __cplusplus
 }

@@ -42,7 +42,24 @@ int lm_pool_size(const lm_pool *pool);
 /* Calls fn(ctx, i, n) once for each i in [0, n) with n = lm_pool_size(pool), in parallel,
  * and returns when all are done. pool == NULL runs fn(ctx, 0, 1) on the caller. */
 typedef void (*lm_task_fn)(void *ctx, int i, int n);
+/* One call at a time per pool: a call made while the pool is busy (from inside a task,
+ * or from another thread) runs its n tasks one after another on its own caller. */
 void lm_pool_run(lm_pool *pool, lm_task_fn fn, void *ctx);
+/* Part i of n of [0, count) in whole chunks of `align` (the last chunk may be short):
+ * [*begin, *end), empty when there is less work than parts. */
+void lm_pool_split(int count, int i, int n, int align, int *begin, int *end);
+
+/* ---- SIMD level, chosen at run time ----
+ * LM_SIMD_AVX2 needs AVX2 + FMA; LM_SIMD_AVX512 needs AVX-512 F + BW + VNNI (every
+ * AVX-512 CPU since Cascade Lake / Zen 4; older AVX-512 parts use the AVX2 path).
+ * The level in use is the best the CPU has, capped by the environment variable
+ * LM_KERNELS=scalar|avx2|avx512 (read once) or by lm_simd_level_set (for tests). */
+typedef enum { LM_SIMD_SCALAR = 0, LM_SIMD_AVX2 = 1, LM_SIMD_AVX512 = 2 } lm_simd_level;
+lm_simd_level lm_simd_detect(void);
+lm_simd_level lm_simd_level_get(void);
+/* LM_ERR_UNSUPPORTED when the CPU lacks the level. Not meant to race with running kernels. */
+lm_status lm_simd_level_set(lm_simd_level level);
+const char *lm_simd_level_name(lm_simd_level level);
 
 /* A quantized weight matrix, laid out as in the contract above. */
 typedef struct {
@@ -53,6 +70,70 @@ typedef struct {
     const uint8_t *scale;       /* rows * ceil(K/128) bytes, s1 | s2 << 4 */
     const int8_t *e0;           /* rows: base exponent */
 } lm_qweight;
+
+/* ---- weight packing (shared with src/quant) ----
+ * 4-bit rows: K values in [-8, 7] -> ceil(K/2) bytes, column k in the low nibble when k is
+ * even, two's complement nibbles; the unused high nibble of an odd-length row is 0. */
+void lm_pack_int4_row(uint8_t *dst, const int8_t *src, int K);
+void lm_unpack_int4_row(int8_t *dst, const uint8_t *src, int K);
+/* The weight scale byte of one (row, 128-column group): s1 | s2 << 4, s1, s2 in [0, 7]. */
+static inline uint8_t lm_wscale_byte(int s1, int s2) { return (uint8_t)((s1 & 7) | (s2 & 7) << 4); }
+static inline int lm_wscale_s1(uint8_t b) { return b & 7; }
+static inline int lm_wscale_s2(uint8_t b) { return (b >> 4) & 7; }
+/* The integer multiplier 2^s1 + 2^s2 that the byte stands for. */
+static inline int lm_wscale_mult(uint8_t b) { return (1 << lm_wscale_s1(b)) + (1 << lm_wscale_s2(b)); }
+
+/* ---- power-of-two group quantization (the rule of the contract) ----
+ * The exponent of a group with absmax m > 0 at `bits` bits: e = floor(log2 m) - (bits - 2),
+ * so m / 2^e lies in [2^(bits-2), 2^(bits-1)) before rounding (for an integer m this is the
+ * spec's s = bitlength(m) - (bits - 1)). m == 0 (or only NaNs) gives LM_ACT_EXP_ZERO; an
+ * infinite m counts as FLT_MAX. */
+#define LM_ACT_EXP_ZERO (-100000)
+int lm_act_exponent(float absmax, int bits);
+/* clamp(round_half_up(x / 2^e), -qmax, qmax), qmax = 2^(bits-1) - 1, computed exactly
+ * (floor(x * 2^-e + 0.5) in double); NaN -> 0, +-Inf -> +-qmax. */
+int lm_act_quantize(float x, int e, int bits);
+
+/* ---- the integer linear layer ----
+ * Quantized activations of up to max_T tokens of K channels, in the contract's form
+ * (q, sa, eb) plus a copy laid out for the kernels of `wbits`-bit weights. */
+#define LM_ACT_GROUP 8      /* channels per activation exponent */
+#define LM_WEIGHT_GROUP 128 /* input columns per weight scale */
+typedef struct {
+    int max_T, K, abits, wbits;
+    int T;                  /* tokens held */
+    int8_t *q;              /* [max_T][K] */
+    uint8_t *sa;            /* [max_T][ceil(K/8)], in [0, SA_MAX] */
+    int32_t *eb;            /* [max_T] */
+    /* Kernel layout (built by lm_qact_pack; read only by lm_qlinear). K is padded with
+     * zeros to Kp = a multiple of 128. A lane is 8 channels for 4-bit weights (each
+     * 128-block of kq stored as its 64 even channels, then its 64 odd ones, matching
+     * the nibble order) and 4 channels for 8-bit weights (kq in natural order). */
+    int Kp, lanes;          /* lanes per token: Kp/8 or Kp/4 */
+    int8_t *kq;             /* [max_T][Kp] */
+    int32_t *ksa;           /* [max_T][lanes]: sa of the lane's group */
+    int32_t *kcorr;         /* [max_T][lanes]: -(2^(wbits-1)) * sum of the lane's q (unsigned weight offset) */
+} lm_qact;
+
+/* abits 4 or 8; wbits 4 or 8; W8A4 is refused (its acc_G would overflow int32). */
+lm_status lm_qact_init(lm_qact *a, int max_T, int K, int abits, int wbits);
+void lm_qact_free(lm_qact *a);
+/* Quantizes x [T, K] per the contract (fills q, sa, eb) and builds the kernel layout.
+ * NaN -> 0, +-Inf -> +-qmax (see lm_act_quantize). */
+lm_status lm_quantize_act(lm_qact *a, const float *x, int T);
+/* Builds the kernel layout from q, sa, eb of T tokens filled by the caller. */
+lm_status lm_qact_pack(lm_qact *a, int T);
+/* y[t][o] = the contract's product of token t of a and row o of W.   y [a->T, W->rows]
+ * q, qw must lie in the contract's ranges (the quantizers guarantee it); every SIMD level
+ * gives the same bits. Rows are split over the pool; T > 1 reuses each unpacked weight
+ * group across a block of tokens. */
+lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool);
+
+/* ---- memory bandwidth ----
+ * Read bandwidth in GB/s (1e9 bytes/s) of all pool threads streaming disjoint parts of a
+ * `bytes` buffer (make it several times the last-level cache), best of a few passes.
+ * Returns a negative value if the buffer cannot be allocated. */
+double lm_measure_read_bandwidth(lm_pool *pool, size_t bytes);
 
 /* ---- float32 ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K], W [O, K], y [T, O] */

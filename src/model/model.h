@@ -7,6 +7,7 @@
 #include "lightmamba.h"
 #include "common/file.h"
 #include "kernels/kernels.h"
+#include "quant/hadamard.h"
 
 typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT } lm_linear_kind;
 
@@ -39,6 +40,20 @@ struct lm_model {
     lm_linear lm_head;       /* [vocab_size, d_model]; w == embedding when tied */
     lm_layer *layers;        /* [n_layer] */
     char *tokenizer_path;    /* tokenizer.json to use with this model */
+    /* Storage and inspection (filled by the loaders, released by lm_model_free in src/io):
+     * the tensor table for `info` (names owned), the open checkpoint whose memory map F32
+     * tensors point into, and the float32 buffers the model owns (converted tensors, A). */
+    lm_tensor_info *tensors;
+    int n_tensors;
+    struct lm_safetensors *checkpoint;
+    void **owned;
+    int n_owned;
+    /* Quantized models (src/quant/qfile.c): how the model was quantized (method LM_QUANT_NONE
+     * for a float checkpoint), the online Hadamard applied to every out_proj input (NULL: none;
+     * lightmamba), and the quantized file's memory map that tensors point into. */
+    lm_quant_settings quant;
+    lm_hadamard *rot_inner;
+    lm_mapping qfile;
 };
 
 #endif

@@ -1,0 +1,171 @@
+/* Platform files (hw/platforms/NAME.json) and model shapes (built-in Mamba2 sizes or a config.json). */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/file.h"
+#include "sim/sim.h"
+
+#ifndef LM_HW_PLATFORM_DIR
+#define LM_HW_PLATFORM_DIR "hw/platforms"
+#endif
+
+typedef struct { const char *key; double *dval; int *ival; long *lval; double lo, hi; } field_t;
+
+/* Reads every listed number of obj (all required). Keys other than these, "notes" and the
+ * comma-separated names in `others` are errors (a typo must not fall back silently). */
+static lm_status read_fields(const char *path, const char *where, json_object *obj, const field_t *f, int n,
+                             const char *others) {
+    if (!obj || !json_object_is_type(obj, json_type_object))
+        return lm_fail(LM_ERR_FORMAT, "%s: \"%s\" must be an object", path, where);
+    json_object_object_foreach(obj, key, val) {
+        (void)val;
+        size_t kl = strlen(key);
+        int known = !strcmp(key, "notes");
+        for (const char *o = others; !known && *o;) {
+            const char *e = strchr(o, ',');
+            size_t ol = e ? (size_t)(e - o) : strlen(o);
+            known = ol == kl && !strncmp(o, key, kl);
+            o += ol + (e ? 1 : 0);
+        }
+        for (int i = 0; i < n && !known; i++) known = !strcmp(key, f[i].key);
+        if (!known) return lm_fail(LM_ERR_FORMAT, "%s: unknown key \"%s\" in %s", path, key, where);
+    }
+    for (int i = 0; i < n; i++) {
+        json_object *v;
+        if (!json_object_object_get_ex(obj, f[i].key, &v))
+            return lm_fail(LM_ERR_FORMAT, "%s: missing key \"%s\" in %s", path, f[i].key, where);
+        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+            return lm_fail(LM_ERR_FORMAT, "%s: %s.%s must be a number", path, where, f[i].key);
+        double x = json_object_get_double(v);
+        if (!isfinite(x) || x < f[i].lo || x > f[i].hi)
+            return lm_fail(LM_ERR_FORMAT, "%s: %s.%s = %g is out of range [%g, %g]", path, where, f[i].key, x, f[i].lo, f[i].hi);
+        if ((f[i].ival || f[i].lval) && x != floor(x))
+            return lm_fail(LM_ERR_FORMAT, "%s: %s.%s = %g must be an integer", path, where, f[i].key, x);
+        if (f[i].dval) *f[i].dval = x;
+        if (f[i].ival) *f[i].ival = (int)x;
+        if (f[i].lval) *f[i].lval = (long)x;
+    }
+    return LM_OK;
+}
+
+static lm_status read_string(const char *path, json_object *obj, const char *key, char *out, size_t cap) {
+    json_object *v;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return lm_fail(LM_ERR_FORMAT, "%s: missing string \"%s\"", path, key);
+    const char *s = json_object_get_string(v);
+    if (strlen(s) >= cap) return lm_fail(LM_ERR_FORMAT, "%s: \"%s\" is longer than %zu characters", path, key, cap - 1);
+    strcpy(out, s);
+    return LM_OK;
+}
+
+static lm_status parse_platform(lm_hw_platform *p, const char *path, json_object *root) {
+    memset(p, 0, sizeof *p);
+    if (!json_object_is_type(root, json_type_object)) return lm_fail(LM_ERR_FORMAT, "%s: not a JSON object", path);
+    const field_t top[] = {{"clock_mhz", &p->clock_mhz, 0, 0, 1, 5000}};
+    LM_TRY(read_fields(path, "the top level", root, top, 1, "name,memory,resources,accelerator"));
+    LM_TRY(read_string(path, root, "name", p->name, sizeof p->name));
+    json_object *mem = NULL, *res = NULL, *acc = NULL;
+    json_object_object_get_ex(root, "memory", &mem);
+    json_object_object_get_ex(root, "resources", &res);
+    json_object_object_get_ex(root, "accelerator", &acc);
+    if (!mem) return lm_fail(LM_ERR_FORMAT, "%s: missing object \"memory\"", path);
+    if (!res) return lm_fail(LM_ERR_FORMAT, "%s: missing object \"resources\"", path);
+    if (!acc) return lm_fail(LM_ERR_FORMAT, "%s: missing object \"accelerator\"", path);
+    LM_TRY(read_string(path, mem, "type", p->mem_type, sizeof p->mem_type));
+    const field_t mf[] = {
+        {"channels", 0, &p->mem_channels, 0, 1, 256}, {"channel_bits", 0, &p->mem_channel_bits, 0, 8, 4096},
+        {"mtps", &p->mem_mtps, 0, 0, 1, 1e5}, {"efficiency", &p->mem_efficiency, 0, 0, 0.01, 1},
+        {"latency_ns", &p->mem_latency_ns, 0, 0, 0, 1e5}, {"port_bits", 0, &p->port_bits, 0, 8, 8192},
+        {"burst_bytes", 0, &p->burst_bytes, 0, 16, 1 << 20}, {"min_access_bytes", 0, &p->min_access_bytes, 0, 1, 4096},
+        {"pj_per_byte", &p->mem_pj_per_byte, 0, 0, 0, 1e4}};
+    LM_TRY(read_fields(path, "memory", mem, mf, (int)(sizeof mf / sizeof mf[0]), "type"));
+    const field_t rf[] = {{"lut", 0, 0, &p->lut, 1, 1e8}, {"ff", 0, 0, &p->ff, 1, 1e8}, {"dsp", 0, 0, &p->dsp, 0, 1e6},
+                          {"bram", 0, 0, &p->bram, 0, 1e6}, {"uram", 0, 0, &p->uram, 0, 1e6}};
+    LM_TRY(read_fields(path, "resources", res, rf, 5, ""));
+    lm_hw_design *d = &p->design;
+    const field_t af[] = {
+        {"cip", 0, &d->cip, 0, 1, 4096}, {"cop", 0, &d->cop, 0, 1, 4096}, {"ssmu_lanes", 0, &d->ssmu_lanes, 0, 1, 4096},
+        {"n_p", 0, &d->n_p, 0, 1, 4096}, {"p_p", 0, &d->p_p, 0, 1, 4096}, {"conv_lanes", 0, &d->conv_lanes, 0, 1, 4096},
+        {"norm_lanes", 0, &d->norm_lanes, 0, 1, 4096}, {"htu_width", 0, &d->htu_width, 0, 1, 4096},
+        {"mem_channels", 0, &d->mem_channels, 0, 1, 256}, {"fifo_tiles", 0, &d->fifo_tiles, 0, 1, 1 << 20},
+        {"xz_buffer_heads", 0, &d->xz_buffer_heads, 0, 1, 1 << 20}, {"state_buffers", 0, &d->state_buffers, 0, 0, 4},
+        {"weight_fifo_kib", 0, &d->weight_fifo_kib, 0, 4, 1 << 20}};
+    LM_TRY(read_fields(path, "accelerator", acc, af, (int)(sizeof af / sizeof af[0]), ""));
+    if (d->mem_channels > p->mem_channels)
+        return lm_fail(LM_ERR_FORMAT, "%s: accelerator.mem_channels %d exceeds memory.channels %d", path, d->mem_channels, p->mem_channels);
+    d->wbits = d->abits = 4;
+    d->reorder = d->tiling = 1;
+    return LM_OK;
+}
+
+lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
+    char *path = NULL;
+    int is_file = strchr(name_or_path, '/') || strstr(name_or_path, ".json");
+    if (is_file) {
+        path = strdup(name_or_path);
+    } else {
+        const char *dir = getenv("LM_HW_PLATFORMS");
+        if (!dir || !*dir) dir = LM_HW_PLATFORM_DIR;
+        size_t n = strlen(dir) + strlen(name_or_path) + 8;
+        path = malloc(n);
+        if (path) snprintf(path, n, "%s/%s.json", dir, name_or_path);
+        if (path && !lm_file_exists(path)) {
+            free(path);
+            return lm_fail(LM_ERR_ARG, "unknown platform '%s' (vck190, u280, or a platform JSON file; looked in %s)", name_or_path, dir);
+        }
+    }
+    if (!path) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    char *text;
+    size_t len;
+    lm_status st = lm_read_file(path, &text, &len);
+    if (st != LM_OK) { free(path); return st; }
+    json_tokener *tok = json_tokener_new();
+    json_object *root = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+    size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
+    if (!root || json_tokener_get_error(tok) != json_tokener_success || strspn(text + end, " \t\r\n") != len - end)
+        st = lm_fail(LM_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, end);
+    if (st == LM_OK) st = parse_platform(p, path, root);
+    if (root) json_object_put(root);
+    if (tok) json_tokener_free(tok);
+    free(text);
+    free(path);
+    return st;
+}
+
+/* LIGHTMAMBA.md section 1. */
+static const struct { const char *name; int d_model, n_layer, d_inner, n_heads; } builtin_models[] = {
+    {"mamba2-130m", 768, 24, 1536, 24}, {"mamba2-370m", 1024, 48, 2048, 32}, {"mamba2-780m", 1536, 48, 3072, 48},
+    {"mamba2-1.3b", 2048, 48, 4096, 64}, {"mamba2-2.7b", 2560, 64, 5120, 80}};
+
+lm_status lm_hw_model_load(lm_config *c, const char *name_or_path) {
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof builtin_models / sizeof builtin_models[0]; i++) {
+        if (strcmp(name_or_path, builtin_models[i].name)) continue;
+        c->d_model = builtin_models[i].d_model;
+        c->n_layer = builtin_models[i].n_layer;
+        c->d_inner = builtin_models[i].d_inner;
+        c->n_heads = builtin_models[i].n_heads;
+        c->head_dim = 64;
+        c->d_state = 128;
+        c->n_groups = 1;
+        c->d_conv = 4;
+        c->vocab_size = 50288;
+        c->eps = 1e-5f;
+        c->tie_embeddings = 1;
+        c->conv_bias = 1;
+        return LM_OK;
+    }
+    if (!lm_file_exists(name_or_path) && !lm_is_directory(name_or_path))
+        return lm_fail(LM_ERR_ARG, "unknown model config '%s' (mamba2-130m, -370m, -780m, -1.3b, -2.7b, or a model directory)", name_or_path);
+    if (lm_is_directory(name_or_path)) {
+        char *p = lm_path_join(name_or_path, "config.json");
+        if (!p) return lm_fail(LM_ERR_NOMEM, "out of memory");
+        lm_status st = lm_config_load(c, p);
+        free(p);
+        return st;
+    }
+    return lm_config_load(c, name_or_path);
+}

@@ -1,0 +1,165 @@
+/* lightmamba generate: prefill the prompt, then sample N tokens one at a time, streaming
+ * each token's bytes to stdout as it is produced. Speeds go to stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/cli_opts.h"
+#include "cli/cli_text.h"
+#include "lightmamba.h"
+
+static const char usage[] =
+    "usage: lightmamba generate -m MODEL [-p PROMPT | -f PROMPT_FILE] [-n N] [--temp T] [--top-p P]\n"
+    "                           [--seed S] [--threads K] [--json]\n"
+    "  -m, --model DIR      model directory (config.json + model.safetensors)\n"
+    "  -p, --prompt TEXT    the prompt (default: empty, which starts from token 0, <|endoftext|>)\n"
+    "  -f, --file PATH      read the prompt from a file instead (at most 256 MiB)\n"
+    "  -n N                 tokens to generate (default 128; 0 runs the prompt only)\n"
+    "  --temp T             temperature; 0 is greedy (default 0.8)\n"
+    "  --top-p P            nucleus sampling mass in (0, 1] (default 0.9; 1 disables it)\n"
+    "  --seed S             random seed (default: from the clock; printed on stderr)\n"
+    "  --threads K          worker threads (default: all cores)\n"
+    "  --json               print the timings as one JSON object on stderr's last line\n"
+    "The prompt is echoed, then the generated text is streamed to stdout. The prompt is\n"
+    "processed in chunks of fixed size, so memory does not grow with its length.\n";
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void emit(const lm_tokenizer *tok, int32_t id) {
+    size_t len;
+    const char *bytes = lm_tokenizer_token(tok, id, &len);
+    if (bytes) fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+}
+
+static double per_second(size_t n, double seconds) { return seconds > 0 ? (double)n / seconds : 0.0; }
+
+static int run_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *prompt = NULL, *prompt_file = NULL;
+    int n_generate = 128, n_threads = 0, json = 0;
+    float temp = 0.8f, top_p = 0.9f;
+    uint64_t seed = (uint64_t)time(NULL);
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STRING, &model_dir, 0, 0},
+        {"-p", "--prompt", CLI_STRING, &prompt, 0, 0},
+        {"-f", "--file", CLI_STRING, &prompt_file, 0, 0},
+        {"-n", NULL, CLI_INT, &n_generate, 0, 1 << 30},
+        {NULL, "--temp", CLI_FLOAT, &temp, 0, 1e6},
+        {NULL, "--top-p", CLI_FLOAT, &top_p, 0, 1},
+        {NULL, "--seed", CLI_U64, &seed, 0, 0},
+        {NULL, "--threads", CLI_INT, &n_threads, 0, 4096},
+        {NULL, "--json", CLI_FLAG, &json, 0, 0},
+    };
+    if (cli_parse("generate", argc, argv, opts, CLI_COUNT(opts))) return 1;
+    if (!model_dir) return cli_error("generate: -m MODEL is required (see 'lightmamba help generate')");
+    if (prompt && prompt_file) return cli_error("generate: give -p PROMPT or -f PROMPT_FILE, not both");
+    if (top_p <= 0.0f) return cli_error("generate: --top-p must be in (0, 1] (got %g)", top_p);
+
+    int rc = 1;
+    char *file_text = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    lm_model *model = NULL;
+    lm_tokenizer *tok = NULL;
+    lm_session *session = NULL;
+    lm_sampler *sampler = NULL;
+    float *logits = NULL;
+
+    size_t prompt_len = 0;
+    if (prompt_file) {
+        if (cli_read_text(prompt_file, "prompt file", &file_text, &prompt_len)) goto done;
+        prompt = file_text;
+    } else if (prompt) {
+        prompt_len = strlen(prompt);
+    }
+    if (lm_model_init(&model, model_dir) != LM_OK) {
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
+    if (lm_tokenizer_init(&tok, lm_model_tokenizer_path(model)) != LM_OK) {
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
+    if (prompt_len > 0) {
+        if (cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
+    }
+    if (n_ids == 0) { /* nothing to condition on: start from <|endoftext|> */
+        free(ids);
+        ids = malloc(sizeof *ids);
+        if (!ids) {
+            cli_error("out of memory");
+            goto done;
+        }
+        ids[0] = 0;
+        n_ids = 1;
+    }
+
+    const int vocab = lm_model_config(model)->vocab_size;
+    /* a padded vocabulary has rows no token maps to: never sample those */
+    int n_candidates = lm_tokenizer_vocab_size(tok) < vocab ? lm_tokenizer_vocab_size(tok) : vocab;
+    if (lm_session_init(&session, model, n_threads) != LM_OK ||
+        lm_sampler_init(&sampler, n_candidates, temp, top_p, seed) != LM_OK) {
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
+    if (!(logits = malloc((size_t)vocab * sizeof *logits))) {
+        cli_error("out of memory for %d logits", vocab);
+        goto done;
+    }
+
+    fwrite(prompt ? prompt : "", 1, prompt_len, stdout);
+    fflush(stdout);
+    double t0 = now_seconds();
+    if (lm_session_forward(session, ids, n_ids, NULL, logits) != LM_OK) {
+        putchar('\n');
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
+    double t_prefill = now_seconds() - t0;
+
+    /* sample, print, feed back; the last token sampled need not be fed */
+    size_t n_decoded = 0;
+    t0 = now_seconds();
+    for (int i = 0; i < n_generate; i++) {
+        int32_t id = lm_sampler_sample(sampler, logits);
+        emit(tok, id);
+        if (i + 1 == n_generate) break;
+        if (lm_session_forward(session, &id, 1, NULL, logits) != LM_OK) {
+            putchar('\n');
+            cli_error("%s", lm_last_error());
+            goto done;
+        }
+        n_decoded++;
+    }
+    double t_decode = now_seconds() - t0;
+    putchar('\n');
+    fflush(stdout);
+
+    fprintf(stderr, "prefill: %zu tokens in %.3f s, %.1f tokens/s; decode: %zu tokens in %.3f s, %.1f tokens/s; seed %llu\n",
+            n_ids, t_prefill, per_second(n_ids, t_prefill), n_decoded, t_decode, per_second(n_decoded, t_decode),
+            (unsigned long long)seed);
+    if (json)
+        fprintf(stderr,
+                "{\"prefill_tokens\": %zu, \"prefill_seconds\": %.6f, \"prefill_tokens_per_second\": %.3f, "
+                "\"decode_tokens\": %zu, \"decode_seconds\": %.6f, \"decode_tokens_per_second\": %.3f, \"seed\": %llu}\n",
+                n_ids, t_prefill, per_second(n_ids, t_prefill), n_decoded, t_decode, per_second(n_decoded, t_decode),
+                (unsigned long long)seed);
+    rc = 0;
+done:
+    free(logits);
+    lm_sampler_free(sampler);
+    lm_session_free(session);
+    lm_tokenizer_free(tok);
+    lm_model_free(model);
+    free(ids);
+    free(file_text);
+    return rc;
+}
+
+const lm_command cmd_generate = {"generate", run_generate, "generate text from a prompt (streamed to stdout)", usage};

@@ -1,0 +1,273 @@
+/* The integer datapath of LightMamba* (docs/integer-datapath.md is the contract; this is its
+ * bit-exact golden model). Every unit below is plain integer C: shifts, adds, small multiplies
+ * and table lookups; no float touches a unit's integer path (floats appear only in the
+ * builders that turn float weights and calibration ranges into the static integer parameters).
+ *
+ * Number formats
+ *   wide     int32 fixed point at a "site" with F fractional bits: value = X * 2^-F.
+ *            F is static (per layer, from calibration or from the weights); every stage writes
+ *            its wide result saturated to int32.
+ *   pot      the PoT group format: int8 q in [-qmax, qmax] (qmax = 2^(bits-1) - 1) and one
+ *            4-bit exponent s in [0, 15] per group of 8 consecutive values (the last group of a
+ *            vector may be shorter), relative to a site F: value = q * 2^(s - F).
+ *   weights  static PoT: int8/int16 q with a signed exponent e per group: value = q * 2^e.
+ *
+ * Shape legend: D d_model, H heads, P head_dim, N d_state, G groups, W conv width,
+ * C conv channels = d_inner + 2*G*N, E in_proj rows = 2*d_inner + 2*G*N + H. */
+#ifndef LM_INTEGER_INTEGER_H
+#define LM_INTEGER_INTEGER_H
+#include <stdint.h>
+#include "lightmamba.h"
+#include "kernels/kernels.h"
+
+#define LM_POT_GROUP 8
+#define LM_POT_SMAX 15          /* 4-bit group exponent */
+#define LM_SITE_TOP 21          /* a site's calibrated absmax maps to at most 2^21 LSBs */
+#define LM_RES_F 10             /* residual stream: int32, 10 fractional bits */
+
+static inline int lm_pot_groups(int n) { return (n + LM_POT_GROUP - 1) / LM_POT_GROUP; }
+
+/* ---------------------------------------------------------------- primitives (pot.c) */
+/* bitlength(m) = position of the highest set bit + 1 (0 for m = 0). */
+int lm_bitlength(uint64_t m);
+/* sat32(round_half_up(x * 2^L)): L >= 0 is a left shift (saturating), L < 0 a right shift by -L
+ * that adds 2^(-L-1) first (round half up, ties toward +inf). The one re-scaling operation. */
+int32_t lm_shift_sat32(int64_t x, int L);
+int32_t lm_sat32(int64_t x);
+
+/* The PoT exponent of a group whose max |X| is m: s = max(0, bitlength(m) - (bits-1)), <= 15. */
+int lm_pot_exponent(uint32_t m, int bits);
+/* Quantizes wide integers X[n] (one site) in groups of 8:
+ *   s_g = lm_pot_exponent(max |X| over the group), q = clamp(round_half_up(X / 2^s_g), +-qmax).
+ * q [n], s [ceil(n/8)]. bits in [2, 8]. */
+void lm_pot_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, int bits);
+/* The same over a strided set: element i is X[i * stride] (the state's per-8-states view). */
+void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits);
+/* Float side (calibration, references): X = sat32(round_half_up(x * 2^F)) then lm_pot_quantize,
+ * so it gives exactly what the integer path gives for the same real values. */
+void lm_pot_quantize_f32(int8_t *q, uint8_t *s, const float *x, int n, int bits, int F);
+/* x = q * 2^(s - F). */
+void lm_pot_dequantize(float *x, const int8_t *q, const uint8_t *s, int n, int F);
+/* Re-quantization by shifts: pot at site F_in -> wide at site F_out, X = q << (s - F_in + F_out)
+ * (a rounding right shift when negative); then lm_pot_quantize re-groups or narrows it. */
+void lm_pot_to_wide(int32_t *X, const int8_t *q, const uint8_t *s, int n, int F_in, int F_out);
+
+/* Static weights: the exponent of a group with max |w| = m (m > 0):
+ *   e = floor(log2 m) - (bits - 2)   (the integer rule above applied to exact reals),
+ * q = clamp(round_half_up(w / 2^e), +-qmax). m = 0 gives e = 0, q = 0. */
+int lm_pot_weight_exponent(float m, int bits);
+/* Quantizes w[n] in groups of `group` consecutive values with one exponent each:
+ * q [n] (int16 so 16-bit A fits; int8 callers narrow), e [ceil(n/group)]. */
+void lm_pot_weight_quantize(int16_t *q, int8_t *e, const float *w, int n, int group, int bits);
+
+/* A site's fixed point from a calibrated (or bounded) absmax: the largest F with
+ * absmax * 2^F <= 2^LM_SITE_TOP, clamped to [-8, 30]. The 4-bit exponent then covers group
+ * maxima from 2^7 to 2^22 LSBs: one octave of headroom above absmax, 14 below at full precision. */
+int lm_site_F(double absmax);
+
+/* --------------------------------------------------------------- the linear layers (linear.c)
+ * The activation format of kernels.h from pot (q, s at site F): e_g = s_g - F,
+ * eb = max_g e_g - SA_MAX (15 for 4-bit, 7 for 8-bit), sa_g = e_g - eb; a group with e_g < eb
+ * is re-quantized to eb (q rounded right by eb - e_g, round half up) and gets sa_g = 0.
+ * qa [n], sa [n/8]. n must be a multiple of 8. */
+void lm_int_act_pack(int8_t *qa, uint8_t *sa, int *eb, const int8_t *q, const uint8_t *s, int F, int n, int abits);
+/* The integer linear product of kernels.h for one token, output as wide integers at site F:
+ *   y[o] = sat32(round_half_up(acc_o * 2^(eb + e0[o] + F)))        y [O], qa [K], sa [K/8]
+ * (plain scalar reference; exact, so any kernel computing acc_o gives the same bits). */
+void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F);
+
+/* -------------------------------------------------------------------------- LUTs (lut.c)
+ * f(X) for a wide input X at site F_in, output wide at site F_out:
+ *   d = X - alpha;  idx = clamp(d >> k, 0, 4095)   (arithmetic shift: floor)
+ *   out = value[idx] << shift[idx >> 7]              (32 segments of 128 entries)
+ * Below the window (d < 0) the first entry holds. Above it (d >> k > 4095) the last entry
+ * holds, except with tail_identity (SiLU, softplus: f(x) -> x) where
+ *   out = lm_shift_sat32(X, F_out - F_in).
+ * value: int16, entry i = round_half_up(f(x_i) * 2^(F_out - shift)), x_i the mean of the
+ * integers in bin i: x_i = (alpha + i*2^k + (2^k - 1)/2) * 2^-F_in. shift (0..15) per segment:
+ * the least that keeps the segment's entries in [-32767, 32767]. */
+#define LM_LUT_ENTRIES 4096
+#define LM_LUT_SEGMENTS 32
+#define LM_LUT_SEG_SHIFT 7
+typedef enum { LM_LUT_SILU = 0, LM_LUT_SOFTPLUS = 1, LM_LUT_EXP = 2 } lm_lut_fn;
+typedef struct {
+    int32_t alpha;          /* window start, in input LSBs */
+    int32_t k;              /* bin width 2^k input LSBs: window [alpha, alpha + 4096 * 2^k) */
+    int32_t F_in, F_out;
+    int32_t tail_identity;  /* 1: identity above the window */
+    int16_t value[LM_LUT_ENTRIES];
+    uint8_t shift[LM_LUT_SEGMENTS];
+} lm_lut;
+/* Builds the table of fn over the real window [lo, hi] (lo < hi): alpha = floor(lo * 2^F_in),
+ * k = the least k >= 0 with alpha + 4096 * 2^k > hi * 2^F_in. LM_ERR_ARG on a bad window. */
+lm_status lm_lut_build(lm_lut *lut, lm_lut_fn fn, double lo, double hi, int F_in, int F_out);
+int32_t lm_lut_apply(const lm_lut *lut, int32_t X);
+/* The function itself in double (the reference the tables are built from). */
+double lm_lut_ref(lm_lut_fn fn, double x);
+
+/* ---------------------------------------------------------------- RMSNorm (rmsnorm.c)
+ * out[i] = x[i] / sqrt(mean_{group} x^2 + eps) * gamma[i] on wide input x (site F_in):
+ *   k  = max(0, bitlength(max |x|) - 24);  S = sum (x >> k)^2 + (eps_term >> 2k)     uint64
+ *   S = M * 4^j with M < 4096 (j = max(0, ceil((bitlength(S) - 12) / 2)), M = S >> 2j)
+ *   R = rsqrt_table[M] ~ 2^rsqrt_shift[M >> 9] / sqrt(M)     (8 tables of 512 int16 entries)
+ *   a[i] = sat(round(x[i] * R * 2^-(rsqrt_shift + j + k - 16)), +-2^16)   x / rms in Q16
+ *   out[i] = sat32(round(a[i] * gq[i] * 2^(e_gamma - 16 + F_out)))            wide at F_out
+ * gq: int16 gamma (13-bit, |gq| <= 4095) with one exponent e_gamma, holding
+ * gamma * sqrt(group size) * extra_scale (the mean's 1/n and any fused constant). */
+#define LM_RSQRT_TABLES 8
+#define LM_RSQRT_ENTRIES 512
+#define LM_GAMMA_BITS 13
+typedef struct {
+    int n, group;              /* channels, channels per normalization group */
+    int F_in, F_out;
+    int e_gamma;
+    uint64_t eps_term;         /* round(group * eps * 2^(2 F_in)) */
+    const int16_t *gq;         /* [n] */
+} lm_int_norm;
+/* The rsqrt tables (the same for every norm): value [8 * 512], shift [8]. */
+const int16_t *lm_rsqrt_table(void);
+const uint8_t *lm_rsqrt_shift(void);
+/* The parameters from a float gamma (NULL: all ones) over groups of `group` channels:
+ * gq = round(gamma * sqrt(group) * extra_scale * 2^-e_gamma), e_gamma from the largest |entry|
+ * (lm_pot_weight_exponent with 13 bits); eps_term = round(group * eps * 2^(2 F_in));
+ * F_out = lm_site_F(max|gamma * sqrt(group) * extra| * sqrt(n / group)), a bound on every
+ * output entry even after an orthogonal rotation. gq [n] is the caller's storage. */
+lm_status lm_int_norm_build(lm_int_norm *p, int16_t *gq, const float *gamma, int n, int group, float eps,
+                            int F_in, double extra_scale);
+/* out [n] wide at F_out, x [n] wide at F_in. */
+void lm_int_rmsnorm(int32_t *out, const int32_t *x, const lm_int_norm *p);
+
+/* ------------------------------------------------------------------ SSM units (ssm.c)
+ * Static parameters of one layer's conv and SSM (docs/integer-datapath.md, section "block"). */
+typedef struct {
+    int C, W;
+    int F_in, F_out;           /* conv input (pot, = in_proj site) and output (wide) sites */
+    const int8_t *w;           /* [C, W] */
+    const int8_t *ew;          /* [C/8, W] exponent per (8-channel tile, tap) */
+    const int8_t *b;           /* [C] or NULL */
+    const int8_t *eb;          /* [C/8] */
+} lm_int_conv;
+/* Causal depthwise conv over the W-1 state rows (oldest first) and this input, + bias:
+ *   out[c] = sat32( sum_k shift(w[c][k] * q_k[c], s_k + ew[c/8][k] - F_in + F_out)
+ *                 + shift(b[c], eb[c/8] + F_out) )           each term rounded on its own
+ * then the state advances (drops its oldest row, appends the input).
+ * out [C]; q [C], s [C/8]: this token's input; state_q [W-1, C], state_s [W-1, C/8]. */
+void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q,
+                         const uint8_t *s, const lm_int_conv *p);
+
+/* out = pot(bits) of LUT(X) over n wide inputs: the LUT then the group quantizer. */
+void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits);
+
+/* dt = clamp(softplus(dt_raw + dt_bias), dt_lo, dt_hi) as pot8 per 8 heads at the LUT's F_out:
+ *   v = sat32(dt_raw[h] + shift(bq[h], be[h/8] + F_in))    (F_in = the softplus LUT's input)
+ * dt_raw [H] wide, bq int16 [H], be [H/8]; dt_lo/dt_hi wide at F_out. q, s [H], [H/8]. */
+void lm_int_dt(int8_t *q, uint8_t *s, const int32_t *dt_raw, const int16_t *bq, const int8_t *be,
+               int32_t dt_lo, int32_t dt_hi, const lm_lut *softplus, int H);
+/* dA = exp(dt * A) as pot8 per 8 heads: X = shift(q_dt * qA, s_dt - F_dt + eA + F_x), F_x the
+ * exp LUT's input site; A int16 [H] with exponent eA per 8 heads. */
+void lm_int_dA(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
+               const int16_t *qA, const int8_t *eA, const lm_lut *exp_lut, int H);
+/* dB[h][n] = dt[h] * B[g(h)][n] as pot8 per 8 states at F_dB:
+ *   X = shift(q_dt * q_B, s_dt + s_B - F_dt - F_B + F_dB).      q [H, N], s [H, N/8] */
+void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
+               const int8_t *q_B, const uint8_t *s_B, int F_B, int F_dB, int H, int G, int N);
+
+/* One head's state step at the state site F_h, the state h [P, N] in pot8 groups of 8 head_dim
+ * channels (h_q [P, N], h_s [P/8, N]):
+ *   dAh[p][n] = shift(q_dA * h_q[p][n], s_dA + h_s[p/8][n] - F_dA)             wide at F_h
+ *   dBx[p][n] = shift(q_dB[n] * q_x[p], s_dB[n/8] + s_x[p/8] - F_dB - F_x + F_h)
+ *   h = sat32(dAh + dBx)  -> re-quantized in place per 8 head_dim channels (the stored state)
+ *                         -> and per 8 states into h2 (q [P, N], s [P, N/8]) for the C contraction
+ *   yC[p] = shift(sum_{n/8} (sum_8 h2_q * q_C) << (h2_s + s_C), -(F_h + F_C) + F_y)
+ *   Dx[p] = shift(q_x[p] * qD, s_x[p/8] + eD - F_x + F_y)
+ *   y[p]  = sat32(yC + Dx)                                                       wide at F_y
+ * The C contraction accumulates exactly in int64 (8 products of 14 bits: 17 bits, shifted by
+ * up to 30, summed over N/8 groups: 47 + log2(N/8) bits). hw [P, N] int32 scratch. */
+typedef struct {
+    int P, N;
+    int F_x, F_dA, F_dB, F_h, F_C, F_y;
+} lm_int_head_sites;
+void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_t *h2_s, int32_t *hw,
+                     int8_t q_dA, uint8_t s_dA, const int8_t *q_dB, const uint8_t *s_dB,
+                     const int8_t *q_x, const uint8_t *s_x, const int8_t *q_C, const uint8_t *s_C,
+                     int16_t qD, int eD, const lm_int_head_sites *f);
+
+/* The gate y * SiLU(z): out[i] = shift(q_y * q_z, s_y + s_z - F_y - F_z + F_out). n values. */
+void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, const int8_t *q_z,
+                 const uint8_t *s_z, int F_z, int F_out, int n);
+
+/* Residual: u (Q10) += delta (Q10), saturating. Embedding rows enter as round(x * 2^10). */
+void lm_int_residual_add(int32_t *u, const int32_t *delta, int n);
+void lm_int_residual_from_f32(int32_t *u, const float *x, int n);
+void lm_int_residual_to_f32(float *x, const int32_t *u, int n);
+
+/* ------------------------------------------------------------ the whole block (block.c)
+ * Calibration sites: the float ranges the static fixed points and LUT windows come from. */
+typedef enum {
+    LM_SITE_IP = 0,   /* in_proj output (z, xBC, dt_raw): wide, and the pot site of the conv input */
+    LM_SITE_CONV,     /* conv output + bias: SiLU input */
+    LM_SITE_U,        /* SiLU(conv): x, B, C */
+    LM_SITE_ZS,       /* SiLU(z) */
+    LM_SITE_DT_IN,    /* dt_raw + dt_bias: softplus input */
+    LM_SITE_DT,       /* dt */
+    LM_SITE_DTA,      /* dt * A: exp input */
+    LM_SITE_DB,       /* dt * B */
+    LM_SITE_H,        /* the state h */
+    LM_SITE_Y,        /* h . C + D x */
+    LM_SITE_G,        /* y * SiLU(z): gated norm input */
+    LM_SITE_Z,        /* z alone (SiLU input; its range sets the z table's window) */
+    LM_SITE_COUNT
+} lm_int_site;
+typedef struct { double lo[LM_SITE_COUNT], hi[LM_SITE_COUNT]; } lm_int_calib;
+void lm_int_calib_init(lm_int_calib *cal);
+
+/* One layer of the integer block: static parameters, owned (lm_int_layer_free). */
+typedef struct {
+    int D, d_inner, H, P, N, G, W, C, E, abits;
+    float eps;
+    lm_int_norm norm, gnorm;          /* gnorm over groups of d_inner / G */
+    const lm_qweight *in_proj, *out_proj;
+    int F_ip, F_u, F_zs, F_dt, F_dA, F_dB, F_h, F_y, F_g;
+    lm_int_conv conv;                 /* F_in = F_ip */
+    lm_lut silu_xbc, silu_z, softplus, exp;
+    int16_t *dt_bq; int8_t *dt_be;    /* dt_bias: 16-bit, PoT per 8 heads */
+    int32_t dt_lo, dt_hi;             /* time_step_limit at F_dt */
+    int16_t *A_q; int8_t *A_e;        /* A = -exp(A_log): 16-bit, PoT per 8 heads */
+    int16_t *D_q; int8_t *D_e;        /* D: 8-bit, PoT per 8 heads */
+    int16_t *norm_gq, *gnorm_gq;
+    int8_t *conv_w, *conv_ew, *conv_b, *conv_eb;
+} lm_int_layer;
+/* From the float layer (conv, dt_bias, A, D, norm weights; `norm` may be NULL when folded into
+ * in_proj), the quantized in_proj/out_proj (kept by pointer), the calibrated ranges and the
+ * activation bits of the linear layers (4 or 8). */
+lm_status lm_int_layer_build(lm_int_layer *out, const float *norm, const float *conv_w, const float *conv_b,
+                             const float *dt_bias, const float *A, const float *D, const float *gnorm,
+                             const lm_qweight *in_proj, const lm_qweight *out_proj, const lm_config *cfg,
+                             const lm_int_calib *cal, int abits);
+void lm_int_layer_free(lm_int_layer *L);
+
+/* The recurrent state of one layer: conv rows and h, both pot8. Zeroed = a new sequence. */
+typedef struct {
+    int8_t *conv_q; uint8_t *conv_s;  /* [W-1, C], [W-1, C/8] */
+    int8_t *h_q; uint8_t *h_s;        /* [H, P, N], [H, P/8, N] */
+} lm_int_state;
+lm_status lm_int_state_init(lm_int_state *st, const lm_int_layer *L);
+void lm_int_state_free(lm_int_state *st);
+
+typedef struct lm_int_scratch lm_int_scratch;
+lm_status lm_int_scratch_init(lm_int_scratch **ws, const lm_int_layer *L);
+void lm_int_scratch_free(lm_int_scratch *ws);
+
+/* One token through one block, every step in integers: u [D] the residual stream (Q10),
+ * updated in place; st the layer's state, advanced. */
+void lm_int_block_forward(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws);
+
+/* The float block step the integer one stands for, recording every site's range into cal
+ * (NULL: no recording). From the in_proj output zxbcdt [E] to the gated norm input v [d_inner]
+ * (= y * SiLU(z)); conv_state [W-1, C] and ssm_state [H, P, N] float, advanced. The weights are
+ * the float ones (A = -exp(A_log)). */
+void lm_int_calib_mixer(lm_int_calib *cal, float *v, float *conv_state, float *ssm_state, const float *zxbcdt,
+                        const float *conv_w, const float *conv_b, const float *dt_bias, const float *A,
+                        const float *D, const lm_config *cfg);
+
+#endif

@@ -1,0 +1,145 @@
+/* The SSM units of the integer block: conv, nonlinearities, dt/dA/dB, the state step, the gate,
+ * the residual (integer.h has the arithmetic of each). */
+#include "integer/integer.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q,
+                         const uint8_t *s, const lm_int_conv *p) {
+    const int C = p->C, W = p->W, Cg = lm_pot_groups(C);
+    assert(W >= 1 && C % LM_POT_GROUP == 0);
+    for (int c = 0; c < C; c++) {
+        const int g = c / LM_POT_GROUP;
+        int64_t acc = p->b ? lm_shift_sat32(p->b[c], p->eb[g] + p->F_out) : 0;
+        for (int k = 0; k < W; k++) {
+            /* tap k reads row k of [state ; input]: the state's W-1 rows, oldest first, then x */
+            int8_t xq = k < W - 1 ? state_q[(size_t)k * C + c] : q[c];
+            int xs = k < W - 1 ? state_s[(size_t)k * Cg + g] : s[g];
+            acc += lm_shift_sat32(xq * p->w[(size_t)c * W + k], xs + p->ew[(size_t)g * W + k] - p->F_in + p->F_out);
+        }
+        out[c] = lm_sat32(acc);
+    }
+    if (W > 1) {
+        memmove(state_q, state_q + C, (size_t)(W - 2) * C);
+        memmove(state_s, state_s + Cg, (size_t)(W - 2) * Cg);
+        memcpy(state_q + (size_t)(W - 2) * C, q, (size_t)C);
+        memcpy(state_s + (size_t)(W - 2) * Cg, s, (size_t)Cg);
+    }
+}
+
+void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits) {
+    int32_t v[LM_POT_GROUP];
+    for (int g0 = 0; g0 < n; g0 += LM_POT_GROUP) {
+        int len = g0 + LM_POT_GROUP < n ? LM_POT_GROUP : n - g0;
+        for (int i = 0; i < len; i++) v[i] = lm_lut_apply(lut, X[g0 + i]);
+        lm_pot_quantize(q + g0, s + g0 / LM_POT_GROUP, v, len, bits);
+    }
+}
+
+void lm_int_dt(int8_t *q, uint8_t *s, const int32_t *dt_raw, const int16_t *bq, const int8_t *be,
+               int32_t dt_lo, int32_t dt_hi, const lm_lut *softplus, int H) {
+    int32_t v[LM_POT_GROUP];
+    for (int g0 = 0; g0 < H; g0 += LM_POT_GROUP) {
+        int len = g0 + LM_POT_GROUP < H ? LM_POT_GROUP : H - g0;
+        for (int i = 0; i < len; i++) {
+            int h = g0 + i;
+            int32_t x = lm_sat32((int64_t)dt_raw[h] + lm_shift_sat32(bq[h], be[h / LM_POT_GROUP] + softplus->F_in));
+            int32_t d = lm_lut_apply(softplus, x);
+            v[i] = d < dt_lo ? dt_lo : d > dt_hi ? dt_hi : d;
+        }
+        lm_pot_quantize(q + g0, s + g0 / LM_POT_GROUP, v, len, 8);
+    }
+}
+
+void lm_int_dA(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
+               const int16_t *qA, const int8_t *eA, const lm_lut *exp_lut, int H) {
+    int32_t v[LM_POT_GROUP];
+    for (int g0 = 0; g0 < H; g0 += LM_POT_GROUP) {
+        int len = g0 + LM_POT_GROUP < H ? LM_POT_GROUP : H - g0, g = g0 / LM_POT_GROUP;
+        for (int i = 0; i < len; i++) {
+            int32_t x = lm_shift_sat32((int32_t)q_dt[g0 + i] * qA[g0 + i], s_dt[g] - F_dt + eA[g] + exp_lut->F_in);
+            v[i] = lm_lut_apply(exp_lut, x);
+        }
+        lm_pot_quantize(q + g0, s + g, v, len, 8);
+    }
+}
+
+void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
+               const int8_t *q_B, const uint8_t *s_B, int F_B, int F_dB, int H, int G, int N) {
+    assert(N % LM_POT_GROUP == 0 && H % G == 0);
+    const int Ng = N / LM_POT_GROUP;
+    int32_t v[LM_POT_GROUP];
+    for (int h = 0; h < H; h++) {
+        const int g = h / (H / G);
+        for (int ng = 0; ng < Ng; ng++) {
+            const int L = s_dt[h / LM_POT_GROUP] + s_B[g * Ng + ng] - F_dt - F_B + F_dB;
+            for (int i = 0; i < LM_POT_GROUP; i++)
+                v[i] = lm_shift_sat32((int32_t)q_dt[h] * q_B[(size_t)g * N + ng * LM_POT_GROUP + i], L);
+            lm_pot_quantize(q + (size_t)h * N + ng * LM_POT_GROUP, s + (size_t)h * Ng + ng, v, LM_POT_GROUP, 8);
+        }
+    }
+}
+
+void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_t *h2_s, int32_t *hw,
+                     int8_t q_dA, uint8_t s_dA, const int8_t *q_dB, const uint8_t *s_dB,
+                     const int8_t *q_x, const uint8_t *s_x, const int8_t *q_C, const uint8_t *s_C,
+                     int16_t qD, int eD, const lm_int_head_sites *f) {
+    const int P = f->P, N = f->N, Ng = N / LM_POT_GROUP;
+    assert(P % LM_POT_GROUP == 0 && N % LM_POT_GROUP == 0);
+    /* h = dA * h + dB * x, wide at F_h */
+    for (int p = 0; p < P; p++) {
+        const int pg = p / LM_POT_GROUP;
+        for (int n = 0; n < N; n++) {
+            size_t i = (size_t)p * N + n;
+            int32_t dAh = lm_shift_sat32((int32_t)q_dA * h_q[i], s_dA + h_s[(size_t)pg * N + n] - f->F_dA);
+            int32_t dBx = lm_shift_sat32((int32_t)q_dB[n] * q_x[p],
+                                         s_dB[n / LM_POT_GROUP] + s_x[pg] - f->F_dB - f->F_x + f->F_h);
+            hw[i] = lm_sat32((int64_t)dAh + dBx);
+        }
+    }
+    /* the stored state: groups of 8 head_dim channels (a column of 8 rows for each n) */
+    for (int pg = 0; pg < P / LM_POT_GROUP; pg++)
+        for (int n = 0; n < N; n++) {
+            int8_t col[LM_POT_GROUP];
+            lm_pot_quantize_strided(col, h_s + (size_t)pg * N + n, hw + (size_t)pg * LM_POT_GROUP * N + n,
+                                    LM_POT_GROUP, N, 8);
+            for (int i = 0; i < LM_POT_GROUP; i++) h_q[(size_t)(pg * LM_POT_GROUP + i) * N + n] = col[i];
+        }
+    /* y = h . C + D x */
+    for (int p = 0; p < P; p++) {
+        lm_pot_quantize(h2_q + (size_t)p * N, h2_s + (size_t)p * Ng, hw + (size_t)p * N, N, 8);
+        int64_t acc = 0;
+        for (int ng = 0; ng < Ng; ng++) {
+            int32_t dot = 0;                                  /* 8 products: 17 bits */
+            for (int i = ng * LM_POT_GROUP; i < (ng + 1) * LM_POT_GROUP; i++) dot += h2_q[(size_t)p * N + i] * q_C[i];
+            acc += (int64_t)dot * ((int64_t)1 << (h2_s[(size_t)p * Ng + ng] + s_C[ng]));
+        }
+        int32_t yC = lm_shift_sat32(acc, f->F_y - f->F_h - f->F_C);
+        int32_t Dx = lm_shift_sat32((int32_t)q_x[p] * qD, s_x[p / LM_POT_GROUP] + eD - f->F_x + f->F_y);
+        y[p] = lm_sat32((int64_t)yC + Dx);
+    }
+}
+
+void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, const int8_t *q_z,
+                 const uint8_t *s_z, int F_z, int F_out, int n) {
+    for (int i = 0; i < n; i++)
+        out[i] = lm_shift_sat32((int32_t)q_y[i] * q_z[i],
+                                s_y[i / LM_POT_GROUP] + s_z[i / LM_POT_GROUP] - F_y - F_z + F_out);
+}
+
+void lm_int_residual_add(int32_t *u, const int32_t *delta, int n) {
+    for (int i = 0; i < n; i++) u[i] = lm_sat32((int64_t)u[i] + delta[i]);
+}
+
+void lm_int_residual_from_f32(int32_t *u, const float *x, int n) {
+    for (int i = 0; i < n; i++) {
+        double v = floor(ldexp((double)x[i], LM_RES_F) + 0.5);
+        u[i] = v != v ? 0 : v > 2147483647.0 ? INT32_MAX : v < -2147483647.0 ? -INT32_MAX : (int32_t)v;
+    }
+}
+
+void lm_int_residual_to_f32(float *x, const int32_t *u, int n) {
+    for (int i = 0; i < n; i++) x[i] = ldexpf((float)u[i], -LM_RES_F);
+}

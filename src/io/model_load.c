@@ -1,0 +1,244 @@
+/* lm_model_init for float checkpoints: a model directory (config.json + safetensors)
+ * -> struct lm_model (src/model/model.h), every tensor's shape checked against the config.
+ * F32 tensors whose data is 4-byte aligned are used in place from the memory map; F16 and
+ * BF16 (and unaligned F32) tensors are converted once into float32 buffers the model owns. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/file.h"
+#include "io/io.h"
+#include "model/model.h"
+#include "quant/qfile.h"
+
+typedef struct {
+    lm_model *m;
+    const lm_safetensors *st;
+    const char *dir;
+    unsigned char *used;   /* [st->n_tensors]: taken by the model */
+} loader;
+
+/* Allocates n floats (64-byte aligned for SIMD loads), owned by the model. */
+static lm_status own_floats(lm_model *m, size_t n, const char *what, float **out) {
+    *out = NULL;
+    void **grown = realloc(m->owned, ((size_t)m->n_owned + 1) * sizeof *grown);
+    if (!grown) return lm_fail(LM_ERR_NOMEM, "out of memory for %s", what);
+    m->owned = grown;
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) return lm_fail(LM_ERR_NOMEM, "cannot allocate %zu bytes for %s", bytes, what);
+    m->owned[m->n_owned++] = p;
+    *out = p;
+    return LM_OK;
+}
+
+/* Appends a row to the tensor table. */
+static lm_status add_table_row(lm_model *m, const lm_st_tensor *t, int used) {
+    lm_tensor_info *grown = realloc(m->tensors, ((size_t)m->n_tensors + 1) * sizeof *grown);
+    if (!grown) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
+    m->tensors = grown;
+    lm_tensor_info *row = &m->tensors[m->n_tensors];
+    memset(row, 0, sizeof *row);
+    if (!(row->name = strdup(t->name))) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
+    m->n_tensors++;
+    row->dtype = lm_dtype_name(t->dtype);
+    row->ndim = t->ndim;
+    memcpy(row->shape, t->shape, sizeof row->shape);
+    row->nbytes = t->nbytes;
+    row->used = used;
+    return LM_OK;
+}
+
+static int format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {
+    int k = snprintf(buf, size, "[");
+    for (int d = 0; d < ndim && k < (int)size; d++)
+        k += snprintf(buf + k, size - (size_t)k, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (k < (int)size) k += snprintf(buf + k, size - (size_t)k, "]");
+    return k;
+}
+
+/* Finds `name`, checks it has exactly `ndim` sizes `shape`, and gives its float32 data.
+ * optional: an absent tensor gives *out = NULL instead of an error. */
+static lm_status take(loader *L, const char *name, int optional, int ndim, const int64_t *shape, const float **out) {
+    *out = NULL;
+    const lm_st_tensor *t = lm_safetensors_find(L->st, name);
+    if (!t) {
+        if (optional) return LM_OK;
+        return lm_fail(LM_ERR_FORMAT, "%s: tensor %s is missing", L->dir, name);
+    }
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same) {
+        char want[128], got[128];
+        format_shape(want, sizeof want, ndim, shape);
+        format_shape(got, sizeof got, t->ndim, t->shape);
+        return lm_fail(LM_ERR_FORMAT, "%s: tensor %s has shape %s, the config needs %s", L->st->paths[t->file], name,
+                       got, want);
+    }
+    L->used[t - L->st->tensors] = 1;
+    LM_TRY(add_table_row(L->m, t, 1));
+    if (t->dtype == LM_DTYPE_F32 && (uintptr_t)t->data % sizeof(float) == 0) {
+        *out = (const float *)t->data;
+        return LM_OK;
+    }
+    float *buf;
+    LM_TRY(own_floats(L->m, t->numel, name, &buf));
+    lm_st_tensor_to_f32(buf, t);
+    *out = buf;
+    return LM_OK;
+}
+
+#define SHAPE(...) (sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+
+static lm_status take_linear(loader *L, const char *prefix, int has_bias, int rows, int cols, lm_linear *lin) {
+    char name[160];
+    lin->kind = LM_LINEAR_F32;
+    lin->rows = rows;
+    lin->cols = cols;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    LM_TRY(take(L, name, 0, SHAPE(rows, cols), &lin->w));
+    if (!has_bias) return LM_OK;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return take(L, name, 0, SHAPE(rows), &lin->bias);
+}
+
+static lm_status load_layer(loader *L, int i, lm_layer *ly) {
+    const lm_config *c = &L->m->cfg;
+    const int64_t H = c->n_heads, GN = (int64_t)c->n_groups * c->d_state;
+    const int64_t conv_dim = c->d_inner + 2 * GN;
+    const int64_t in_rows = 2 * (int64_t)c->d_inner + 2 * GN + H; /* [z | x | B | C | dt] */
+    char p[128], name[160];
+    snprintf(p, sizeof p, "backbone.layers.%d", i);
+#define NAME(suffix) (snprintf(name, sizeof name, "%s.%s", p, suffix), name)
+    LM_TRY(take(L, NAME("norm.weight"), 0, SHAPE(c->d_model), &ly->norm));
+    snprintf(p, sizeof p, "backbone.layers.%d.mixer", i);
+    LM_TRY(take_linear(L, NAME("in_proj"), c->proj_bias, (int)in_rows, c->d_model, &ly->in_proj));
+    LM_TRY(take(L, NAME("conv1d.weight"), 0, SHAPE(conv_dim, 1, c->d_conv), &ly->conv_w));
+    if (c->conv_bias) LM_TRY(take(L, NAME("conv1d.bias"), 0, SHAPE(conv_dim), &ly->conv_b));
+    LM_TRY(take(L, NAME("dt_bias"), 0, SHAPE(H), &ly->dt_bias));
+    /* A = -exp(A_log), once, into owned memory. */
+    const float *A_log;
+    float *A;
+    LM_TRY(take(L, NAME("A_log"), 0, SHAPE(H), &A_log));
+    LM_TRY(own_floats(L->m, (size_t)H, "A", &A));
+    for (int h = 0; h < H; h++) A[h] = -expf(A_log[h]);
+    ly->A = A;
+    LM_TRY(take(L, NAME("D"), 0, SHAPE(H), &ly->D));
+    LM_TRY(take(L, NAME("norm.weight"), 0, SHAPE(c->d_inner), &ly->gnorm));
+    LM_TRY(take_linear(L, NAME("out_proj"), c->proj_bias, c->d_model, c->d_inner, &ly->out_proj));
+#undef NAME
+    return LM_OK;
+}
+
+static lm_status load_weights(loader *L) {
+    lm_model *m = L->m;
+    const lm_config *c = &m->cfg;
+    /* Hugging Face names the embedding backbone.embeddings, state-spaces backbone.embedding. */
+    const char *emb = lm_safetensors_find(L->st, "backbone.embeddings.weight") ? "backbone.embeddings.weight"
+                      : lm_safetensors_find(L->st, "backbone.embedding.weight") ? "backbone.embedding.weight"
+                                                                                 : NULL;
+    if (!emb)
+        return lm_fail(LM_ERR_FORMAT, "%s: tensor backbone.embeddings.weight (or backbone.embedding.weight) is missing",
+                       L->dir);
+    LM_TRY(take(L, emb, 0, SHAPE(c->vocab_size, c->d_model), &m->embedding));
+    LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
+    for (int i = 0; i < c->n_layer; i++) LM_TRY(load_layer(L, i, &m->layers[i]));
+    LM_TRY(take(L, "backbone.norm_f.weight", 0, SHAPE(c->d_model), &m->norm_f));
+    if (c->tie_embeddings) {
+        /* A tied checkpoint may still carry a copy of lm_head.weight (state-spaces does); it is unused. */
+        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+        return LM_OK;
+    }
+    return take_linear(L, "lm_head", 0, c->vocab_size, c->d_model, &m->lm_head);
+}
+
+static lm_status set_tokenizer_path(lm_model *m, const char *dir) {
+    const char *env = getenv("LM_TOKENIZER");
+    char *local = lm_path_join(dir, "tokenizer.json");
+    if (!local) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    if (env && *env) {
+        free(local);
+        m->tokenizer_path = strdup(env);
+    } else if (lm_file_exists(local)) {
+        m->tokenizer_path = local;
+    } else {
+        free(local);
+        m->tokenizer_path = strdup(LM_DEFAULT_TOKENIZER);
+    }
+    return m->tokenizer_path ? LM_OK : lm_fail(LM_ERR_NOMEM, "out of memory");
+}
+
+static lm_status load_directory(lm_model *m, const char *dir) {
+    char *config_path = lm_path_join(dir, "config.json");
+    if (!config_path) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    lm_status s = lm_file_exists(config_path) ? lm_config_load(&m->cfg, config_path)
+                                               : lm_fail(LM_ERR_IO, "%s: no config.json in the model directory", dir);
+    free(config_path);
+    LM_TRY(s);
+    LM_TRY(lm_calloc(&m->checkpoint, 1, sizeof *m->checkpoint, "checkpoint"));
+    LM_TRY(lm_safetensors_open_dir(m->checkpoint, dir));
+    loader L = {m, m->checkpoint, dir, NULL};
+    LM_TRY(lm_calloc(&L.used, (size_t)m->checkpoint->n_tensors, 1, "tensor flags"));
+    s = load_weights(&L);
+    /* The rest of the checkpoint goes into the table as unused. */
+    for (int i = 0; i < m->checkpoint->n_tensors && !s; i++)
+        if (!L.used[i]) s = add_table_row(m, &m->checkpoint->tensors[i], 0);
+    free(L.used);
+    LM_TRY(s);
+    return set_tokenizer_path(m, dir);
+}
+
+lm_status lm_model_init(lm_model **model, const char *path) {
+    *model = NULL;
+    lm_model *m;
+    LM_TRY(lm_calloc(&m, 1, sizeof *m, "model"));
+    lm_status s;
+    if (lm_is_directory(path))
+        s = load_directory(m, path);
+    else if (lm_file_exists(path))
+        /* A regular file is a quantized model (src/quant): its loader is called here. */
+        s = lm_qfile_load(m, path);
+    else
+        s = lm_fail(LM_ERR_IO, "%s: no such model directory", path);
+    if (s) {
+        lm_model_free(m);
+        return s;
+    }
+    *model = m;
+    return LM_OK;
+}
+
+void lm_model_free(lm_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_tensors; i++) free((char *)m->tensors[i].name);
+    free(m->tensors);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    if (m->checkpoint) lm_safetensors_close(m->checkpoint);
+    free(m->checkpoint);
+    free(m->layers);
+    free(m->tokenizer_path);
+    lm_hadamard_free(m->rot_inner);
+    lm_unmap_file(&m->qfile);
+    free(m);
+}
+
+const lm_config *lm_model_config(const lm_model *m) { return &m->cfg; }
+const char *lm_model_tokenizer_path(const lm_model *m) { return m->tokenizer_path; }
+int lm_model_n_tensors(const lm_model *m) { return m->n_tensors; }
+const lm_tensor_info *lm_model_tensor(const lm_model *m, int i) {
+    return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;
+}
+
+uint64_t lm_model_n_params(const lm_model *m) {
+    uint64_t n = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (!m->tensors[i].used) continue;
+        uint64_t e = 1;
+        for (int d = 0; d < m->tensors[i].ndim; d++) e *= (uint64_t)m->tensors[i].shape[d];
+        n += e;
+    }
+    return n;
+}

@@ -1,0 +1,45 @@
+/* The float32 operators of a Mamba2 block, each over a chunk of T tokens (row-major).
+ *
+ * Shape legend: T tokens, D d_model, K/O a linear layer's input/output width,
+ * E in_proj width = 2*d_inner + 2*G*N + H (rows [z | x | B | C | dt]),
+ * C conv channels = d_inner + 2*G*N (the [x | B | C] part), W conv kernel width,
+ * H heads, P head_dim, N d_state, G groups (head hd reads B, C of group hd / (H/G)). */
+#ifndef LM_MODEL_OPS_H
+#define LM_MODEL_OPS_H
+#include "model/model.h"
+
+/* out[t] = x[t] / sqrt(mean_i x[t][i]^2 + eps) * w          x, out [T, D], w [D]; out may be x */
+void rmsnorm_forward(float *out, const float *x, const float *w, int T, int D, float eps);
+
+/* y[t] = W x[t] (+ bias)                                      x [T, K], y [T, O]
+ * Every linear layer goes through here, whatever its storage (float32 or integer).
+ * act: scratch for an integer layer's quantized activations (room for T tokens of K
+ * channels, L->abits, L->q.wbits); NULL for float layers. */
+void linear_forward(float *y, const float *x, const lm_linear *L, int T, lm_pool *pool, lm_qact *act);
+
+/* Causal depthwise convolution, bias and SiLU:
+ *   out[t][c] = SiLU(b[c] + sum_{k<W} w[c][k] * in[t - (W-1) + k][c])
+ * where rows before the chunk come from state [W-1, C] (the previous W-1 inputs, oldest
+ * first), which is then advanced to the chunk's last W-1 inputs.
+ * in [T, C] with row stride in_stride (a column slice of in_proj's output), out [T, C],
+ * w [C, W], b [C] or NULL. */
+void conv1d_silu_forward(float *out, float *state, const float *in, int in_stride,
+                         const float *w, const float *b, int T, int C, int W);
+
+/* The selective scan of heads [h0, h1) over T tokens, one token at a time:
+ *   dt  = clamp(softplus(dt_raw[t][hd] + dt_bias[hd]), dt_min, dt_max)
+ *   dA  = exp(dt * A[hd])
+ *   h[hd][p][n] = dA * h[hd][p][n] + dt * x[t][hd*P+p] * B[t][g][n]
+ *   y[t][hd*P+p] = sum_n h[hd][p][n] * C[t][g][n] + D[hd] * x[t][hd*P+p]
+ * xbc [T, C] = [x (d_inner) | B (G*N) | C (G*N)] after the conv; dt_raw [T, H] with row
+ * stride dt_stride; state [H, P, N]; y [T, d_inner] (only heads [h0, h1) written). */
+void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                 const lm_layer *L, const lm_config *cfg, int T, int h0, int h1);
+
+/* Gated RMSNorm (norm_before_gate = false), per group of d_inner/G channels:
+ *   v = y[t] * SiLU(z[t]);  out[t][i] = v[i] / sqrt(mean_{group(i)} v^2 + eps) * w[i]
+ * y, out [T, d_inner] (out may be y), z [T, d_inner] with row stride z_stride, w [d_inner]. */
+void gated_rmsnorm_forward(float *out, const float *y, const float *z, int z_stride, const float *w,
+                           int T, int d_inner, int G, float eps);
+
+#endif

@@ -1,0 +1,153 @@
+/* Sessions: the Mamba2 forward pass over chunks of tokens, with the recurrent state.
+ *
+ * Per chunk of T <= LM_SESSION_CHUNK tokens, each block runs
+ *   xn = RMSNorm(x) ; zxbcdt = in_proj xn           (GEMM over the chunk)
+ *   xbc = SiLU(conv1d([conv state ; xBC]) + b)      (causal, depthwise)
+ *   y = selective scan(x, B, C, dt) per head         (sequential in t, heads in parallel)
+ *   y = gated RMSNorm(y, z) ; x += out_proj y        (GEMM over the chunk)
+ * then norm_f and lm_head for the rows whose logits are wanted. Decode is T = 1.
+ * Memory is fixed by LM_SESSION_CHUNK, whatever the input length. */
+#include "model/session.h"
+#include "model/ops.h"
+#include "common/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t conv_dim(const lm_config *c) { return (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state; }
+static size_t in_proj_width(const lm_config *c) { return 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads; }
+static size_t ssm_state_size(const lm_config *c) { return (size_t)c->n_heads * c->head_dim * c->d_state; }
+static size_t conv_state_size(const lm_config *c) { return (size_t)(c->d_conv - 1) * conv_dim(c); }
+
+lm_status lm_session_init(lm_session **out, const lm_model *m, int n_threads) {
+    *out = NULL;
+    if (!m) return lm_fail(LM_ERR_ARG, "lm_session_init: no model");
+    const lm_config *c = &m->cfg;
+    const size_t T = LM_SESSION_CHUNK;
+    lm_session *s;
+    LM_TRY(lm_calloc(&s, 1, sizeof *s, "session"));
+    s->m = m;
+    lm_status st = lm_pool_init(&s->pool, n_threads);
+    if (st == LM_OK) st = lm_calloc(&s->conv_state, (size_t)c->n_layer, conv_state_size(c) * sizeof(float), "conv state");
+    if (st == LM_OK) st = lm_calloc(&s->ssm_state, (size_t)c->n_layer, ssm_state_size(c) * sizeof(float), "SSM state");
+    if (st == LM_OK) st = lm_calloc(&s->x, T * c->d_model, sizeof(float), "session scratch");
+    if (st == LM_OK) st = lm_calloc(&s->xn, T * c->d_model, sizeof(float), "session scratch");
+    if (st == LM_OK) st = lm_calloc(&s->zxbcdt, T * in_proj_width(c), sizeof(float), "session scratch");
+    if (st == LM_OK) st = lm_calloc(&s->xbc, T * conv_dim(c), sizeof(float), "session scratch");
+    if (st == LM_OK) st = lm_calloc(&s->y, T * c->d_inner, sizeof(float), "session scratch");
+    if (st == LM_OK) st = lm_calloc(&s->out, T * c->d_model, sizeof(float), "session scratch");
+    /* A quantized model's integer layers (the same kind in every block) quantize their inputs here. */
+    const lm_linear *in0 = &m->layers[0].in_proj, *out0 = &m->layers[0].out_proj;
+    if (st == LM_OK && in0->kind == LM_LINEAR_INT)
+        st = lm_qact_init(&s->act_in, (int)T, c->d_model, in0->abits, in0->q.wbits);
+    if (st == LM_OK && out0->kind == LM_LINEAR_INT)
+        st = lm_qact_init(&s->act_out, (int)T, c->d_inner, out0->abits, out0->q.wbits);
+    if (st != LM_OK) {
+        lm_session_free(s);
+        return st;
+    }
+    *out = s;
+    return LM_OK;
+}
+
+void lm_session_free(lm_session *s) {
+    if (!s) return;
+    lm_pool_free(s->pool);
+    free(s->conv_state);
+    free(s->ssm_state);
+    free(s->x);
+    free(s->xn);
+    free(s->zxbcdt);
+    free(s->xbc);
+    free(s->y);
+    free(s->out);
+    lm_qact_free(&s->act_in);
+    lm_qact_free(&s->act_out);
+    free(s);
+}
+
+void lm_session_reset(lm_session *s) {
+    const lm_config *c = &s->m->cfg;
+    memset(s->conv_state, 0, (size_t)c->n_layer * conv_state_size(c) * sizeof(float));
+    memset(s->ssm_state, 0, (size_t)c->n_layer * ssm_state_size(c) * sizeof(float));
+}
+
+int lm_session_vocab_size(const lm_session *s) { return s->m->cfg.vocab_size; }
+
+void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx) {
+    s->observer = fn;
+    s->observer_ctx = ctx;
+}
+
+/* The scan of one layer, heads split evenly across the pool's workers. */
+typedef struct {
+    lm_session *s;
+    int layer, T;
+} ssm_task;
+
+static void ssm_task_run(void *arg, int i, int n) {
+    ssm_task *a = arg;
+    const lm_config *c = &a->s->m->cfg;
+    int h0 = (int)((long)c->n_heads * i / n), h1 = (int)((long)c->n_heads * (i + 1) / n);
+    ssm_forward(a->s->y, a->s->ssm_state + (size_t)a->layer * ssm_state_size(c), a->s->xbc,
+                a->s->zxbcdt + 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state,
+                (int)in_proj_width(c), &a->s->m->layers[a->layer], c, a->T, h0, h1);
+}
+
+static void observe(lm_session *s, int layer, lm_site site, const float *x, int T, int K) {
+    if (s->observer) s->observer(s->observer_ctx, layer, site, x, T, K);
+}
+
+/* One Mamba2 block over the chunk in s->x [T, d_model], in place. */
+static void block_forward(lm_session *s, int l, int T) {
+    const lm_config *c = &s->m->cfg;
+    const lm_layer *L = &s->m->layers[l];
+    const int D = c->d_model, E = (int)in_proj_width(c);
+
+    rmsnorm_forward(s->xn, s->x, L->norm, T, D, c->eps);
+    observe(s, l, LM_SITE_IN_PROJ, s->xn, T, D);
+    linear_forward(s->zxbcdt, s->xn, &L->in_proj, T, s->pool, &s->act_in);
+
+    conv1d_silu_forward(s->xbc, s->conv_state + (size_t)l * conv_state_size(c), s->zxbcdt + c->d_inner, E,
+                        L->conv_w, L->conv_b, T, (int)conv_dim(c), c->d_conv);
+    ssm_task task = {s, l, T};
+    lm_pool_run(s->pool, ssm_task_run, &task);
+    gated_rmsnorm_forward(s->y, s->y, s->zxbcdt /* z */, E, L->gnorm, T, c->d_inner, c->n_groups, c->eps);
+    /* LightMamba: the online Hadamard rotation of out_proj's input (its transpose is fused into out_proj). */
+    if (s->m->rot_inner) lm_hadamard_rotate(s->m->rot_inner, s->y, T);
+
+    observe(s, l, LM_SITE_OUT_PROJ, s->y, T, c->d_inner);
+    linear_forward(s->out, s->y, &L->out_proj, T, s->pool, &s->act_out);
+    for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->out[i];
+}
+
+/* norm_f then lm_head for rows [r0, r0 + n) of the chunk: logits [n, vocab]. */
+static void head_forward(lm_session *s, int r0, int n, float *logits) {
+    const lm_config *c = &s->m->cfg;
+    rmsnorm_forward(s->xn, s->x + (size_t)r0 * c->d_model, s->m->norm_f, n, c->d_model, c->eps);
+    linear_forward(logits, s->xn, &s->m->lm_head, n, s->pool, NULL);
+}
+
+lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits) {
+    const lm_config *c = &s->m->cfg;
+    const size_t V = (size_t)c->vocab_size, D = (size_t)c->d_model;
+    if (n == 0 && last_logits) return lm_fail(LM_ERR_ARG, "no tokens to compute logits for");
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return lm_fail(LM_ERR_ARG, "token id %d at position %zu is outside the vocabulary [0, %d)",
+                           (int)tokens[i], i, c->vocab_size);
+
+    for (size_t done = 0; done < n;) {
+        int T = (int)(n - done < LM_SESSION_CHUNK ? n - done : LM_SESSION_CHUNK);
+        for (int t = 0; t < T; t++)
+            memcpy(s->x + t * D, s->m->embedding + (size_t)tokens[done + t] * D, D * sizeof(float));
+        for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
+        if (logits)
+            head_forward(s, 0, T, logits + done * V);
+        else if (last_logits && done + T == n)
+            head_forward(s, T - 1, 1, last_logits);
+        done += T;
+    }
+    if (logits && last_logits) memcpy(last_logits, logits + (n - 1) * V, V * sizeof(float));
+    return LM_OK;
+}

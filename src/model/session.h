@@ -1,0 +1,27 @@
+/* The run state of one sequence (struct lm_session, public API in lightmamba.h).
+ * Internal so the rest of src/model (perplexity) can share the session's thread pool. */
+#ifndef LM_MODEL_SESSION_H
+#define LM_MODEL_SESSION_H
+#include "model/model.h"
+
+struct lm_session {
+    const lm_model *m;
+    lm_pool *pool;
+    lm_observer_fn observer;
+    void *observer_ctx;
+    /* recurrent state, per layer */
+    float *conv_state;   /* [n_layer, d_conv-1, conv_dim] */
+    float *ssm_state;    /* [n_layer, H, P, N] */
+    /* scratch for one chunk of up to LM_SESSION_CHUNK tokens (T) */
+    float *x;            /* [T, d_model]  residual stream */
+    float *xn;           /* [T, d_model]  RMSNorm output */
+    float *zxbcdt;       /* [T, E]        in_proj output, E = 2*d_inner + 2*G*N + H */
+    float *xbc;          /* [T, conv_dim] conv + SiLU output */
+    float *y;            /* [T, d_inner]  SSM output, then gated RMSNorm output */
+    float *out;          /* [T, d_model]  out_proj output */
+    /* quantized activations of the integer in_proj (K = d_model) and out_proj (K = d_inner)
+     * inputs; allocated only for a quantized model */
+    lm_qact act_in, act_out;
+};
+
+#endif

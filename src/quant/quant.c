@@ -1,0 +1,164 @@
+/* lm_quantize: float model -> quantized model file.
+ *   1. a private float copy of the model;
+ *   2. smoothquant: activation maxima from calibration, smoothing folded into the norms;
+ *      lightmamba: the Hadamard rotations fused into the weights (transform.h);
+ *   3. gptq: Hessians from calibration on the transformed copy (the inputs the quantized model sees);
+ *   4. every in_proj and out_proj quantized (quantize.h), then the file written (qfile.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/file.h"
+#include "quant/calib.h"
+#include "quant/qfile.h"
+#include "quant/quantize.h"
+#include "quant/transform.h"
+
+#define GPTQ_DAMP 0.01
+
+lm_quant_settings lm_quant_defaults(void) {
+    return (lm_quant_settings){.method = LM_QUANT_LIGHTMAMBA, .wbits = 4, .abits = 4, .gptq = 0, .alpha = 0.5f,
+                               .ssm_mode = LM_SSM_FLOAT, .calib_samples = 128, .calib_len = 512, .rotated = 0};
+}
+
+const char *lm_quant_method_name(lm_quant_method m) {
+    switch (m) {
+    case LM_QUANT_NONE: return "float";
+    case LM_QUANT_RTN: return "rtn";
+    case LM_QUANT_SMOOTHQUANT: return "smoothquant";
+    case LM_QUANT_LIGHTMAMBA: return "lightmamba";
+    }
+    return "unknown";
+}
+
+const lm_quant_settings *lm_model_quant(const lm_model *m) { return &m->quant; }
+
+static lm_status check_settings(const lm_quant_settings *q) {
+    if (q->method < LM_QUANT_RTN || q->method > LM_QUANT_LIGHTMAMBA)
+        return lm_fail(LM_ERR_ARG, "quantize: unknown method %d", (int)q->method);
+    if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8))
+        return lm_fail(LM_ERR_ARG, "quantize: --wbits and --abits must be 4 or 8 (got %d and %d)", q->wbits, q->abits);
+    if (q->wbits == 8 && q->abits == 4)
+        return lm_fail(LM_ERR_UNSUPPORTED, "quantize: W8A4 is not supported by the integer kernels (use W4A4, W4A8 or W8A8)");
+    if (!(q->alpha >= 0 && q->alpha <= 1)) return lm_fail(LM_ERR_ARG, "quantize: --alpha %g must lie in [0, 1]", q->alpha);
+    if (q->calib_samples < 1 || q->calib_len < 1)
+        return lm_fail(LM_ERR_ARG, "quantize: calibration needs at least one sample of one token");
+    if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "quantize: SSM mode %d is not supported", (int)q->ssm_mode);
+    return LM_OK;
+}
+
+/* Hands a heap block to the model (freed by lm_model_free). */
+static lm_status give(lm_model *m, void *p) {
+    void **g = realloc(m->owned, ((size_t)m->n_owned + 1) * sizeof *g);
+    if (!g) {
+        free(p);
+        return lm_fail(LM_ERR_NOMEM, "out of memory");
+    }
+    m->owned = g;
+    m->owned[m->n_owned++] = p;
+    return LM_OK;
+}
+
+/* One linear layer of the copy becomes integer. H: its input Hessian (float, K x K) or NULL for RTN. */
+static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, const lm_quant_settings *q, lm_pool *pool) {
+    const int O = lin->rows, K = lin->cols;
+    lm_qweight_buf b;
+    lm_status s;
+    if (H) {
+        double *Hd = malloc((size_t)K * K * sizeof *Hd);
+        if (!Hd) return lm_fail(LM_ERR_NOMEM, "out of memory for a %d x %d Hessian", K, K);
+        for (size_t i = 0; i < (size_t)K * K; i++) Hd[i] = H[i];
+        s = lm_quantize_gptq(&b, lin->w, O, K, q->wbits, Hd, GPTQ_DAMP, pool);
+        free(Hd);
+    } else {
+        s = lm_quantize_rtn(&b, lin->w, O, K, q->wbits, pool);
+    }
+    LM_TRY(s);
+    lin->kind = LM_LINEAR_INT;
+    lin->q = b.view;
+    lin->abits = q->abits;
+    /* The float weights stay in the copy's owned memory; only the integer ones are written. */
+    s = give(m, b.q);
+    if (s == LM_OK) s = give(m, b.scale);
+    else free(b.scale);
+    if (s == LM_OK) s = give(m, b.e0);
+    else free(b.e0);
+    return s;
+}
+
+/* The bundled calibration text lies beside the bundled tokenizer (data/). */
+static char *default_calib_path(void) {
+    const char *tok = LM_DEFAULT_TOKENIZER, *slash = strrchr(tok, '/');
+    size_t dir = slash ? (size_t)(slash - tok) + 1 : 0;
+    static const char name[] = "calib_wikitext2_valid.txt";
+    char *p = malloc(dir + sizeof name);
+    if (p) {
+        memcpy(p, tok, dir);
+        memcpy(p + dir, name, sizeof name);
+    }
+    return p;
+}
+
+static lm_status load_calibration_ids(const char *tokenizer_path, const char *calib_path, int32_t **ids, size_t *n_ids) {
+    char *text = NULL, *fallback = NULL;
+    size_t len = 0;
+    lm_tokenizer *tok = NULL;
+    if (!calib_path && !(calib_path = fallback = default_calib_path())) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    lm_status s = lm_read_file(calib_path, &text, &len);
+    if (s == LM_OK && len == 0) s = lm_fail(LM_ERR_ARG, "calibration text %s is empty", calib_path);
+    if (s == LM_OK) s = lm_tokenizer_init(&tok, tokenizer_path);
+    if (s == LM_OK) s = lm_tokenizer_encode(tok, text, len, ids, n_ids);
+    lm_tokenizer_free(tok);
+    free(text);
+    free(fallback);
+    return s;
+}
+
+lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, const char *calib_path, int n_threads,
+                      const char *out_path, lm_quant_progress_fn progress, void *progress_ctx) {
+    lm_quant_settings q = *settings;
+    LM_TRY(check_settings(&q));
+    q.rotated = q.method == LM_QUANT_LIGHTMAMBA;
+    const int need_amax = q.method == LM_QUANT_SMOOTHQUANT, need_hessian = q.gptq;
+    if (!need_amax && !need_hessian) q.calib_samples = q.calib_len = 0; /* no calibration happened */
+
+    lm_model *m = NULL;
+    lm_pool *pool = NULL;
+    char *tok_json = NULL;
+    size_t tok_len = 0, n_ids = 0;
+    int32_t *ids = NULL;
+    lm_calib_stats st = {0};
+    const char *tok_path = lm_model_tokenizer_path(src);
+    lm_status s = lm_model_clone_f32(&m, src);
+    if (!s) s = lm_read_file(tok_path, &tok_json, &tok_len);
+    if (!s && (need_amax || need_hessian)) s = load_calibration_ids(tok_path, calib_path, &ids, &n_ids);
+    if (!s && need_amax) {
+        s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 1, 0, &st, progress, progress_ctx);
+        for (int l = 0; l < m->cfg.n_layer && !s; l++)
+            for (int site = 0; site < 2; site++)
+                lm_fuse_smoothing(m, l, (lm_site)site, st.amax[site] + (size_t)l * st.K[site], q.alpha);
+        lm_calib_stats_free(&st);
+    }
+    if (!s && q.rotated) s = lm_fuse_rotation(m);
+    if (!s && need_hessian)
+        s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 0, 1, &st, progress, progress_ctx);
+    if (!s) s = lm_pool_init(&pool, n_threads);
+    for (int l = 0; l < m->cfg.n_layer && !s; l++) {
+        lm_layer *L = &m->layers[l];
+        const float *Hin = need_hessian ? st.hessian[0] + (size_t)l * st.K[0] * st.K[0] : NULL;
+        const float *Hout = need_hessian ? st.hessian[1] + (size_t)l * st.K[1] * st.K[1] : NULL;
+        s = quantize_linear(m, &L->in_proj, Hin, &q, pool);
+        if (!s) s = quantize_linear(m, &L->out_proj, Hout, &q, pool);
+        if (progress) progress(progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
+    }
+    if (!s) {
+        m->quant = q;
+        s = lm_qfile_write(out_path, m, tok_json, tok_len);
+    }
+    lm_calib_stats_free(&st);
+    lm_pool_free(pool);
+    free(ids);
+    free(tok_json);
+    lm_model_free(m);
+    return s;
+}
