@@ -441,7 +441,7 @@ static void gen_layer(sim_t *s, const gen_t *g, int l) {
             j_need(a, CH_SSMSEQ, hh);
             j_need(a, CH_DT, hh + 1);
             j_prod(a, CH_DBX, 1);
-            job_t *b = add_job(s, IU_UPD, pass, DEPTH_SSM, l, 0);
+            job_t *b = add_job(s, IU_UPD, 2 * pass, DEPTH_SSM, l, 0); /* dA*h to a tensor, then h = dA*h + dB*x */
             j_cons(b, CH_DBX, 1);
             j_cons(b, CH_STATE_IN, 1);
             j_prod(b, CH_HNEW, 1);
@@ -510,7 +510,7 @@ lm_status lm_hw_design_check(const lm_hw_design *d, const lm_config *c) {
 }
 
 static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, const lm_hw_design *d, const lm_config *c,
-                                 int n_layers, int trace, run_t *rn) {
+                                 int n_layers, int trace_layer, run_t *rn) {
     sim_t s;
     memset(&s, 0, sizeof s);
     gen_t g = {c, d, p->burst_bytes, 0, 0};
@@ -527,7 +527,11 @@ static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, con
     s.ch[CH_CONVST].cap = 2; s.ch[CH_CONVST].mem_fed = 1;
     s.ch[CH_XZBUF].cap = d->reorder ? (int64_t)d->xz_buffer_heads * 2 * c->head_dim : 2 * (int64_t)c->d_inner;
     if (d->tiling) {
-        s.ch[CH_DBX].cap = d->fifo_tiles; s.ch[CH_HNEW].cap = d->fifo_tiles; s.ch[CH_YP].cap = 2;
+        /* A job reserves its output slot when it starts; the tiles still in the producer's pipeline
+         * registers (depth / cycles per tile of them) do not occupy the FIFO, so they add to its capacity. */
+        int64_t in_flight = (int64_t)ceil((DEPTH_SSM + ceil(log2(d->n_p))) / ceil((double)(d->n_p * d->p_p) / d->ssmu_lanes));
+        s.ch[CH_DBX].cap = d->fifo_tiles + in_flight; s.ch[CH_HNEW].cap = d->fifo_tiles + in_flight;
+        s.ch[CH_YP].cap = 2 + in_flight;
         s.ch[CH_STOUT].cap = write_heads * tiles;
     } else {
         s.ch[CH_STOUT].cap = write_heads;
@@ -545,7 +549,7 @@ static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, con
     rn->min_access = p->min_access_bytes;
     rn->n_layers = n_layers;
     rn->res_per_layer = c->d_model;
-    rn->trace_layer = trace ? (n_layers >= 2 ? n_layers - 1 : 0) : -2;
+    rn->trace_layer = trace_layer;
     rn->res = res;
     rn->layer_end = calloc((size_t)n_layers, sizeof(double));
     rn->busy = calloc((size_t)(n_layers + 1) * HW_N_UNITS, sizeof(double));
@@ -575,21 +579,30 @@ lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw
     LM_TRY(lm_hw_design_check(d, c));
     if (d->mem_channels > p->mem_channels)
         return lm_fail(LM_ERR_ARG, "design uses %d memory channels, %s has %d", d->mem_channels, p->name, p->mem_channels);
+    /* Units read ahead across layers (the state reader up to state_buffers - 1 layers, the conv state
+     * and weight prefetchers one), so a layer is in steady state only with LOOKAHEAD layers after it:
+     * the period is measured on layer n-1-LOOKAHEAD and must equal the one before it. The simulated
+     * stream ends like the real one (its last layers have nothing to prefetch), so the remaining
+     * L - n layers are inserted at the steady period. */
+    enum { LOOKAHEAD = 4 };
     int L = c->n_layer;
-    int n = exact ? L : (L < 3 ? L : 3);
+    int n = exact ? L : (L < 3 + LOOKAHEAD ? L : 3 + LOOKAHEAD);
     run_t rn;
+    int steady;
     for (;;) {
         lm_hw_result_free(res);
-        lm_status st = simulate_layers(res, p, d, c, n, trace, &rn);
+        steady = n - 1 - LOOKAHEAD;
+        lm_status st = simulate_layers(res, p, d, c, n, trace ? (steady >= 1 ? steady : n - 1) : -2, &rn);
         if (st != LM_OK) { free_run(&rn); lm_hw_result_free(res); return st; }
         if (n == L) break;
-        double p1 = rn.layer_end[n - 2] - (n >= 3 ? rn.layer_end[n - 3] : 0), p2 = rn.layer_end[n - 1] - rn.layer_end[n - 2];
+        double p1 = rn.layer_end[steady - 1] - rn.layer_end[steady - 2], p2 = rn.layer_end[steady] - rn.layer_end[steady - 1];
         if (fabs(p2 - p1) <= 1e-9 * p2) break;
         free_run(&rn);
         n = n + 3 > L ? L : n + 3; /* not yet periodic: run more layers */
     }
-    int extra = L - n, steady = n - 1;
-    double period = n >= 2 ? rn.layer_end[n - 1] - rn.layer_end[n - 2] : rn.layer_end[0];
+    if (n == L) steady = L >= 2 + LOOKAHEAD ? L - 1 - LOOKAHEAD : L - 1;
+    int extra = L - n;
+    double period = steady >= 1 ? rn.layer_end[steady] - rn.layer_end[steady - 1] : rn.layer_end[0];
     res->layers_simulated = n;
     res->cycles_layer0 = rn.layer_end[0];
     res->cycles_layer = period;
@@ -620,8 +633,9 @@ lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw
     res->mmu_macs_token = (double)L * ((double)in_rows(c) * c->d_model + (double)c->d_model * c->d_inner) +
                           (double)c->vocab_size * c->d_model;
     if (trace) {
-        res->trace_t0 = n >= 2 ? rn.layer_end[n - 2] : 0;
-        res->trace_t1 = rn.layer_end[n - 1];
+        int tl = rn.trace_layer;
+        res->trace_t0 = tl >= 1 ? rn.layer_end[tl - 1] : 0;
+        res->trace_t1 = rn.layer_end[tl];
     }
     free_run(&rn);
     return LM_OK;

@@ -91,6 +91,7 @@ typedef struct {
 
 typedef struct {
     double static_w, logic_j, dram_j, total_j, tokens_per_j, watts;
+    double ops;      /* operations per token (MACs, element ops) */
 } lm_hw_energy;
 
 /* Platform: "vck190" or "u280" (hw/platforms/NAME.json, found in $LM_HW_PLATFORMS or the source

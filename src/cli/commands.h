@@ -8,12 +8,14 @@ extern const lm_command cmd_version;
 extern const lm_command cmd_info;
 extern const lm_command cmd_generate;
 extern const lm_command cmd_perplexity;
+extern const lm_command cmd_sim;
 extern const lm_command cmd_quantize;
 
 #define LM_CLI_COMMANDS \
     &cmd_info, \
     &cmd_generate, \
     &cmd_perplexity, \
+    &cmd_sim, \
     &cmd_quantize, \
     &cmd_tokenize, \
     &cmd_version,

@@ -137,21 +137,21 @@ lm_status lm_int_layer_build(lm_int_layer *L, const float *norm, const float *co
     if (st != LM_OK) { lm_int_layer_free(L); return st; }
 
     /* fixed points of the sites */
-    L->F_ip = lm_site_F(absmax(cal, LM_SITE_IP));
-    const int F_conv = lm_site_F(absmax(cal, LM_SITE_CONV));
-    L->F_u = lm_site_F(absmax(cal, LM_SITE_U));
-    L->F_zs = lm_site_F(absmax(cal, LM_SITE_ZS));
-    L->F_dt = lm_site_F(absmax(cal, LM_SITE_DT));
-    const int F_dtA = lm_site_F(fmax(absmax(cal, LM_SITE_DTA), 20.0));  /* the exp window reaches -20 */
-    L->F_dA = lm_site_F(1.0);                                           /* 0 < dA <= 1 */
-    L->F_dB = lm_site_F(absmax(cal, LM_SITE_DB));
-    L->F_h = lm_site_F(absmax(cal, LM_SITE_H));
-    L->F_y = lm_site_F(absmax(cal, LM_SITE_Y));
-    L->F_g = lm_site_F(absmax(cal, LM_SITE_G));
+    L->F_ip = lm_site_F(absmax(cal, LM_SITE_IP), 8);
+    const int F_conv = lm_site_F(absmax(cal, LM_SITE_CONV), 8);
+    L->F_u = lm_site_F(absmax(cal, LM_SITE_U), 8);
+    L->F_zs = lm_site_F(absmax(cal, LM_SITE_ZS), 8);
+    L->F_dt = lm_site_F(absmax(cal, LM_SITE_DT), 8);
+    const int F_dtA = lm_site_F(fmax(absmax(cal, LM_SITE_DTA), 20.0), 8);  /* the exp window reaches -20 */
+    L->F_dA = lm_site_F(1.0, 8);                                           /* 0 < dA <= 1 */
+    L->F_dB = lm_site_F(absmax(cal, LM_SITE_DB), 8);
+    L->F_h = lm_site_F(absmax(cal, LM_SITE_H), 8);
+    L->F_y = lm_site_F(absmax(cal, LM_SITE_Y), 8);
+    L->F_g = lm_site_F(absmax(cal, LM_SITE_G), 8);
 
     /* norms: the block norm reads the Q10 residual, the gated norm the gate's product */
-    if ((st = lm_int_norm_build(&L->norm, L->norm_gq, norm, D_, D_, cfg->eps, LM_RES_F, 1.0)) ||
-        (st = lm_int_norm_build(&L->gnorm, L->gnorm_gq, gnorm, di, di / G, cfg->eps, L->F_g, 1.0))) {
+    if ((st = lm_int_norm_build(&L->norm, L->norm_gq, norm, D_, D_, cfg->eps, LM_RES_F, 1.0, abits)) ||
+        (st = lm_int_norm_build(&L->gnorm, L->gnorm_gq, gnorm, di, di / G, cfg->eps, L->F_g, 1.0, abits))) {
         lm_int_layer_free(L);
         return st;
     }

@@ -60,10 +60,12 @@ int lm_pot_weight_exponent(float m, int bits);
  * q [n] (int16 so 16-bit A fits; int8 callers narrow), e [ceil(n/group)]. */
 void lm_pot_weight_quantize(int16_t *q, int8_t *e, const float *w, int n, int group, int bits);
 
-/* A site's fixed point from a calibrated (or bounded) absmax: the largest F with
- * absmax * 2^F <= 2^LM_SITE_TOP, clamped to [-8, 30]. The 4-bit exponent then covers group
- * maxima from 2^7 to 2^22 LSBs: one octave of headroom above absmax, 14 below at full precision. */
-int lm_site_F(double absmax);
+/* A site's fixed point from a calibrated (or bounded) absmax, for pot values of `bits`: the
+ * largest F with absmax * 2^F <= 2^(LM_SITE_TOP - (8 - bits)), clamped to [-8, 30]. For 8 bits
+ * the 4-bit exponent then covers group maxima from 2^7 to 2^22 LSBs (the largest it holds is
+ * 127 * 2^15): one octave of headroom above absmax, 14 below at full precision (4 bits: 2^3 to
+ * 2^18, likewise). */
+int lm_site_F(double absmax, int bits);
 
 /* --------------------------------------------------------------- the linear layers (linear.c)
  * The activation format of kernels.h from pot (q, s at site F): e_g = s_g - F,
@@ -98,8 +100,10 @@ typedef struct {
     int16_t value[LM_LUT_ENTRIES];
     uint8_t shift[LM_LUT_SEGMENTS];
 } lm_lut;
-/* Builds the table of fn over the real window [lo, hi] (lo < hi): alpha = floor(lo * 2^F_in),
- * k = the least k >= 0 with alpha + 4096 * 2^k > hi * 2^F_in. LM_ERR_ARG on a bad window. */
+/* Builds the table of fn over the real window [lo, hi] (lo < hi): k = the least k >= 0 with
+ * floor(lo * 2^F_in) + 4096 * 2^k > hi * 2^F_in; alpha = floor(lo * 2^F_in) for SiLU and softplus
+ * (window anchored at lo), alpha = floor(hi * 2^F_in) + 1 - 4096 * 2^k for exp (anchored at hi,
+ * so no entry holds exp of an input above hi). LM_ERR_ARG on a bad window or unfit sites. */
 lm_status lm_lut_build(lm_lut *lut, lm_lut_fn fn, double lo, double hi, int F_in, int F_out);
 int32_t lm_lut_apply(const lm_lut *lut, int32_t X);
 /* The function itself in double (the reference the tables are built from). */
@@ -130,10 +134,11 @@ const uint8_t *lm_rsqrt_shift(void);
 /* The parameters from a float gamma (NULL: all ones) over groups of `group` channels:
  * gq = round(gamma * sqrt(group) * extra_scale * 2^-e_gamma), e_gamma from the largest |entry|
  * (lm_pot_weight_exponent with 13 bits); eps_term = round(group * eps * 2^(2 F_in));
- * F_out = lm_site_F(max|gamma * sqrt(group) * extra| * sqrt(n / group)), a bound on every
- * output entry even after an orthogonal rotation. gq [n] is the caller's storage. */
+ * F_out = lm_site_F(max|gamma * sqrt(group) * extra| * sqrt(n / group), out_bits), a bound on
+ * every output entry even after an orthogonal rotation, for pot outputs of out_bits.
+ * gq [n] is the caller's storage. */
 lm_status lm_int_norm_build(lm_int_norm *p, int16_t *gq, const float *gamma, int n, int group, float eps,
-                            int F_in, double extra_scale);
+                            int F_in, double extra_scale, int out_bits);
 /* out [n] wide at F_out, x [n] wide at F_in. */
 void lm_int_rmsnorm(int32_t *out, const int32_t *x, const lm_int_norm *p);
 

@@ -22,9 +22,15 @@ lm_status lm_lut_build(lm_lut *lut, lm_lut_fn fn, double lo, double hi, int F_in
     if (a < -2147483647.0 || b > 2147483647.0)
         return lm_fail(LM_ERR_ARG, "lookup table: window [%g, %g] does not fit 32 bits at F_in %d", lo, hi, F_in);
     memset(lut, 0, sizeof *lut);
-    lut->alpha = (int32_t)a;
     lut->k = 0;
     while (a + ldexp(LM_LUT_ENTRIES, lut->k) <= b) lut->k++;
+    /* exp is anchored at the top (its window ends just above hi, where dt*A <= 0 ends; the table
+     * never holds exp of inputs that cannot occur), SiLU and softplus at the bottom (their
+     * identity tail takes over above the window). */
+    if (fn == LM_LUT_EXP) a = floor(b) + 1.0 - ldexp(LM_LUT_ENTRIES, lut->k);
+    if (a < -2147483647.0)
+        return lm_fail(LM_ERR_ARG, "lookup table: window [%g, %g] does not fit 32 bits at F_in %d", lo, hi, F_in);
+    lut->alpha = (int32_t)a;
     lut->F_in = F_in;
     lut->F_out = F_out;
     lut->tail_identity = fn != LM_LUT_EXP;

@@ -105,11 +105,11 @@ void lm_pot_weight_quantize(int16_t *q, int8_t *e, const float *w, int n, int gr
     }
 }
 
-int lm_site_F(double absmax) {
+int lm_site_F(double absmax, int bits) {
     if (!(absmax > 0.0)) return 30;
     int E;
     double f = frexp(absmax, &E);            /* absmax = f * 2^E, f in [0.5, 1) */
     int ceil_log2 = f == 0.5 ? E - 1 : E;    /* absmax <= 2^ceil_log2 */
-    int F = LM_SITE_TOP - ceil_log2;
+    int F = LM_SITE_TOP - (8 - bits) - ceil_log2;
     return F < -8 ? -8 : F > 30 ? 30 : F;
 }

@@ -68,8 +68,8 @@ void lm_int_rmsnorm(int32_t *out, const int32_t *x, const lm_int_norm *p) {
 }
 
 lm_status lm_int_norm_build(lm_int_norm *p, int16_t *gq, const float *gamma, int n, int group, float eps,
-                            int F_in, double extra_scale) {
-    if (n < 1 || group < 1 || n % group != 0 || group > (1 << 15) || !(eps >= 0.0f) || !(extra_scale > 0.0))
+                            int F_in, double extra_scale, int out_bits) {
+    if (n < 1 || group < 1 || n % group != 0 || group > (1 << 15) || !(eps >= 0.0f) || !(extra_scale > 0.0) || out_bits < 2 || out_bits > 8)
         return lm_fail(LM_ERR_ARG, "integer RMSNorm: bad shape %d / %d, eps %g or scale %g", n, group, eps, extra_scale);
     const double c = sqrt((double)group) * extra_scale;
     float m = 0.0f;
@@ -92,6 +92,6 @@ lm_status lm_int_norm_build(lm_int_norm *p, int16_t *gq, const float *gamma, int
     /* |out_i| = |x_i / sqrt(S)| * |gamma_i c| <= m, and the 2-norm of the whole output is at
      * most m * sqrt(n / group) (each group's x / sqrt(S) has norm <= 1), which also bounds every
      * entry after an orthogonal rotation (the online Hadamard before out_proj). */
-    p->F_out = lm_site_F(sqrt((double)n / group) * m);
+    p->F_out = lm_site_F(sqrt((double)n / group) * m, out_bits);
     return LM_OK;
 }

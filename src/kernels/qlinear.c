@@ -14,10 +14,13 @@
  * at kcorr = -2^(wbits-1) * sum(q). AVX2 uses |q| as the unsigned operand and the
  * weight with q's sign (vpsignb) instead.
  *
- * Bounds (why int32 lanes suffice): a lane is at most 8 * 7 * 127 = 7112 (W4A8) or
- * 4 * 127 * 127 = 64516 (W8A8) before its shift, < 2^24 after it (sa <= 15 with 4-bit
- * activations, <= 7 with 8-bit); with the +2^(wbits-1) offset before the shift it is
- * at most 8 * 15 * 127 or 4 * 255 * 127, and lane * scale (<= 256) is formed in int64. */
+ * Bounds (why int32 lanes suffice): before its shift a lane is at most 8 * 7 * 127 = 7112
+ * (W4A8), 8 * 7 * 7 (W4A4) or 4 * 127 * 127 (W8A8), after it (sa <= 15 with 4-bit
+ * activations, <= 7 with 8-bit) below 2^24 (W8A8 lanes are summed over 2 (AVX-512) or
+ * 4 (AVX2) parts of the group: < 2^26), so adjacent lanes add in int32 (< 2^27) before
+ * vpmuldq widens them times the
+ * scale (<= 256) into int64. With the unsigned offset a lane is at most 8 * 15 * 127 or
+ * 4 * 255 * 127 before kcorr cancels it. The test checks all of this at the extremes. */
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
@@ -36,7 +39,14 @@ typedef struct {
     lm_simd_level level;
 } qlinear_task;
 
-static inline float qlinear_output(int64_t acc, int eb, int e0) { return ldexpf((float)acc, eb + e0); }
+/* ldexpf((float)acc, e): one rounding int64 -> float, then an exact power-of-two scale
+ * (a multiply by 2^e, correctly rounded like ldexpf, when 2^e is a normal float). */
+static inline float qlinear_output(int64_t acc, int eb, int e0) {
+    int e = eb + e0;
+    if (e < -126 || e > 127) return ldexpf((float)acc, e);
+    union { uint32_t bits; float f; } scale = {(uint32_t)(e + 127) << 23};
+    return (float)acc * scale.f;
+}
 
 /* ---- scalar: the contract, line by line ---- */
 static void qlinear_rows_scalar(const qlinear_task *m, int o0, int o1) {
@@ -70,48 +80,38 @@ static void qlinear_rows_scalar(const qlinear_task *m, int o0, int o1) {
     }
 }
 
-/* ---- AVX-512 VNNI ---- */
+/* ---- AVX-512 VNNI ----
+ * A block of nr <= 2 rows x nt <= 4 tokens: each weight group is unpacked once per row
+ * and each token's group data is loaded once for both rows. One int64 accumulator per
+ * (row, token): the group's 16 lanes are added in pairs (|lane| < 2^25, so the pair sum
+ * fits int32) and the 8 pair sums multiplied by the weight scale into int64 (vpmuldq). */
 #define QL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline
+#define QL_ROWS 2
 
-/* acc64 += lanes * mult, the 16 int32 lanes widened into two int64 accumulators. */
-QL_AVX512 void mul_acc_avx512(__m512i *acc_even, __m512i *acc_odd, __m512i lanes, __m512i mult) {
-    *acc_even = _mm512_add_epi64(*acc_even, _mm512_mul_epi32(lanes, mult));
-    *acc_odd = _mm512_add_epi64(*acc_odd, _mm512_mul_epi32(_mm512_srli_epi64(lanes, 32), mult));
+QL_AVX512 __m512i pairs_times_avx512(__m512i lanes, __m512i mult) {
+    return _mm512_mul_epi32(_mm512_add_epi32(lanes, _mm512_srli_epi64(lanes, 32)), mult);
 }
 
-/* Row o against nt tokens from t0. */
-QL_AVX512 void qlinear_row_avx512(const qlinear_task *m, int o, int t0, int nt) {
-    const lm_qact *a = m->a;
-    const lm_qweight *W = m->W;
-    int K = a->K, n_wg = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
-    const uint8_t *wrow = W->q + (size_t)o * W->row_stride, *srow = W->scale + (size_t)o * n_wg;
-    size_t row_bytes = W->wbits == 4 ? (size_t)(K + 1) / 2 : (size_t)K;
-    __m512i acc_even[QL_TOKEN_BLOCK], acc_odd[QL_TOKEN_BLOCK];
-#pragma GCC unroll 4
-    for (int j = 0; j < nt; j++) acc_even[j] = acc_odd[j] = _mm512_setzero_si512();
+/* Weight group G of the block's rows, as unsigned bytes (qw + 2^(wbits-1)): w[r][0..1]
+ * (4-bit: even then odd channels; 8-bit: channels 0-63, 64-127). `left` bytes of each row
+ * remain from this group on; a short last group is read with a masked load. Prefetches
+ * the bytes `prefetch` ahead (a prefetch never faults, even past the end). */
+QL_AVX512 void load_group_avx512(__m512i w[QL_ROWS][2], const uint8_t *const *wrow, int nr, int wbits, int G, size_t left,
+                                 size_t prefetch) {
     const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8), sign8 = _mm512_set1_epi8((char)0x80);
-    for (int G = 0; G < n_wg; G++) {
-        __m512i mult = _mm512_set1_epi64(lm_wscale_mult(srow[G]));
-        size_t left = row_bytes - (size_t)G * (W->wbits == 4 ? 64 : 128); /* bytes of this row from group G on */
-        if (W->wbits == 4) {
-            const uint8_t *p = wrow + (size_t)G * 64;
+#pragma GCC unroll 2
+    for (int r = 0; r < nr; r++) {
+        if (wbits == 4) {
+            const uint8_t *p = wrow[r] + (size_t)G * 64;
+            _mm_prefetch((const char *)p + prefetch, _MM_HINT_T0);
             __m512i b = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8((1ull << left) - 1, p);
-            /* (nibble & 0xF) ^ 8 = qw + 8 in [0, 15]: ternary logic (A & B) ^ C */
-            __m512i even = _mm512_ternarylogic_epi32(b, low4, eight, 0x6A);
-            __m512i odd = _mm512_ternarylogic_epi32(_mm512_srli_epi16(b, 4), low4, eight, 0x6A);
-#pragma GCC unroll 4
-            for (int j = 0; j < nt; j++) {
-                size_t t = (size_t)(t0 + j);
-                const int8_t *x = a->kq + t * a->Kp + (size_t)G * 128;
-                size_t lane = t * a->lanes + (size_t)G * 16;
-                __m512i acc = _mm512_load_si512(a->kcorr + lane);
-                acc = _mm512_dpbusd_epi32(acc, even, _mm512_load_si512(x));
-                acc = _mm512_dpbusd_epi32(acc, odd, _mm512_load_si512(x + 64));
-                acc = _mm512_sllv_epi32(acc, _mm512_load_si512(a->ksa + lane));
-                mul_acc_avx512(&acc_even[j], &acc_odd[j], acc, mult);
-            }
+            /* (nibble & 0xF) ^ 8 = qw + 8: ternary logic (A & B) ^ C */
+            w[r][0] = _mm512_ternarylogic_epi32(b, low4, eight, 0x6A);
+            w[r][1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(b, 4), low4, eight, 0x6A);
         } else {
-            const uint8_t *p = wrow + (size_t)G * 128;
+            const uint8_t *p = wrow[r] + (size_t)G * 128;
+            _mm_prefetch((const char *)p + prefetch, _MM_HINT_T0);
+            _mm_prefetch((const char *)p + prefetch + 64, _MM_HINT_T0);
             __m512i b0, b1;
             if (left >= 128) {
                 b0 = _mm512_loadu_si512(p), b1 = _mm512_loadu_si512(p + 64);
@@ -119,48 +119,114 @@ QL_AVX512 void qlinear_row_avx512(const qlinear_task *m, int o, int t0, int nt) 
                 b0 = _mm512_maskz_loadu_epi8(left >= 64 ? ~0ull : (1ull << left) - 1, p);
                 b1 = left > 64 ? _mm512_maskz_loadu_epi8((1ull << (left - 64)) - 1, p + 64) : _mm512_setzero_si512();
             }
-            b0 = _mm512_xor_si512(b0, sign8); /* qw + 128 in [0, 255] */
-            b1 = _mm512_xor_si512(b1, sign8);
-#pragma GCC unroll 4
-            for (int j = 0; j < nt; j++) {
-                size_t t = (size_t)(t0 + j);
-                const int8_t *x = a->kq + t * a->Kp + (size_t)G * 128;
-                size_t lane = t * a->lanes + (size_t)G * 32;
-                __m512i acc0 = _mm512_dpbusd_epi32(_mm512_load_si512(a->kcorr + lane), b0, _mm512_load_si512(x));
-                __m512i acc1 = _mm512_dpbusd_epi32(_mm512_load_si512(a->kcorr + lane + 16), b1, _mm512_load_si512(x + 64));
-                acc0 = _mm512_sllv_epi32(acc0, _mm512_load_si512(a->ksa + lane));
-                acc1 = _mm512_sllv_epi32(acc1, _mm512_load_si512(a->ksa + lane + 16));
-                mul_acc_avx512(&acc_even[j], &acc_odd[j], _mm512_add_epi32(acc0, acc1), mult);
-            }
+            w[r][0] = _mm512_xor_si512(b0, sign8);
+            w[r][1] = _mm512_xor_si512(b1, sign8);
         }
-    }
-#pragma GCC unroll 4
-    for (int j = 0; j < nt; j++) {
-        int64_t acc = _mm512_reduce_add_epi64(_mm512_add_epi64(acc_even[j], acc_odd[j]));
-        m->y[(size_t)(t0 + j) * W->rows + o] = qlinear_output(acc, a->eb[t0 + j], W->e0[o]);
     }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void qlinear_rows_avx512(const qlinear_task *m, int o0, int o1) {
-    for (int o = o0; o < o1; o++)
-        for (int t0 = 0; t0 < m->a->T; t0 += QL_TOKEN_BLOCK) {
-            int nt = m->a->T - t0;
-            switch (nt >= QL_TOKEN_BLOCK ? QL_TOKEN_BLOCK : nt) { /* constant trip counts unroll */
-            case 1: qlinear_row_avx512(m, o, t0, 1); break;
-            case 2: qlinear_row_avx512(m, o, t0, 2); break;
-            case 3: qlinear_row_avx512(m, o, t0, 3); break;
-            default: qlinear_row_avx512(m, o, t0, QL_TOKEN_BLOCK); break;
+/* acc[r][j] += group G of row r times token t0 + j. */
+QL_AVX512 void group_block_avx512(__m512i acc[QL_ROWS][QL_TOKEN_BLOCK], const __m512i w[QL_ROWS][2],
+                                  const __m512i mult[QL_ROWS], const lm_qact *a, int wbits, int G, int t0,
+                                  int nr, int nt) {
+#pragma GCC unroll 4
+    for (int j = 0; j < nt; j++) {
+        size_t t = (size_t)(t0 + j);
+        const int8_t *x = a->kq + t * a->Kp + (size_t)G * 128;
+        __m512i x0 = _mm512_load_si512(x), x1 = _mm512_load_si512(x + 64);
+        if (wbits == 4) { /* 16 lanes: the 16 activation groups of this weight group */
+            const int32_t *corr = a->kcorr + t * a->lanes + (size_t)G * 16, *sa = a->ksa + t * a->lanes + (size_t)G * 16;
+            __m512i c = _mm512_load_si512(corr), s = _mm512_load_si512(sa);
+#pragma GCC unroll 2
+            for (int r = 0; r < nr; r++) {
+                __m512i v = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c, w[r][0], x0), w[r][1], x1);
+                acc[r][j] = _mm512_add_epi64(acc[r][j], pairs_times_avx512(_mm512_sllv_epi32(v, s), mult[r]));
+            }
+        } else { /* 2 x 16 lanes of 4 channels */
+            const int32_t *corr = a->kcorr + t * a->lanes + (size_t)G * 32, *sa = a->ksa + t * a->lanes + (size_t)G * 32;
+            __m512i c0 = _mm512_load_si512(corr), c1 = _mm512_load_si512(corr + 16);
+            __m512i s0 = _mm512_load_si512(sa), s1 = _mm512_load_si512(sa + 16);
+#pragma GCC unroll 2
+            for (int r = 0; r < nr; r++) {
+                __m512i v0 = _mm512_sllv_epi32(_mm512_dpbusd_epi32(c0, w[r][0], x0), s0);
+                __m512i v1 = _mm512_sllv_epi32(_mm512_dpbusd_epi32(c1, w[r][1], x1), s1);
+                acc[r][j] = _mm512_add_epi64(acc[r][j], pairs_times_avx512(_mm512_add_epi32(v0, v1), mult[r]));
             }
         }
+    }
+}
+
+/* Rows o .. o+nr-1 against tokens t0 .. t0+nt-1. */
+QL_AVX512 void qlinear_block_avx512(const qlinear_task *m, int o, int nr, int t0, int nt, int wbits) {
+    const lm_qact *a = m->a;
+    const lm_qweight *W = m->W;
+    int K = a->K, n_wg = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
+    size_t row_bytes = wbits == 4 ? (size_t)(K + 1) / 2 : (size_t)K, group_bytes = wbits == 4 ? 64 : 128;
+    int n_full = (int)(row_bytes / group_bytes);
+    const uint8_t *wrow[QL_ROWS], *srow[QL_ROWS];
+    __m512i acc[QL_ROWS][QL_TOKEN_BLOCK], w[QL_ROWS][2], mult[QL_ROWS];
+#pragma GCC unroll 2
+    for (int r = 0; r < nr; r++) {
+        wrow[r] = W->q + (size_t)(o + r) * W->row_stride;
+        srow[r] = W->scale + (size_t)(o + r) * n_wg;
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++) acc[r][j] = _mm512_setzero_si512();
+    }
+    for (int G = 0; G < n_wg; G++) {
+#pragma GCC unroll 2
+        for (int r = 0; r < nr; r++) mult[r] = _mm512_set1_epi64(lm_wscale_mult(srow[r][G]));
+        /* the same place in the next block's rows: the hardware prefetcher alone leaves decode
+         * latency bound (memory-level parallelism) at about half the bandwidth */
+        load_group_avx512(w, wrow, nr, wbits, G, G < n_full ? group_bytes : row_bytes - (size_t)G * group_bytes,
+                          QL_ROWS * W->row_stride);
+        group_block_avx512(acc, (const __m512i(*)[2])w, mult, a, wbits, G, t0, nr, nt);
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nt; j++)
+            m->y[(size_t)(t0 + j) * W->rows + o + r] =
+                qlinear_output(_mm512_reduce_add_epi64(acc[r][j]), a->eb[t0 + j], W->e0[o + r]);
+}
+
+/* Constant block shapes, so the loops above unroll and the accumulators live in registers. */
+#define QL_BLOCK_CASES(fn, m, o, nr, t0, nt, wbits)                                   \
+    switch ((nr) * 8 + (nt) * 2 + ((wbits) == 8)) {                                   \
+    case 2 * 8 + 1 * 2 + 0: fn(m, o, 2, t0, 1, 4); break;                             \
+    case 2 * 8 + 2 * 2 + 0: fn(m, o, 2, t0, 2, 4); break;                             \
+    case 2 * 8 + 3 * 2 + 0: fn(m, o, 2, t0, 3, 4); break;                             \
+    case 2 * 8 + 4 * 2 + 0: fn(m, o, 2, t0, 4, 4); break;                             \
+    case 1 * 8 + 1 * 2 + 0: fn(m, o, 1, t0, 1, 4); break;                             \
+    case 1 * 8 + 2 * 2 + 0: fn(m, o, 1, t0, 2, 4); break;                             \
+    case 1 * 8 + 3 * 2 + 0: fn(m, o, 1, t0, 3, 4); break;                             \
+    case 1 * 8 + 4 * 2 + 0: fn(m, o, 1, t0, 4, 4); break;                             \
+    case 2 * 8 + 1 * 2 + 1: fn(m, o, 2, t0, 1, 8); break;                             \
+    case 2 * 8 + 2 * 2 + 1: fn(m, o, 2, t0, 2, 8); break;                             \
+    case 2 * 8 + 3 * 2 + 1: fn(m, o, 2, t0, 3, 8); break;                             \
+    case 2 * 8 + 4 * 2 + 1: fn(m, o, 2, t0, 4, 8); break;                             \
+    case 1 * 8 + 1 * 2 + 1: fn(m, o, 1, t0, 1, 8); break;                             \
+    case 1 * 8 + 2 * 2 + 1: fn(m, o, 1, t0, 2, 8); break;                             \
+    case 1 * 8 + 3 * 2 + 1: fn(m, o, 1, t0, 3, 8); break;                             \
+    default: fn(m, o, 1, t0, 4, 8); break;                                            \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void qlinear_rows_avx512(const qlinear_task *m, int o0, int o1) {
+    for (int o = o0; o < o1; o += QL_ROWS) {
+        int nr = o1 - o < QL_ROWS ? o1 - o : QL_ROWS;
+        for (int t0 = 0; t0 < m->a->T; t0 += QL_TOKEN_BLOCK) {
+            int nt = m->a->T - t0 < QL_TOKEN_BLOCK ? m->a->T - t0 : QL_TOKEN_BLOCK;
+            QL_BLOCK_CASES(qlinear_block_avx512, m, o, nr, t0, nt, m->W->wbits)
+        }
+    }
 }
 
 /* ---- AVX2 ---- */
 #define QL_AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
 
-QL_AVX2 void mul_acc_avx2(__m256i *acc_even, __m256i *acc_odd, __m256i lanes, __m256i mult) {
-    *acc_even = _mm256_add_epi64(*acc_even, _mm256_mul_epi32(lanes, mult));
-    *acc_odd = _mm256_add_epi64(*acc_odd, _mm256_mul_epi32(_mm256_srli_epi64(lanes, 32), mult));
+/* The 8 lanes added in pairs (|lane| < 2^25) and times the weight scale, as 4 int64. */
+QL_AVX2 __m256i pairs_times_avx2(__m256i lanes, __m256i mult) {
+    return _mm256_mul_epi32(_mm256_add_epi32(lanes, _mm256_srli_epi64(lanes, 32)), mult);
 }
 
 /* int16 pairs of |x| * (w with x's sign) = x * w, exact while |pair| <= 32767. */
@@ -174,9 +240,9 @@ QL_AVX2 void qlinear_row_avx2(const qlinear_task *m, int o, int t0, int nt) {
     int K = a->K, n_wg = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
     const uint8_t *wrow = W->q + (size_t)o * W->row_stride, *srow = W->scale + (size_t)o * n_wg;
     size_t row_bytes = W->wbits == 4 ? (size_t)(K + 1) / 2 : (size_t)K, group_bytes = W->wbits == 4 ? 64 : 128;
-    __m256i acc_even[QL_TOKEN_BLOCK], acc_odd[QL_TOKEN_BLOCK];
+    __m256i acc[QL_TOKEN_BLOCK];
 #pragma GCC unroll 4
-    for (int j = 0; j < nt; j++) acc_even[j] = acc_odd[j] = _mm256_setzero_si256();
+    for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_si256();
     const __m256i low4 = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
     const __m256i nibble_to_int8 = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
                                                     0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
@@ -212,7 +278,7 @@ QL_AVX2 void qlinear_row_avx2(const qlinear_task *m, int o, int t0, int nt) {
                     group = _mm256_sllv_epi32(group, _mm256_load_si256((const __m256i *)(sa + 8 * h)));
                     lanes = _mm256_add_epi32(lanes, group);
                 }
-                mul_acc_avx2(&acc_even[j], &acc_odd[j], lanes, mult);
+                acc[j] = _mm256_add_epi64(acc[j], pairs_times_avx2(lanes, mult));
             }
         } else {
             __m256i w[4];
@@ -228,14 +294,13 @@ QL_AVX2 void qlinear_row_avx2(const qlinear_task *m, int o, int t0, int nt) {
                     quad = _mm256_sllv_epi32(quad, _mm256_load_si256((const __m256i *)(sa + 8 * h)));
                     lanes = _mm256_add_epi32(lanes, quad);
                 }
-                mul_acc_avx2(&acc_even[j], &acc_odd[j], lanes, mult);
+                acc[j] = _mm256_add_epi64(acc[j], pairs_times_avx2(lanes, mult));
             }
         }
     }
 #pragma GCC unroll 4
     for (int j = 0; j < nt; j++) {
-        __m256i s = _mm256_add_epi64(acc_even[j], acc_odd[j]);
-        __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        __m128i h = _mm_add_epi64(_mm256_castsi256_si128(acc[j]), _mm256_extracti128_si256(acc[j], 1));
         int64_t acc = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1);
         m->y[(size_t)(t0 + j) * W->rows + o] = qlinear_output(acc, a->eb[t0 + j], W->e0[o]);
     }

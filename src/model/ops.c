@@ -68,7 +68,7 @@ void conv1d_silu_forward(float *out, float *state, const float *in, int in_strid
 
 /* One row of the state, h[n] = dA*h[n] + xdt*B[n], returning sum_n h[n]*C[n].
  * Sixteen partial sums so the compiler can vectorize the reduction. */
-static inline float ssm_row(float *h, const float *B, const float *C, float dA, float xdt, int N) {
+static inline float ssm_row(float *restrict h, const float *restrict B, const float *restrict C, float dA, float xdt, int N) {
     float acc[16] = {0};
     int n = 0;
     for (; n + 16 <= N; n += 16)
@@ -87,28 +87,36 @@ static inline float ssm_row(float *h, const float *B, const float *C, float dA, 
     return s;
 }
 
-/* Compiled for AVX-512, AVX2+FMA and baseline x86-64; the loader picks one at run time
- * (the inner state update is the prefill's hottest loop outside the GEMMs). */
+/* Loop order: per head, per state row p, over the tokens, so the row h[hd][p][:] stays in
+ * L1 for the whole chunk (token-major order would stream the whole state through the cache
+ * once per token). Compiled for AVX-512, AVX2+FMA and baseline x86-64; the loader picks one
+ * at run time (this is the prefill's hottest loop outside the GEMMs). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
                  const lm_layer *L, const lm_config *cfg, int T, int h0, int h1) {
+    enum { TB = 64 }; /* tokens per block of precomputed dt, dA */
     const int H = cfg->n_heads, P = cfg->head_dim, N = cfg->d_state, G = cfg->n_groups;
     const int d_inner = cfg->d_inner, C = d_inner + 2 * G * N, heads_per_group = H / G;
     assert(0 <= h0 && h0 <= h1 && h1 <= H && H % G == 0);
-    for (int t = 0; t < T; t++) {
-        const float *x = xbc + (size_t)t * C;
-        const float *Bt = x + d_inner, *Ct = Bt + (size_t)G * N;
-        float *yt = y + (size_t)t * d_inner;
-        for (int hd = h0; hd < h1; hd++) {
-            float dt = softplus(dt_raw[(size_t)t * dt_stride + hd] + L->dt_bias[hd]);
-            dt = fminf(fmaxf(dt, cfg->dt_limit_min), cfg->dt_limit_max);
-            const float dA = expf(dt * L->A[hd]), Dh = L->D[hd];
-            const int g = hd / heads_per_group;
-            const float *B = Bt + (size_t)g * N, *Cg = Ct + (size_t)g * N;
-            float *h = state + (size_t)hd * P * N;
+    float dt[TB], dA[TB];
+    for (int hd = h0; hd < h1; hd++) {
+        const int g = hd / heads_per_group;
+        const float Dh = L->D[hd];
+        for (int t0 = 0; t0 < T; t0 += TB) {
+            const int nt = T - t0 < TB ? T - t0 : TB;
+            for (int t = 0; t < nt; t++) {
+                float d = softplus(dt_raw[(size_t)(t0 + t) * dt_stride + hd] + L->dt_bias[hd]);
+                dt[t] = fminf(fmaxf(d, cfg->dt_limit_min), cfg->dt_limit_max);
+                dA[t] = expf(dt[t] * L->A[hd]);
+            }
             for (int p = 0; p < P; p++) {
-                float xp = x[hd * P + p];
-                yt[hd * P + p] = ssm_row(h + (size_t)p * N, B, Cg, dA, dt * xp, N) + Dh * xp;
+                float *h = state + ((size_t)hd * P + p) * N;
+                for (int t = 0; t < nt; t++) {
+                    const float *x = xbc + (size_t)(t0 + t) * C;
+                    const float *B = x + d_inner + (size_t)g * N, *Cg = x + d_inner + (size_t)(G + g) * N;
+                    const float xp = x[hd * P + p];
+                    y[(size_t)(t0 + t) * d_inner + hd * P + p] = ssm_row(h, B, Cg, dA[t], dt[t] * xp, N) + Dh * xp;
+                }
             }
         }
     }
