@@ -21,7 +21,7 @@
 #define LUT_MUL4 13.0      /* 4b x 4b signed multiplier in LUT6 fabric */
 #define LUT_MUL8 52.0      /* 8b x 8b: four 4b x 4b partial products and their sum */
 #define ACC_BITS 34.0      /* MMU accumulator (LIGHTMAMBA.md section 2) */
-#define LUT_AXI_PORT 2500.0 /* one AXI4 master with its burst/DMA logic */
+#define LUT_AXI_PORT 2500.0 /* one 256-bit AXI4 master with its burst/DMA logic (scales with width) */
 #define FF_AXI_PORT 4000.0
 
 typedef struct { double lut, ff, dsp; } cost_t;
@@ -78,7 +78,8 @@ static void unit_costs(cost_t u[HW_N_UNITS], const lm_hw_design *d, const lm_con
     int blk = c->d_inner / mm;
     u[HW_U_HTU_FWHT] = (cost_t){16.0 * log2(blk) * d->htu_width, 16.0 * log2(blk) * d->htu_width, 0};
     u[HW_U_HTU_MAT] = (cost_t){18.0 * (mm - 1) * d->htu_width, 18.0 * d->htu_width * 2, 0};
-    u[HW_U_MEM_W] = (cost_t){LUT_AXI_PORT * d->mem_channels, FF_AXI_PORT * d->mem_channels, 0};
+    double port_scale = d->port_bits / 256.0;
+    u[HW_U_MEM_W] = (cost_t){LUT_AXI_PORT * port_scale * d->mem_channels, FF_AXI_PORT * port_scale * d->mem_channels, 0};
     u[HW_U_MEM_S] = (cost_t){LUT_AXI_PORT, FF_AXI_PORT, 0};
 }
 
@@ -147,8 +148,8 @@ const char *lm_hw_resource_violation(const lm_hw_resources *r, const lm_hw_platf
  * memory-bound) but differ 2x in time per token with the same work, which fixes the split into a
  * time-proportional and a work-proportional part: P_STATIC_W and E_OP_J are CALIBRATED on them
  * (hw/README.md), e_dram is the platform's literature value. */
-#define P_STATIC_W 0.640   /* W */
-#define E_OP_J 63.9e-12    /* J per operation */
+#define P_STATIC_W 0.648   /* W */
+#define E_OP_J 63.5e-12    /* J per operation */
 
 static void unit_ops_per_cycle(double o[HW_N_UNITS], const lm_hw_design *d, const lm_config *c) {
     memset(o, 0, sizeof(double) * HW_N_UNITS);

@@ -17,20 +17,15 @@ typedef struct {
     double bound_cycles, mmu_cycles, mem_cycles, ssm_cycles, cost;
 } cand_t;
 
-static double mmu_cycles_token(const lm_hw_design *d, const lm_config *c) {
-    /* row-groups of COP rows, each ceil(K / CIP) cycles (x2 at 8 bits) */
-    double in_rows = 2.0 * c->d_inner + 2.0 * c->n_groups * c->d_state + c->n_heads;
-    double w = d->wbits / 4.0;
-    double per_layer;
-    if (d->reorder) {
-        double segs = ceil((double)c->n_heads / d->cop) + 2 * ceil((double)c->n_groups * c->d_state / d->cop) +
-                      2.0 * c->n_heads * ceil((double)c->head_dim / d->cop);
-        per_layer = segs * ceil((double)c->d_model / d->cip);
-    } else {
-        per_layer = (ceil(2.0 * c->d_inner / d->cop) + ceil((in_rows - 2.0 * c->d_inner) / d->cop)) * ceil((double)c->d_model / d->cip);
-    }
-    per_layer += ceil((double)c->d_model / d->cop) * ceil((double)c->d_inner / d->cip);
-    return w * (c->n_layer * per_layer + ceil((double)c->vocab_size / d->cop) * ceil((double)c->d_model / d->cip));
+/* MMU cycles of in_proj, out_proj (one layer) and the lm_head: row-groups of COP rows, each
+ * ceil(K / CIP) cycles (x2 at 8 bits), the same grouping as the simulator's job lists. */
+static void mmu_cycles(const lm_hw_design *d, const lm_config *c, double *in, double *out, double *head) {
+    double w = d->wbits / 4.0, H = c->n_heads, GN = (double)c->n_groups * c->d_state, E = c->d_inner;
+    double groups = d->reorder ? ceil(H / d->cop) + 2 * ceil(GN / d->cop) + 2 * H * ceil((double)c->head_dim / d->cop)
+                               : ceil(2 * E / d->cop) + ceil((2 * GN + H) / d->cop);
+    *in = w * groups * ceil((double)c->d_model / d->cip);
+    *out = w * ceil((double)c->d_model / d->cop) * ceil(E / d->cip);
+    *head = w * ceil((double)c->vocab_size / d->cop) * ceil((double)c->d_model / d->cip);
 }
 
 static double res_fraction(const lm_hw_resources *r, const lm_hw_platform *p, const char **which) {
@@ -49,10 +44,15 @@ static int cmp_bound(const void *a, const void *b) {
     return x->cost < y->cost ? -1 : x->cost > y->cost;
 }
 
+/* Points whose bound is within BOUND_SLACK of the n_best-th simulated speed are not simulated
+ * (they could beat it by at most that much); at most MAX_SIMULATED simulations. */
+#define BOUND_SLACK 0.005
+#define MAX_SIMULATED 300
+
 lm_status lm_hw_explore(lm_hw_point *best, int n_best, int *n_found, long *n_evaluated, long *n_simulated,
                         const lm_hw_platform *p, const lm_config *c, int wbits) {
     static const int cips[] = {8, 16, 32, 64, 128}, cops[] = {8, 16, 32, 40, 64, 80, 128};
-    static const int lanes_v[] = {8, 16, 32, 64, 128}, widths[] = {8, 16, 32, 64}, states[] = {0, 3};
+    static const int lanes_v[] = {8, 16, 32, 64, 128}, widths[] = {8, 16, 32, 64}, states[] = {0, 3}, ports[] = {256, 512};
     static const int tiles[][2] = {{8, 8}, {16, 8}, {16, 16}, {32, 16}};
     int chans[64], n_ch = 0;
     for (int ch = 1; ch <= p->mem_channels && n_ch < 64; ch = ch < 4 ? ch * 2 : ch + 4) chans[n_ch++] = ch;
@@ -69,12 +69,14 @@ lm_status lm_hw_explore(lm_hw_point *best, int n_best, int *n_found, long *n_eva
     for (size_t l = 0; l < sizeof lanes_v / sizeof *lanes_v; l++)
     for (size_t t = 0; t < sizeof tiles / sizeof *tiles; t++)
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
-    for (size_t s = 0; s < sizeof states / sizeof *states; s++) {
+    for (size_t s = 0; s < sizeof states / sizeof *states; s++)
+    for (size_t q = 0; q < sizeof ports / sizeof *ports; q++) {
         lm_hw_design d = p->design;
         d.cip = cips[a]; d.cop = cops[b]; d.mem_channels = chans[k]; d.ssmu_lanes = lanes_v[l];
         d.n_p = tiles[t][0]; d.p_p = tiles[t][1];
         d.conv_lanes = d.norm_lanes = d.htu_width = widths[w];
         d.state_buffers = states[s];
+        d.port_bits = ports[q];
         d.wbits = d.abits = wbits;
         d.reorder = d.tiling = 1;
         d.weight_fifo_kib = 32 * d.mem_channels;
@@ -85,9 +87,14 @@ lm_status lm_hw_explore(lm_hw_point *best, int n_best, int *n_found, long *n_eva
         if (*lm_hw_resource_violation(&cd.r, p)) continue;
         double bytes = c->n_layer * (lm_hw_bytes_layer_weights(c, wbits) + lm_hw_bytes_layer_state(c)) + lm_hw_bytes_lm_head(c, wbits);
         cd.mem_cycles = bytes / lm_hw_bandwidth(p, &d) * f;
-        cd.mmu_cycles = mmu_cycles_token(&d, c);
-        cd.ssm_cycles = (double)c->n_layer * c->n_heads * c->head_dim * c->d_state / d.ssmu_lanes;
-        cd.bound_cycles = fmax(cd.mem_cycles, fmax(cd.mmu_cycles, cd.ssm_cycles));
+        /* per layer: the SSM overlaps in_proj but out_proj waits for all of y (gated norm, HTU);
+         * the next layer's in_proj waits for out_proj (RMSNorm over the residual) */
+        double in, out, head;
+        mmu_cycles(&d, c, &in, &out, &head);
+        double ssm = ceil((double)d.n_p * d.p_p / d.ssmu_lanes) * (c->d_state / d.n_p) * (c->head_dim / d.p_p) * c->n_heads;
+        cd.mmu_cycles = c->n_layer * (in + out) + head;
+        cd.ssm_cycles = c->n_layer * (ssm > in ? ssm - in : 0);
+        cd.bound_cycles = fmax(cd.mem_cycles, c->n_layer * (fmax(in, ssm) + out) + head);
         cd.cost = res_fraction(&cd.r, p, NULL);
         if (n == cap) {
             cand_t *nc = realloc(cs, 2 * cap * sizeof *nc);
@@ -100,13 +107,9 @@ lm_status lm_hw_explore(lm_hw_point *best, int n_best, int *n_found, long *n_eva
 
     int found = 0;
     *n_simulated = 0;
-    double prev_bound = -1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && *n_simulated < MAX_SIMULATED; i++) {
         double bound_tps = f / cs[i].bound_cycles;
-        if (found == n_best && bound_tps <= best[found - 1].tokens_per_s) break;
-        /* among points with the same bound, only the cheapest (sorted first) is simulated */
-        if (fabs(cs[i].bound_cycles - prev_bound) <= 1e-9 * cs[i].bound_cycles) continue;
-        prev_bound = cs[i].bound_cycles;
+        if (found == n_best && bound_tps <= best[found - 1].tokens_per_s * (1 + BOUND_SLACK)) break;
         lm_hw_result res;
         lm_status st = lm_hw_simulate(&res, p, &cs[i].d, c, 0, 0);
         if (st != LM_OK) continue; /* a design the dataflow cannot run (reported by sim, skipped here) */
@@ -114,9 +117,18 @@ lm_status lm_hw_explore(lm_hw_point *best, int n_best, int *n_found, long *n_eva
         lm_hw_point pt = {cs[i].d, cs[i].r, res.tokens_per_s, bound_tps, ""};
         const char *which;
         double frac = res_fraction(&cs[i].r, p, &which);
-        const char *bn = cs[i].mem_cycles >= cs[i].mmu_cycles && cs[i].mem_cycles >= cs[i].ssm_cycles ? "memory bandwidth"
-                         : cs[i].mmu_cycles >= cs[i].ssm_cycles ? "MMU compute" : "SSMU compute";
-        snprintf(pt.limit, sizeof pt.limit, "%s bound (sim at %.0f%% of it); fullest resource %s %.0f%%", bn,
+        char bn[96];
+        const lm_hw_design *d = &cs[i].d;
+        double dram = d->mem_channels * p->mem_channel_bits / 8.0 * p->mem_mtps * 1e6 * p->mem_efficiency;
+        double port = d->mem_channels * d->port_bits / 8.0 * f;
+        if (cs[i].mem_cycles >= cs[i].bound_cycles && port < dram)
+            snprintf(bn, sizeof bn, "%d AXI ports x %d bit at %.0f MHz = %.0f GB/s", d->mem_channels, d->port_bits,
+                     p->clock_mhz, port / 1e9);
+        else if (cs[i].mem_cycles >= cs[i].bound_cycles)
+            snprintf(bn, sizeof bn, "%d memory channels = %.0f GB/s achievable", d->mem_channels, dram / 1e9);
+        else
+            snprintf(bn, sizeof bn, "%s", cs[i].ssm_cycles > 0 ? "SSMU compute" : "MMU compute");
+        snprintf(pt.limit, sizeof pt.limit, "%s; sim %.0f%% of bound; fullest %s %.0f%%", bn,
                  100.0 * res.tokens_per_s / bound_tps, which, 100 * frac);
         int pos = found;
         while (pos > 0 && best[pos - 1].tokens_per_s < pt.tokens_per_s) pos--;

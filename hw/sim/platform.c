@@ -78,7 +78,7 @@ static lm_status parse_platform(lm_hw_platform *p, const char *path, json_object
     const field_t mf[] = {
         {"channels", 0, &p->mem_channels, 0, 1, 256}, {"channel_bits", 0, &p->mem_channel_bits, 0, 8, 4096},
         {"mtps", &p->mem_mtps, 0, 0, 1, 1e5}, {"efficiency", &p->mem_efficiency, 0, 0, 0.01, 1},
-        {"latency_ns", &p->mem_latency_ns, 0, 0, 0, 1e5}, {"port_bits", 0, &p->port_bits, 0, 8, 8192},
+        {"latency_ns", &p->mem_latency_ns, 0, 0, 0, 1e5},
         {"burst_bytes", 0, &p->burst_bytes, 0, 16, 1 << 20}, {"min_access_bytes", 0, &p->min_access_bytes, 0, 1, 4096},
         {"pj_per_byte", &p->mem_pj_per_byte, 0, 0, 0, 1e4}};
     LM_TRY(read_fields(path, "memory", mem, mf, (int)(sizeof mf / sizeof mf[0]), "type"));
@@ -90,7 +90,7 @@ static lm_status parse_platform(lm_hw_platform *p, const char *path, json_object
         {"cip", 0, &d->cip, 0, 1, 4096}, {"cop", 0, &d->cop, 0, 1, 4096}, {"ssmu_lanes", 0, &d->ssmu_lanes, 0, 1, 4096},
         {"n_p", 0, &d->n_p, 0, 1, 4096}, {"p_p", 0, &d->p_p, 0, 1, 4096}, {"conv_lanes", 0, &d->conv_lanes, 0, 1, 4096},
         {"norm_lanes", 0, &d->norm_lanes, 0, 1, 4096}, {"htu_width", 0, &d->htu_width, 0, 1, 4096},
-        {"mem_channels", 0, &d->mem_channels, 0, 1, 256}, {"fifo_tiles", 0, &d->fifo_tiles, 0, 1, 1 << 20},
+        {"mem_channels", 0, &d->mem_channels, 0, 1, 256}, {"port_bits", 0, &d->port_bits, 0, 32, 4096}, {"fifo_tiles", 0, &d->fifo_tiles, 0, 1, 1 << 20},
         {"xz_buffer_heads", 0, &d->xz_buffer_heads, 0, 1, 1 << 20}, {"state_buffers", 0, &d->state_buffers, 0, 0, 4},
         {"weight_fifo_kib", 0, &d->weight_fifo_kib, 0, 4, 1 << 20}};
     LM_TRY(read_fields(path, "accelerator", acc, af, (int)(sizeof af / sizeof af[0]), ""));

@@ -44,7 +44,7 @@ double lm_hw_bytes_lm_head(const lm_config *c, int wbits) {
 }
 double lm_hw_bandwidth(const lm_hw_platform *p, const lm_hw_design *d) {
     double dram = d->mem_channels * p->mem_channel_bits / 8.0 * p->mem_mtps * 1e6 * p->mem_efficiency;
-    double ports = d->mem_channels * p->port_bits / 8.0 * p->clock_mhz * 1e6;
+    double ports = d->mem_channels * d->port_bits / 8.0 * p->clock_mhz * 1e6;
     return dram < ports ? dram : ports;
 }
 
@@ -176,7 +176,8 @@ static void start_job(sim_t *s, run_t *rn, int iu, double now, double *server_fr
     double dur = j->dur, lat = j->lat;
     int tag = j->layer < 0 ? rn->n_layers : j->layer;
     if (iu < N_MEM_IU) {
-        double b = ceil(j->dur / rn->min_access) * rn->min_access;
+        /* the weight stream is contiguous in memory; other accesses round up to the access granularity */
+        double b = iu == IU_MEM_W ? j->dur : ceil(j->dur / rn->min_access) * rn->min_access;
         dur = b / rn->bw_per_cycle;
         lat = iu_mem_latency[iu] * rn->mem_latency;
         *server_free = now + dur;
@@ -490,7 +491,7 @@ lm_status lm_hw_design_check(const lm_hw_design *d, const lm_config *c) {
         {"cip", d->cip, 1, 4096}, {"cop", d->cop, 1, 4096}, {"ssmu_lanes", d->ssmu_lanes, 1, 4096},
         {"n_p", d->n_p, 1, 4096}, {"p_p", d->p_p, 1, 4096}, {"conv_lanes", d->conv_lanes, 1, 4096},
         {"norm_lanes", d->norm_lanes, 1, 4096}, {"htu_width", d->htu_width, 1, 4096},
-        {"mem_channels", d->mem_channels, 1, 256}, {"fifo_tiles", d->fifo_tiles, 1, 1 << 20},
+        {"mem_channels", d->mem_channels, 1, 256}, {"port_bits", d->port_bits, 32, 4096}, {"fifo_tiles", d->fifo_tiles, 1, 1 << 20},
         {"xz_buffer_heads", d->xz_buffer_heads, 1, 1 << 20}, {"state_buffers", d->state_buffers, 0, 4},
         {"weight_fifo_kib", d->weight_fifo_kib, 4, 1 << 20}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

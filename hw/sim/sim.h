@@ -27,6 +27,7 @@ typedef struct {
     int norm_lanes;         /* RMSNorm elements per cycle */
     int htu_width;          /* HTU elements per cycle (butterfly stages and the +-1 matrix unit) */
     int mem_channels;       /* memory channels (HBM pseudo-channels, DDR channels) the design uses */
+    int port_bits;          /* width of the design's AXI port to each channel, at the accelerator clock */
     int fifo_tiles;         /* depth of the tile FIFOs between SSMU stages (tiled mode) */
     int xz_buffer_heads;    /* heads of x, z the in_proj output buffer holds (reordered mode) */
     int state_buffers;      /* whole-layer INT8 state copies held on chip (URAM) */
@@ -45,7 +46,6 @@ typedef struct {
     double mem_mtps;            /* transfers per second of one channel, millions */
     double mem_efficiency;      /* achievable fraction of the peak for long sequential bursts */
     double mem_latency_ns;      /* first data after a request */
-    int port_bits;              /* AXI port width per channel at the accelerator clock */
     int burst_bytes;            /* longest burst (AXI: 4 KiB boundary) */
     int min_access_bytes;       /* smallest access the memory performs (DDR4 BL8 x 64 bit = 64 B) */
     double mem_pj_per_byte;     /* DRAM access energy (literature value, see hw/README.md) */

@@ -12,7 +12,7 @@ static void print_text(const lm_hw_platform *p, const lm_hw_design *d, const lm_
     double f = p->clock_mhz * 1e6;
     printf("platform %s: %.0f MHz, %s, %d of %d channels, %.1f GB/s peak, %.2f GB/s achievable (efficiency %.2f, %d-bit ports)\n",
            p->name, p->clock_mhz, p->mem_type, d->mem_channels, p->mem_channels, r->bw_peak / 1e9, r->bw_achievable / 1e9,
-           p->mem_efficiency, p->port_bits);
+           p->mem_efficiency, d->port_bits);
     printf("model %s: %d layers, d_model %d, d_inner %d, %d heads x %d, d_state %d, vocab %d\n", cfg, c->n_layer, c->d_model,
            c->d_inner, c->n_heads, c->head_dim, c->d_state, c->vocab_size);
     printf("design: MMU %dx%d (%d %d-bit MACs/cycle), SSMU %d lanes, tile %d states x %d head_dim, conv %d, norm %d, HTU %d wide, "
@@ -62,6 +62,7 @@ static json_object *design_json(const lm_hw_design *d) {
     json_object_object_add(o, "norm_lanes", json_object_new_int(d->norm_lanes));
     json_object_object_add(o, "htu_width", json_object_new_int(d->htu_width));
     json_object_object_add(o, "mem_channels", json_object_new_int(d->mem_channels));
+    json_object_object_add(o, "port_bits", json_object_new_int(d->port_bits));
     json_object_object_add(o, "state_buffers", json_object_new_int(d->state_buffers));
     json_object_object_add(o, "wbits", json_object_new_int(d->wbits));
     json_object_object_add(o, "reorder", json_object_new_boolean(d->reorder));

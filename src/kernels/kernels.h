@@ -1,6 +1,6 @@
 /* Compute kernels: the thread pool, float32 matrix products and the integer
  * (quantized) linear layers. Every kernel has a portable scalar reference; SIMD
- * variants (AVX2, AVX-512, AVX-512 VNNI) are chosen at run time from the CPU's
+ * variants (AVX2, AVX-512 with VNNI) are chosen at run time from the CPU's
  * features and give bit-identical results on the integer paths.
  *
  * Shape legend: T tokens, K input channels, O output channels. Matrices are row-major.
@@ -17,10 +17,14 @@
  *   two 3-bit exponents), stored as one byte s1 | s2 << 4; e0[o] is an int8 per row.
  *   So W[o][k] ~= qw[o][k] * (2^s1 + 2^s2) * 2^e0[o].
  * Activations x [T, K], dynamic per token, symmetric, `abits` = 4 or 8, qmax = 2^(abits-1) - 1:
- *   one power-of-two exponent e_g per group g of 8 consecutive channels;
- *   q = clamp(round_half_up(x / 2^e_g), -qmax, qmax).
+ *   one power-of-two exponent e_g per group g of 8 consecutive channels (the last group
+ *   may be shorter): with m = max |x| over the group, e_g = floor(log2 m) - (abits - 2),
+ *   so m / 2^e_g lies in [2^(abits-2), 2^(abits-1)) before rounding (the spec's
+ *   s = bitlength(m) - (bits-1) for integer m); a group with m = 0 takes eb;
+ *   q = clamp(round_half_up(x / 2^e_g), -qmax, qmax), half up = toward +inf (-2.5 -> -2).
  *   Stored relative to a per-token base: eb = max_g e_g - SA_MAX, sa_g = e_g - eb in
- *   [0, SA_MAX] (groups whose own exponent is below eb use eb), SA_MAX = 15 for 4-bit
+ *   [0, SA_MAX] (groups whose own exponent is below eb use eb; a token of zeros has
+ *   eb = 0), SA_MAX = 15 for 4-bit
  *   activations and 7 for 8-bit, so every accumulator below fits its width.
  * Product, exact integer arithmetic (so any summation order gives the same bits):
  *   acc_G   = sum_{g in G} ( sum_{k in g} q[k] * qw[o][k] ) << sa_g        int32

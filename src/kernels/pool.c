@@ -26,8 +26,9 @@
 
 #include "common/error.h"
 
-/* About 50-100 microseconds of spinning before a thread goes to sleep. */
-#define LM_POOL_SPIN 20000
+/* Spin iterations before a thread sleeps (a pause is 10-140 cycles depending on the CPU:
+ * some microseconds, enough to bridge the gaps between the calls of one decode step). */
+#define LM_POOL_SPIN 4000
 
 struct lm_pool {
     int n;                          /* threads in all, the caller included */

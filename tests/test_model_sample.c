@@ -1,0 +1,125 @@
+/* Sampling (greedy, temperature, top-p, seeds) and lm_nll at every SIMD level against a
+ * plain double-precision log-softmax. */
+#include <math.h>
+#include <string.h>
+
+#include "check.h"
+#include "kernels/kernels.h"
+
+#define N_DRAWS 40000
+
+/* Frequencies of N_DRAWS samples over n ids. */
+static void histogram(lm_sampler *s, const float *logits, int n, double *freq) {
+    memset(freq, 0, (size_t)n * sizeof *freq);
+    for (int i = 0; i < N_DRAWS; i++) {
+        int32_t id = lm_sampler_sample(s, logits);
+        if (id >= 0 && id < n) freq[id] += 1.0 / N_DRAWS;
+        else freq[0] = NAN;
+    }
+}
+
+static void check_sampling(void) {
+    /* probabilities 0.5, 0.3, 0.15, 0.05 at temperature 1 */
+    const float logits[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
+    double f[4];
+    lm_sampler *s;
+
+    CHECK_OK(lm_sampler_init(&s, 4, 0.0f, 1.0f, 1));
+    CHECK(lm_sampler_sample(s, logits) == 0, "greedy is not the argmax");
+    const float tie[4] = {1, 3, 3, 2};
+    CHECK(lm_sampler_sample(s, tie) == 1, "greedy tie does not take the lowest id");
+    lm_sampler_free(s);
+
+    CHECK_OK(lm_sampler_init(&s, 4, 1.0f, 1.0f, 42));
+    histogram(s, logits, 4, f);
+    const double want[4] = {0.5, 0.3, 0.15, 0.05};
+    for (int i = 0; i < 4; i++) CHECK(fabs(f[i] - want[i]) < 0.01, "temperature 1: id %d drawn %.4f, want %.2f", i, f[i], want[i]);
+    lm_sampler_free(s);
+
+    /* temperature 0.5 squares the probabilities (renormalised) */
+    CHECK_OK(lm_sampler_init(&s, 4, 0.5f, 1.0f, 43));
+    histogram(s, logits, 4, f);
+    double z = 0.25 + 0.09 + 0.0225 + 0.0025;
+    CHECK(fabs(f[0] - 0.25 / z) < 0.01 && fabs(f[3] - 0.0025 / z) < 0.005, "temperature 0.5: %.4f %.4f", f[0], f[3]);
+    lm_sampler_free(s);
+
+    /* top-p 0.7: the nucleus is {0, 1} (0.5 + 0.3 >= 0.7), renormalised to 5/8, 3/8 */
+    CHECK_OK(lm_sampler_init(&s, 4, 1.0f, 0.7f, 44));
+    histogram(s, logits, 4, f);
+    CHECK(fabs(f[0] - 0.625) < 0.01 && fabs(f[1] - 0.375) < 0.01 && f[2] == 0 && f[3] == 0,
+          "top-p 0.7: %.4f %.4f %.4f %.4f", f[0], f[1], f[2], f[3]);
+    lm_sampler_free(s);
+
+    /* a tiny top-p keeps only the most probable id, even where it is below the pre-filter cutoff */
+    const float flat[2] = {0.0f, 0.0f};
+    CHECK_OK(lm_sampler_init(&s, 2, 1.0f, 0.001f, 45));
+    histogram(s, flat, 2, f);
+    CHECK(f[1] == 0.0 && f[0] > 0.999, "top-p 0.001 on a flat distribution: %.4f %.4f", f[0], f[1]);
+    lm_sampler_free(s);
+
+    /* only [0, n_candidates) is considered */
+    const float padded[5] = {0, 0, 0, 9, 9};
+    CHECK_OK(lm_sampler_init(&s, 3, 1.0f, 1.0f, 46));
+    histogram(s, padded, 3, f);
+    CHECK(!isnan(f[0]), "drew an id beyond n_candidates");
+    lm_sampler_free(s);
+
+    /* seeds: the same seed, the same draws; another seed, others */
+    int32_t a[64], b[64], c[64];
+    lm_sampler *s1, *s2, *s3;
+    CHECK_OK(lm_sampler_init(&s1, 4, 1.0f, 0.9f, 123));
+    CHECK_OK(lm_sampler_init(&s2, 4, 1.0f, 0.9f, 123));
+    CHECK_OK(lm_sampler_init(&s3, 4, 1.0f, 0.9f, 124));
+    for (int i = 0; i < 64; i++) a[i] = lm_sampler_sample(s1, logits), b[i] = lm_sampler_sample(s2, logits), c[i] = lm_sampler_sample(s3, logits);
+    CHECK(memcmp(a, b, sizeof a) == 0, "the same seed gave different draws");
+    CHECK(memcmp(a, c, sizeof a) != 0, "different seeds gave the same 64 draws");
+    lm_sampler_free(s1), lm_sampler_free(s2), lm_sampler_free(s3);
+
+    /* bad arguments */
+    CHECK(lm_sampler_init(&s, 4, -1.0f, 1.0f, 0) == LM_ERR_ARG && !s, "negative temperature accepted");
+    CHECK(lm_sampler_init(&s, 4, INFINITY, 1.0f, 0) == LM_ERR_ARG, "infinite temperature accepted");
+    CHECK(lm_sampler_init(&s, 4, NAN, 1.0f, 0) == LM_ERR_ARG, "NaN temperature accepted");
+    CHECK(lm_sampler_init(&s, 4, 1.0f, 0.0f, 0) == LM_ERR_ARG, "top-p 0 accepted");
+    CHECK(lm_sampler_init(&s, 4, 1.0f, 1.5f, 0) == LM_ERR_ARG, "top-p 1.5 accepted");
+    CHECK(lm_sampler_init(&s, 0, 1.0f, 1.0f, 0) == LM_ERR_ARG, "0 candidates accepted");
+    lm_sampler_free(NULL);
+}
+
+static double nll_double(const float *l, int n, int target) {
+    double mx = l[0], sum = 0.0;
+    for (int i = 1; i < n; i++) mx = fmax(mx, l[i]);
+    for (int i = 0; i < n; i++) sum += exp((double)l[i] - mx);
+    return log(sum) + mx - l[target];
+}
+
+static void check_nll(void) {
+    /* sizes with and without SIMD tails, logits spread over +-30 (exp underflow included) */
+    const int sizes[] = {1, 7, 16, 33, 1000, 50288};
+    float *l = malloc(50288 * sizeof(float));
+    uint64_t r = 99;
+    for (int i = 0; i < 50288; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        l[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 60.0 - 30.0);
+    }
+    l[123] = 80.0f; /* one dominant logit: the others' exp go below the clamp */
+    for (int level = LM_SIMD_SCALAR; level <= (int)lm_simd_detect(); level++) {
+        CHECK_OK(lm_simd_level_set((lm_simd_level)level));
+        double worst = 0.0;
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            int n = sizes[k];
+            for (int target = 0; target < n; target += n / 3 + 1) {
+                double got = lm_nll(l, n, target), want = nll_double(l, n, target);
+                worst = fmax(worst, fabs(got - want));
+            }
+        }
+        CHECK(worst < 1e-5, "lm_nll at level %s: |error| %g", lm_simd_level_name((lm_simd_level)level), worst);
+        fprintf(stderr, "lm_nll %-6s max |error| vs double %.1e\n", lm_simd_level_name((lm_simd_level)level), worst);
+    }
+    free(l);
+}
+
+int main(void) {
+    check_sampling();
+    check_nll();
+    return test_finish();
+}
