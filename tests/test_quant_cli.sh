@@ -36,7 +36,7 @@ expect_error() {
     local want="$1"; shift
     if "$LM_BIN" quantize "$@" > /dev/null 2> "$tmp/err.txt"; then fail "accepted: $*"; fi
     [ "$(wc -l < "$tmp/err.txt")" -eq 1 ] || fail "not one error line for: $*: $(cat "$tmp/err.txt")"
-    grep -q "$want" "$tmp/err.txt" || fail "error for '$*' lacks '$want': $(cat "$tmp/err.txt")"
+    grep -q -e "$want" "$tmp/err.txt" || fail "error for '$*' lacks '$want': $(cat "$tmp/err.txt")"
     [ ! -e "$tmp/bad.lmq" ] || fail "output file left behind by: $*"
 }
 expect_error "unknown --method" -m "$model" -o "$tmp/bad.lmq" --method gptq
