@@ -3,7 +3,7 @@
 # and compares it with MODEL_DIR/train_report.json (ppl computed by transformers): ppl within
 # 0.05 %, exactly 285,551 scored tokens, one JSON object on stdout, nothing on stderr (not a
 # terminal: no progress bar). Under the sanitizer build (LM_SANITIZE=1, instrumented and
-# unoptimised) the text is cut to its first 300 lines and only the token count (from
+# unoptimised) the text is cut to its first 12,000 bytes (3 chunks) and only the token count (from
 # `lightmamba tokenize`) and a finite ppl are checked.
 BIN=${LM_BIN:?LM_BIN not set}
 ROOT=${LM_ROOT:?LM_ROOT not set}
@@ -16,7 +16,7 @@ json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2" | head -n 1
 check_perplexity() {  # model dir
     local model=$1 text=$ROOT/data/wikitext2_test.txt out
     if [ "${LM_SANITIZE:-0}" = 1 ]; then
-        head -n 300 "$text" >"$tmp/text.txt"; text=$tmp/text.txt
+        head -c 12000 "$text" >"$tmp/text.txt"; text=$tmp/text.txt
     fi
     out=$("$BIN" perplexity -m "$model" -f "$text" --json 2>"$tmp/err")
     local rc=$?

@@ -201,6 +201,15 @@ void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_
 void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, const int8_t *q_z,
                  const uint8_t *s_z, int F_z, int F_out, int n);
 
+/* The online Hadamard before out_proj (docs/integer-datapath.md section 7), on wide integers:
+ *   out = sat32(round_half_up((H_m (x) H_p) x * 2^L))          n = m * p, p a power of two
+ * H_m the m x m +-1 factor (lm_hadamard_base_matrix), H_p the Walsh-Hadamard matrix, entry
+ * i = b * p + a as in quant/hadamard.h: p-point butterflies over each block, then H_m across
+ * the blocks. The +-1 sums are exact in int64 (|x| < 2^31, n <= 2^15: < 2^46); the one
+ * rounding is the shift L. out and x may not alias; scratch [n]. */
+#define LM_INT_HADAMARD_MAX_BASE 40
+void lm_int_hadamard(int32_t *out, const int32_t *x, const int8_t *Hm, int m, int n, int L, int64_t *scratch);
+
 /* Residual: u (Q10) += delta (Q10), saturating. Embedding rows enter as round(x * 2^10). */
 void lm_int_residual_add(int32_t *u, const int32_t *delta, int n);
 void lm_int_residual_from_f32(int32_t *u, const float *x, int n);

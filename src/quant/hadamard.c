@@ -113,6 +113,7 @@ lm_status lm_hadamard_init(lm_hadamard **out, int n) {
 void lm_hadamard_free(lm_hadamard *h) { free(h); }
 int lm_hadamard_size(const lm_hadamard *h) { return h->n; }
 int lm_hadamard_base(const lm_hadamard *h) { return h->m; }
+const int8_t *lm_hadamard_base_matrix(const lm_hadamard *h) { return h->base; }
 
 /* x <- H_p x, p a power of two: log2(p) radix-2 butterfly stages.              x [p] */
 static void fwht(float *x, int p) {

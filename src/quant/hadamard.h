@@ -26,6 +26,8 @@ void lm_hadamard_free(lm_hadamard *h);
 int lm_hadamard_size(const lm_hadamard *h);
 /* The factorization n = m * 2^k that was chosen. */
 int lm_hadamard_base(const lm_hadamard *h); /* m */
+/* The m x m +-1 factor H_m, row-major (the HTU's small matrix unit). */
+const int8_t *lm_hadamard_base_matrix(const lm_hadamard *h);
 
 /* x[t][:] <- H_n x[t][:] / sqrt(n), for t < T, in place.                    x [T, n] */
 void lm_hadamard_rotate(const lm_hadamard *h, float *x, int T);

@@ -134,7 +134,7 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     if (!s && (need_amax || need_hessian)) s = load_calibration_ids(tok_path, calib_path, &ids, &n_ids);
     if (!s && need_amax) {
         s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 1, 0, &st, progress, progress_ctx);
-        for (int l = 0; l < m->cfg.n_layer && !s; l++)
+        for (int l = 0; !s && l < m->cfg.n_layer; l++)
             for (int site = 0; site < 2; site++)
                 lm_fuse_smoothing(m, l, (lm_site)site, st.amax[site] + (size_t)l * st.K[site], q.alpha);
         lm_calib_stats_free(&st);
@@ -143,7 +143,7 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     if (!s && need_hessian)
         s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 0, 1, &st, progress, progress_ctx);
     if (!s) s = lm_pool_init(&pool, n_threads);
-    for (int l = 0; l < m->cfg.n_layer && !s; l++) {
+    for (int l = 0; !s && l < m->cfg.n_layer; l++) {
         lm_layer *L = &m->layers[l];
         const float *Hin = need_hessian ? st.hessian[0] + (size_t)l * st.K[0] * st.K[0] : NULL;
         const float *Hout = need_hessian ? st.hessian[1] + (size_t)l * st.K[1] * st.K[1] : NULL;
