@@ -5,7 +5,8 @@
  *   2. each unit on random inputs: activation quantizer + MMU (random integer weights and scales,
  *      and float weights quantized by lm_quantize_rtn), RMSNorm, HTU, conv, dt/dA, the SSMU stages
  *   3. decode steps of a layer (hk_layer_step) vs lm_int_block_forward, several tokens in
- *      sequence (states carried), several shapes, W4A4 / W4A8 / W8A8, and a 4-layer stack
+ *      sequence (states carried), several shapes, W4A4 / W4A8 / W8A8, a 4-layer random stack, and
+ *      all layers of mamba2-tiny (real weights) over 24 tokens
  *   4. refused shapes. */
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "check.h"
 #include "integer/integer.h"
 #include "quant/hadamard.h"
+#include "model/model.h"
 #include "quant/quantize.h"
 
 #include "../hw/kernels/hk_mmu.c"
@@ -404,19 +406,18 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
 /* One layer on both sides: the golden layer and state, the kernel parameters, the reordered
  * in_proj and out_proj in DRAM layout, the kernel's copy of the state. */
 typedef struct {
-    tb_layer b;
+    const lm_int_layer *L;
     hk_layer *K;
     hk_weights win, wout;
     lm_int_state gst, kst;
 } tb_stack_layer;
 
-static void stack_layer_init(tb_stack_layer *s, int D, int H, int P, int N, int G, int wbits, int abits) {
-    tb_layer_build(&s->b, D, H, P, N, G, wbits, abits);
-    const lm_int_layer *L = &s->b.L;
+static void stack_layer_init(tb_stack_layer *s, const lm_int_layer *L) {
+    s->L = L;
     s->K = layer_alloc();
     CHECK_OK(hk_layer_from_int(s->K, L, NULL, 0, 0));
     int *src = malloc(sizeof(int) * L->E), *seen = calloc((size_t)L->E, sizeof(int));
-    hk_inproj_order(src, L->d_inner, H, P, G, N);
+    hk_inproj_order(src, L->d_inner, L->H, L->P, L->G, L->N);
     int perm_ok = 1;
     for (int i = 0; i < L->E; i++) perm_ok &= src[i] >= 0 && src[i] < L->E && !seen[src[i]]++;
     CHECK(perm_ok, "hk_inproj_order is not a permutation of the %d in_proj rows", L->E);
@@ -431,31 +432,29 @@ static void stack_layer_free(tb_stack_layer *s) {
     lm_int_state_free(&s->gst); lm_int_state_free(&s->kst);
     hk_weights_free(&s->win); hk_weights_free(&s->wout);
     free(s->K);
-    tb_layer_free(&s->b);
 }
 
-/* Tokens through a stack of n_layers layers (each token: a random embedding row in Q10, then
- * every layer in turn), lm_int_block_forward against hk_layer_step, the residual and both states
- * of every layer compared after every layer of every token. Layers are random here; the hook for
- * the full-model testbench is exactly this loop over the integer layers of a quantized model
- * (mamba2-tiny with the integer SSM: `lightmamba quantize --ssm pot8`, not in the tree yet). */
-static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbits, int abits, int tokens) {
+/* Tokens through a stack of layers (each token: its input row x [tokens, D] in Q10, then every
+ * layer in turn), lm_int_block_forward against hk_layer_step, the residual and both states of
+ * every layer compared after every layer step. out: NULL, or [tokens, D] the final residuals. */
+static void run_stack(const char *what, const lm_int_layer *const *layers, int n_layers, const float *x, int tokens,
+                      float *out) {
+    const int D = layers[0]->D;
     tb_stack_layer *S = calloc((size_t)n_layers, sizeof *S);
-    for (int l = 0; l < n_layers; l++) stack_layer_init(&S[l], D, H, P, N, G, wbits, abits);
+    for (int l = 0; l < n_layers; l++) stack_layer_init(&S[l], layers[l]);
     lm_int_scratch *ws;
-    CHECK_OK(lm_int_scratch_init(&ws, &S[0].b.L));
+    CHECK_OK(lm_int_scratch_init(&ws, layers[0]));
     int32_t *ug = malloc(sizeof(int32_t) * D), *uk = malloc(sizeof(int32_t) * D);
-    float *uf = malloc(sizeof(float) * D);
     int bad_u = 0, bad_state = 0, moved = 0, rc_bad = 0;
-    const size_t hn = (size_t)H * P * N, cn = (size_t)3 * S[0].b.L.C;
     for (int t = 0; t < tokens; t++) {
-        fill(uf, D, -1.5, 1.5);
-        lm_int_residual_from_f32(ug, uf, D);
+        lm_int_residual_from_f32(ug, x + (size_t)t * D, D);
         memcpy(uk, ug, sizeof(int32_t) * D);
         for (int l = 0; l < n_layers; l++) {
             tb_stack_layer *s = &S[l];
+            const lm_int_layer *L = s->L;
+            const size_t hn = (size_t)L->H * L->P * L->N, cn = (size_t)(L->W - 1) * L->C;
             const int32_t before = ug[0];
-            lm_int_block_forward(ug, &s->gst, &s->b.L, ws);
+            lm_int_block_forward(ug, &s->gst, L, ws);
             rc_bad += hk_layer_step(uk, s->kst.conv_q, s->kst.conv_s, s->kst.h_q, s->kst.h_s, s->K, s->win.q,
                                     s->win.scale, s->win.e0, s->wout.q, s->wout.scale, s->wout.e0) != HK_OK;
             bad_u += memcmp(ug, uk, sizeof(int32_t) * D) != 0;
@@ -464,20 +463,140 @@ static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbit
             moved += ug[0] != before;
             memcpy(uk, ug, sizeof(int32_t) * D);        /* a mismatch is counted once, not carried on */
         }
+        if (out) lm_int_residual_to_f32(out + (size_t)t * D, ug, D);
     }
     const int steps = tokens * n_layers;
-    printf("%d layer(s) D %d H %d P %d N %d G %d W%dA%d, %d tokens: %s (%d layer steps, residual moved on %d)\n",
-           n_layers, D, H, P, N, G, wbits, abits, tokens, bad_u || bad_state || rc_bad ? "MISMATCH" : "bit-exact",
-           steps, moved);
-    CHECK(rc_bad == 0, "hk_layer_step failed on %d of %d layer steps", rc_bad, steps);
-    CHECK(bad_u == 0, "D %d H %d P %d N %d G %d W%dA%d: residual differs after %d of %d layer steps", D, H, P, N, G,
-          wbits, abits, bad_u, steps);
-    CHECK(bad_state == 0, "states differ after %d of %d layer steps", bad_state, steps);
-    CHECK(moved > steps / 2, "the blocks rarely changed the residual (%d of %d): degenerate test", moved, steps);
-    free(ug); free(uk); free(uf);
+    printf("%s, %d layer(s), %d tokens: %s (%d layer steps, residual moved on %d)\n", what, n_layers, tokens,
+           bad_u || bad_state || rc_bad ? "MISMATCH" : "bit-exact", steps, moved);
+    CHECK(rc_bad == 0, "%s: hk_layer_step failed on %d of %d layer steps", what, rc_bad, steps);
+    CHECK(bad_u == 0, "%s: residual differs after %d of %d layer steps", what, bad_u, steps);
+    CHECK(bad_state == 0, "%s: states differ after %d of %d layer steps", what, bad_state, steps);
+    CHECK(moved > steps / 2, "%s: the blocks rarely changed the residual (%d of %d): degenerate test", what, moved, steps);
+    free(ug); free(uk);
     lm_int_scratch_free(ws);
     for (int l = 0; l < n_layers; l++) stack_layer_free(&S[l]);
     free(S);
+}
+
+/* Random layers of one shape, random residual inputs. */
+static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbits, int abits, int tokens) {
+    tb_layer *b = calloc((size_t)n_layers, sizeof *b);
+    const lm_int_layer **layers = calloc((size_t)n_layers, sizeof *layers);
+    for (int l = 0; l < n_layers; l++) {
+        tb_layer_build(&b[l], D, H, P, N, G, wbits, abits);
+        layers[l] = &b[l].L;
+    }
+    float *x = malloc(sizeof(float) * D * tokens);
+    fill(x, (size_t)D * tokens, -1.5, 1.5);
+    char what[128];
+    snprintf(what, sizeof what, "random D %d H %d P %d N %d G %d W%dA%d", D, H, P, N, G, wbits, abits);
+    run_stack(what, layers, n_layers, x, tokens, NULL);
+    free(x);
+    for (int l = 0; l < n_layers; l++) tb_layer_free(&b[l]);
+    free(b); free(layers);
+}
+
+/* The full-model testbench: every layer of mamba2-tiny (its real weights, bundled in
+ * models/mamba2-tiny) through the kernels. The integer layers are built here: in_proj/out_proj
+ * round to nearest at 4 bits (no rotation: the golden block has no online Hadamard yet), sites
+ * calibrated by the float model (lm_int_calib_mixer inside a float block) on the first 32
+ * reference tokens, 4-bit activations. The tokens then run from their embedding rows. When the
+ * quantized model with the integer SSM (`lightmamba quantize --ssm pot8`) lands, its layers
+ * replace the ones built here. */
+static void rms_groups(float *out, const float *x, const float *w, int n, int groups, float eps) {
+    for (int g = 0; g < groups; g++) rms_f(out + g * (n / groups), x + g * (n / groups), w + g * (n / groups), n / groups, eps);
+}
+static void matvec_f(float *y, const float *W, const float *x, int O, int K) {
+    for (int o = 0; o < O; o++) {
+        double acc = 0.0;
+        for (int k = 0; k < K; k++) acc += (double)W[(size_t)o * K + k] * x[k];
+        y[o] = (float)acc;
+    }
+}
+
+static void test_model_tiny(void) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/mamba2-tiny", test_root());
+    lm_model *m = NULL;
+    CHECK_OK(lm_model_init(&m, path));
+    if (!m) return;
+    const lm_config *c = &m->cfg;
+    const int D = c->d_model, di = c->d_inner, H = c->n_heads, P = c->head_dim, N = c->d_state, G = c->n_groups;
+    const int C = di + 2 * G * N, E = di + C + H, nl = c->n_layer, calib_tokens = 32, tokens = 24;
+    char *raw = NULL;
+    size_t raw_len = 0;
+    snprintf(path, sizeof path, "%s/models/mamba2-tiny/reference/tokens.i32", test_root());
+    CHECK_OK(lm_read_file(path, &raw, &raw_len));
+    if (!raw || raw_len < sizeof(int32_t) * (calib_tokens + tokens)) { CHECK(0, "%s: too short", path); free(raw); lm_model_free(m); return; }
+    const int32_t *ids = (const int32_t *)raw;
+
+    /* float pass for calibration */
+    lm_int_calib *cal = calloc((size_t)nl, sizeof *cal);
+    float *conv_state = calloc((size_t)nl * (c->d_conv - 1) * C, sizeof(float));
+    float *ssm_state = calloc((size_t)nl * H * P * N, sizeof(float));
+    float *u = malloc(sizeof(float) * D), *t = malloc(sizeof(float) * D), *zx = malloc(sizeof(float) * E);
+    float *v = malloc(sizeof(float) * di), *g = malloc(sizeof(float) * di), *delta = malloc(sizeof(float) * D);
+    for (int l = 0; l < nl; l++) lm_int_calib_init(&cal[l]);
+    for (int tok = 0; tok < calib_tokens; tok++) {
+        memcpy(u, m->embedding + (size_t)ids[tok] * D, sizeof(float) * D);
+        for (int l = 0; l < nl; l++) {
+            const lm_layer *Lf = &m->layers[l];
+            rms_f(t, u, Lf->norm, D, c->eps);
+            matvec_f(zx, Lf->in_proj.w, t, E, D);
+            lm_int_calib_mixer(&cal[l], v, conv_state + (size_t)l * (c->d_conv - 1) * C, ssm_state + (size_t)l * H * P * N,
+                               zx, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, c);
+            rms_groups(g, v, Lf->gnorm, di, G, c->eps);
+            matvec_f(delta, Lf->out_proj.w, g, D, di);
+            for (int i = 0; i < D; i++) u[i] += delta[i];
+        }
+    }
+    /* the integer layers */
+    lm_qweight_buf *qin = calloc((size_t)nl, sizeof *qin), *qout = calloc((size_t)nl, sizeof *qout);
+    lm_int_layer *L = calloc((size_t)nl, sizeof *L);
+    const lm_int_layer **layers = calloc((size_t)nl, sizeof *layers);
+    for (int l = 0; l < nl; l++) {
+        const lm_layer *Lf = &m->layers[l];
+        CHECK_OK(lm_quantize_rtn(&qin[l], Lf->in_proj.w, E, D, 4, NULL));
+        CHECK_OK(lm_quantize_rtn(&qout[l], Lf->out_proj.w, D, di, 4, NULL));
+        CHECK_OK(lm_int_layer_build(&L[l], Lf->norm, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, Lf->gnorm,
+                                    &qin[l].view, &qout[l].view, c, &cal[l], 4));
+        layers[l] = &L[l];
+    }
+    float *x = malloc(sizeof(float) * D * tokens);
+    for (int i = 0; i < tokens; i++) memcpy(x + (size_t)i * D, m->embedding + (size_t)ids[calib_tokens + i] * D, sizeof(float) * D);
+    float *uint = malloc(sizeof(float) * D * tokens);
+    run_stack("mamba2-tiny W4A4 (real weights, RTN, calibrated)", layers, nl, x, tokens, uint);
+    /* the inputs are realistic, not saturated: the integer model's final residual stays near the
+     * float model's (run from zero states over the same tokens) */
+    memset(conv_state, 0, sizeof(float) * nl * (c->d_conv - 1) * C);
+    memset(ssm_state, 0, sizeof(float) * nl * H * P * N);
+    double err2 = 0.0, ref2 = 0.0;
+    for (int tok = 0; tok < tokens; tok++) {
+        memcpy(u, x + (size_t)tok * D, sizeof(float) * D);
+        for (int l = 0; l < nl; l++) {
+            const lm_layer *Lf = &m->layers[l];
+            rms_f(t, u, Lf->norm, D, c->eps);
+            matvec_f(zx, Lf->in_proj.w, t, E, D);
+            lm_int_calib_mixer(NULL, v, conv_state + (size_t)l * (c->d_conv - 1) * C, ssm_state + (size_t)l * H * P * N,
+                               zx, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, c);
+            rms_groups(g, v, Lf->gnorm, di, G, c->eps);
+            matvec_f(delta, Lf->out_proj.w, g, D, di);
+            for (int i = 0; i < D; i++) u[i] += delta[i];
+        }
+        for (int i = 0; i < D; i++) {
+            double d = uint[(size_t)tok * D + i] - u[i];
+            err2 += d * d;
+            ref2 += (double)u[i] * u[i];
+        }
+    }
+    printf("mamba2-tiny: integer W4A4 final residual vs float, relative RMS %.3f\n", sqrt(err2 / ref2));
+    CHECK(sqrt(err2 / ref2) < 0.5, "the integer layers are far from the float model (%.3f): saturated inputs?", sqrt(err2 / ref2));
+    free(uint);
+
+    for (int l = 0; l < nl; l++) { lm_int_layer_free(&L[l]); lm_qweight_buf_free(&qin[l]); lm_qweight_buf_free(&qout[l]); }
+    free(L); free(layers); free(qin); free(qout); free(cal); free(conv_state); free(ssm_state);
+    free(u); free(t); free(zx); free(v); free(g); free(delta); free(x); free(raw);
+    lm_model_free(m);
 }
 
 /* ------------------------------------------------------------------ 4. refused shapes */
@@ -534,6 +653,7 @@ static int tb_main(const char *variant) {
     test_stack(1, 64, 5, 32, 16, 1, 4, 8, 6);      /* 5 heads: a partial group of 8 heads; d_inner 160 */
     test_stack(1, 64, 6, 32, 16, 2, 4, 4, 6);      /* two groups */
     test_stack(4, 128, 4, 64, 128, 1, 4, 4, 4);    /* mamba2-tiny's shape and depth, random weights */
+    test_model_tiny();
     test_refused();
     CHECK(hk_stream_faults == 0, "%d stream faults (push to full / pop from empty)", hk_stream_faults);
     return test_finish();
