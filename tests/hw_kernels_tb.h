@@ -130,7 +130,7 @@ static int linear_case(const lm_qweight *W, int abits, int F_act, int F_out) {
     hk_act_quant(&a, &in, K, F_act, abits);
     bad += a.eb != eb || memcmp(a.q, qa, (size_t)K) != 0 || memcmp(a.sa, sa, (size_t)K / 8) != 0;
     hk_weight_reader(&wb, &wsc, &we, W->q, W->scale, W->e0, O, K, W->wbits);
-    hk_mmu(&out, &a, &wb, &wsc, &we, O, K, F_out);
+    hk_mmu(&out, &a, &wb, &wsc, &we, O, K, W->wbits, F_out);
     bad += pop_compare(&out, y, O);
     bad += !hk_wbeat_s_empty(&wb) || !hk_wscale_s_empty(&wsc) || !hk_we0_s_empty(&we);
     free(X); free(y); free(q); free(qa); free(s); free(sa);

@@ -4,8 +4,9 @@
  * FIFOs, hk_stream.h; the same units as the simulator's, hw/sim/sim.h):
  *   hk_rmsnorm        RMSNorm (block input and gated norm): 3 passes over a group buffer
  *   hk_act_quant      PoT activation quantizer + kernels.h packing (eb, sa) -> activation buffer
- *   hk_weight_reader  packed weights (4/8-bit), 2^s1+2^s2 scales, e0 -> beats of COP x CIP weights
- *   hk_mmu            CIP x COP multiplier tree, per-8-channel activation shifts, per-(row,128)
+ *   hk_weight_reader  packed weights (4/8-bit), 2^s1+2^s2 scales, e0 -> beats of COP x CIP 4-bit slices
+ *   hk_mmu            CIP x COP tree of 4-bit-weight multipliers (8-bit weights: two slices),
+ *                     per-8-channel activation shifts, per-(row,128)
  *                     scale as two shifts and an add; time-shared by in_proj and out_proj
  *   hk_router         splits the reordered in_proj output [dt | B | C | x_0 z_0 | x_1 z_1 ...]
  *   hk_conv           pot8 input, causal depthwise conv + bias, SiLU LUT, pot8 (state in DRAM)
@@ -58,7 +59,7 @@ typedef struct {
 } hk_layer;
 
 /* ---- stream element types ---- */
-typedef struct { int8_t w[HK_COP][HK_CIP]; } hk_wbeat;      /* one weight beat: COP rows x CIP inputs */
+typedef struct { int8_t w[HK_COP][HK_CIP]; } hk_wbeat;      /* one beat: 4-bit slices of COP rows x CIP inputs */
 typedef struct { uint8_t sc[HK_COP]; } hk_wscale;            /* s1 | s2 << 4 of COP rows, one 128-group */
 typedef struct { int8_t e0[HK_COP]; } hk_we0;                /* e0 of COP rows */
 typedef struct { int8_t q[HK_GROUP]; uint8_t s; } hk_pot8;   /* one PoT group */
@@ -80,7 +81,7 @@ typedef struct {
 #define HK_CAP_POT8 (HK_MAX_C / HK_GROUP)
 #define HK_CAP_HEAD HK_MAX_H
 #define HK_CAP_TILE (HK_MAX_H * (HK_MAX_P / HK_PP) * (HK_MAX_N / HK_NP))
-#define HK_CAP_WBEAT (HK_ROW_GROUPS * ((HK_MAX_K + HK_CIP - 1) / HK_CIP))
+#define HK_CAP_WBEAT (HK_ROW_GROUPS * 2 * ((HK_MAX_K + HK_CIP - 1) / HK_CIP))
 #define HK_CAP_WSCALE (HK_ROW_GROUPS * (HK_MAX_K / HK_WGROUP))
 
 HK_STREAM(hk_wide_s, int32_t, HK_CAP_WIDE)
@@ -109,7 +110,8 @@ void hk_rmsnorm(hk_wide_s *out, hk_wide_s *in, const hk_norm *p, const hk_layer 
 void hk_act_quant(hk_act *a, hk_wide_s *in, int n, int F, int abits);
 void hk_weight_reader(hk_wbeat_s *wb, hk_wscale_s *wsc, hk_we0_s *we, const uint8_t *q, const uint8_t *scale,
                       const int8_t *e0, int O, int K, int wbits);
-void hk_mmu(hk_wide_s *out, const hk_act *a, hk_wbeat_s *wb, hk_wscale_s *wsc, hk_we0_s *we, int O, int K, int F);
+void hk_mmu(hk_wide_s *out, const hk_act *a, hk_wbeat_s *wb, hk_wscale_s *wsc, hk_we0_s *we, int O, int K, int wbits,
+            int F);
 void hk_router(hk_wide_s *dt, hk_wide_s *xbc, hk_wide_s *z, hk_wide_s *in, const hk_layer *L);
 void hk_conv(hk_pot8_s *out, hk_wide_s *xbc, int8_t *conv_q, uint8_t *conv_s, const hk_layer *L);
 void hk_zpath(hk_pot8_s *out, hk_wide_s *z, const hk_layer *L);

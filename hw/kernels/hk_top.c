@@ -1,12 +1,12 @@
 /* One decode step of one layer: the units wired by streams (hk.h).
  *
  *  u -> hk_read_vec -> hk_rmsnorm -> hk_act_quant -> [act] -> hk_mmu (in_proj) <- hk_weight_reader
- *    -> hk_router -> dt:  hk_dt_unit ---------------------------+ dt       + dA
- *                 -> xbc: hk_conv -> B, C, x_h -> hk_ssm_dbx -> dBx -> hk_ssm_update -> h2 -> hk_ssm_hc
- *                 -> z:   hk_zpath ----------------------+       state in/out (DRAM)       | yC
- *                                                         +--------------> hk_ssm_y <-------+ (x_h, C forwarded)
- *    -> gated values -> hk_rmsnorm (gated) -> hk_htu_fwht -> hk_htu_matrix -> hk_act_quant -> [act]
- *  [act] -> hk_mmu (out_proj) <- hk_weight_reader -> hk_residual -> u
+ *  hk_mmu -> hk_router -+-> dt  -> hk_dt_unit: dt -> hk_ssm_dbx, dA -> hk_ssm_update
+ *                       +-> xbc -> hk_conv: B, C, x_h -> hk_ssm_dbx -> dBx -> hk_ssm_update -> h2 -> hk_ssm_hc
+ *                       +-> z   -> hk_zpath: SiLU(z) -> hk_ssm_y <- yC (hk_ssm_hc), x_h (hk_ssm_dbx)
+ *  state: hk_state_reader -> hk_ssm_update -> hk_state_writer;  C: hk_ssm_dbx -> hk_ssm_hc
+ *  hk_ssm_y -> hk_rmsnorm (gated) -> hk_htu_fwht -> hk_htu_matrix -> hk_act_quant -> [act]
+ *  [act] -> hk_mmu (out_proj) <- hk_weight_reader;  hk_mmu -> hk_residual -> u
  *
  * Two dataflow regions: the mixer (everything up to out_proj's input) and the output (out_proj and
  * the residual). out_proj's input needs all of y (the gated norm and the Hadamard mix every
@@ -95,7 +95,7 @@ static void hk_mixer(hk_act *a_out, const int32_t *u, int8_t *conv_q, uint8_t *c
     hk_rmsnorm(&s_n1, &s_u, &L->norm, L);
     hk_act_quant(&a_in, &s_n1, L->D, L->norm.F_out, L->abits);
     hk_weight_reader(&s_wb, &s_wsc, &s_we, in_q, in_scale, in_e0, L->E, L->D, L->wbits);
-    hk_mmu(&s_ip, &a_in, &s_wb, &s_wsc, &s_we, L->E, L->D, L->F_ip);
+    hk_mmu(&s_ip, &a_in, &s_wb, &s_wsc, &s_we, L->E, L->D, L->wbits, L->F_ip);
     hk_router(&s_dt, &s_xbc, &s_z, &s_ip, L);
     hk_conv(&s_u8, &s_xbc, conv_q, conv_s, L);
     hk_zpath(&s_z8, &s_z, L);
@@ -133,7 +133,7 @@ static void hk_output(int32_t *u, const hk_act *a, const hk_layer *L, const uint
     HK_PRAGMA(HLS stream variable=s_wsc depth=HK_DEPTH_GROUPS)
     HK_PRAGMA(HLS stream variable=s_we depth=4)
     hk_weight_reader(&s_wb, &s_wsc, &s_we, out_q, out_scale, out_e0, L->D, L->di, L->wbits);
-    hk_mmu(&s_o, a, &s_wb, &s_wsc, &s_we, L->D, L->di, HK_RES_F);
+    hk_mmu(&s_o, a, &s_wb, &s_wsc, &s_we, L->D, L->di, L->wbits, HK_RES_F);
     hk_residual(u, &s_o, L->D);
     HK_DRAINED(hk_wide_s, s_o); HK_DRAINED(hk_wbeat_s, s_wb); HK_DRAINED(hk_wscale_s, s_wsc); HK_DRAINED(hk_we0_s, s_we);
 }
