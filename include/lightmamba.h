@@ -122,6 +122,22 @@ void lm_session_reset(lm_session *s);
  * the state is then left unchanged. */
 lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits);
 int lm_session_vocab_size(const lm_session *s);
+/* Tokens fed since the session was created or last reset (or that a loaded state had consumed). */
+uint64_t lm_session_n_tokens(const lm_session *s);
+/* [vocab_size] logits after the last token fed, recomputed from the state (bit-identical to the
+ * last_logits of the lm_session_forward call that fed it with logits == NULL). None fed yet -> LM_ERR_ARG. */
+lm_status lm_session_last_logits(lm_session *s, float *logits);
+
+/* ---- session state files (docs/state-format.md) ----
+ * Save a session's state (e.g. after a prompt) and resume it later, in this or another
+ * process, over the same model: the continuation is then bit for bit what running straight on
+ * would have given. The file records the model's configuration and a hash of its weights;
+ * loading it into another model fails (LM_ERR_ARG, naming what differs). lm_state_save writes
+ * atomically. lm_state_load validates the whole file (magic, version, size, CRC-32C, model,
+ * every array's name, type and shape) before it touches the session: on failure the session is
+ * as it was. Corrupt or truncated files -> LM_ERR_FORMAT, a missing one -> LM_ERR_IO. */
+lm_status lm_state_save(const lm_session *s, const char *path);
+lm_status lm_state_load(lm_session *s, const char *path);
 
 /* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
  * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)

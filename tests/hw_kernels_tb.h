@@ -250,6 +250,14 @@ static void rms_f(float *out, const float *x, const float *w, int n, float eps) 
     for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
 
+static void matvec_f(float *y, const float *W, const float *x, int O, int K) {
+    for (int o = 0; o < O; o++) {
+        double acc = 0.0;
+        for (int k = 0; k < K; k++) acc += (double)W[(size_t)o * K + k] * x[k];
+        y[o] = (float)acc;
+    }
+}
+
 /* Random float weights, in_proj/out_proj quantized (round to nearest), sites calibrated by the
  * float block (lm_int_calib_mixer) over 24 random tokens, then lm_int_layer_build. */
 static void tb_layer_build(tb_layer *b, int D, int H, int P, int N, int G, int wbits, int abits) {
@@ -283,11 +291,7 @@ static void tb_layer_build(tb_layer *b, int D, int H, int P, int N, int G, int w
     for (int tok = 0; tok < 24; tok++) {
         fill(u, D, -1.0, 1.0);
         rms_f(t, u, b->norm, D, b->cfg.eps);
-        for (int o = 0; o < E; o++) {
-            double acc = 0.0;
-            for (int k = 0; k < D; k++) acc += (double)w_in[(size_t)o * D + k] * t[k];
-            zx[o] = (float)acc;
-        }
+        matvec_f(zx, w_in, t, E, D);
         lm_int_calib_mixer(&cal, v, conv_state, ssm_state, zx, b->conv_w, b->conv_b, b->dt_bias, b->A, b->D, &b->cfg);
     }
     CHECK_OK(lm_int_layer_build(&b->L, b->norm, b->conv_w, b->conv_b, b->dt_bias, b->A, b->D, b->gnorm,
@@ -506,12 +510,27 @@ static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbit
 static void rms_groups(float *out, const float *x, const float *w, int n, int groups, float eps) {
     for (int g = 0; g < groups; g++) rms_f(out + g * (n / groups), x + g * (n / groups), w + g * (n / groups), n / groups, eps);
 }
-static void matvec_f(float *y, const float *W, const float *x, int O, int K) {
-    for (int o = 0; o < O; o++) {
-        double acc = 0.0;
-        for (int k = 0; k < K; k++) acc += (double)W[(size_t)o * K + k] * x[k];
-        y[o] = (float)acc;
+
+/* One token through the float model's blocks (the mixer is lm_int_calib_mixer, recording each
+ * layer's ranges into cal[l] unless cal is NULL); u [D] the residual, updated; conv_state
+ * [n_layer, W-1, C] and ssm_state [n_layer, H, P, N] advanced. */
+static void float_model_token(float *u, const lm_model *m, lm_int_calib *cal, float *conv_state, float *ssm_state) {
+    const lm_config *c = &m->cfg;
+    const int D = c->d_model, di = c->d_inner, G = c->n_groups, C = di + 2 * G * c->d_state, E = di + C + c->n_heads;
+    float *t = malloc(sizeof(float) * D), *zx = malloc(sizeof(float) * E), *v = malloc(sizeof(float) * di);
+    float *g = malloc(sizeof(float) * di), *delta = malloc(sizeof(float) * D);
+    for (int l = 0; l < c->n_layer; l++) {
+        const lm_layer *Lf = &m->layers[l];
+        rms_f(t, u, Lf->norm, D, c->eps);
+        matvec_f(zx, Lf->in_proj.w, t, E, D);
+        lm_int_calib_mixer(cal ? &cal[l] : NULL, v, conv_state + (size_t)l * (c->d_conv - 1) * C,
+                           ssm_state + (size_t)l * c->n_heads * c->head_dim * c->d_state, zx, Lf->conv_w, Lf->conv_b,
+                           Lf->dt_bias, Lf->A, Lf->D, c);
+        rms_groups(g, v, Lf->gnorm, di, G, c->eps);
+        matvec_f(delta, Lf->out_proj.w, g, D, di);
+        for (int i = 0; i < D; i++) u[i] += delta[i];
     }
+    free(t); free(zx); free(v); free(g); free(delta);
 }
 
 static void test_model_tiny(void) {
@@ -529,26 +548,18 @@ static void test_model_tiny(void) {
     CHECK_OK(lm_read_file(path, &raw, &raw_len));
     if (!raw || raw_len < sizeof(int32_t) * (calib_tokens + tokens)) { CHECK(0, "%s: too short", path); free(raw); lm_model_free(m); return; }
     const int32_t *ids = (const int32_t *)raw;
+    for (int i = 0; i < calib_tokens + tokens; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size) { CHECK(0, "%s: token %d out of range", path, ids[i]); free(raw); lm_model_free(m); return; }
 
     /* float pass for calibration */
     lm_int_calib *cal = calloc((size_t)nl, sizeof *cal);
     float *conv_state = calloc((size_t)nl * (c->d_conv - 1) * C, sizeof(float));
     float *ssm_state = calloc((size_t)nl * H * P * N, sizeof(float));
-    float *u = malloc(sizeof(float) * D), *t = malloc(sizeof(float) * D), *zx = malloc(sizeof(float) * E);
-    float *v = malloc(sizeof(float) * di), *g = malloc(sizeof(float) * di), *delta = malloc(sizeof(float) * D);
+    float *u = malloc(sizeof(float) * D);
     for (int l = 0; l < nl; l++) lm_int_calib_init(&cal[l]);
     for (int tok = 0; tok < calib_tokens; tok++) {
         memcpy(u, m->embedding + (size_t)ids[tok] * D, sizeof(float) * D);
-        for (int l = 0; l < nl; l++) {
-            const lm_layer *Lf = &m->layers[l];
-            rms_f(t, u, Lf->norm, D, c->eps);
-            matvec_f(zx, Lf->in_proj.w, t, E, D);
-            lm_int_calib_mixer(&cal[l], v, conv_state + (size_t)l * (c->d_conv - 1) * C, ssm_state + (size_t)l * H * P * N,
-                               zx, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, c);
-            rms_groups(g, v, Lf->gnorm, di, G, c->eps);
-            matvec_f(delta, Lf->out_proj.w, g, D, di);
-            for (int i = 0; i < D; i++) u[i] += delta[i];
-        }
+        float_model_token(u, m, cal, conv_state, ssm_state);
     }
     /* the integer layers */
     lm_qweight_buf *qin = calloc((size_t)nl, sizeof *qin), *qout = calloc((size_t)nl, sizeof *qout);
@@ -573,16 +584,7 @@ static void test_model_tiny(void) {
     double err2 = 0.0, ref2 = 0.0;
     for (int tok = 0; tok < tokens; tok++) {
         memcpy(u, x + (size_t)tok * D, sizeof(float) * D);
-        for (int l = 0; l < nl; l++) {
-            const lm_layer *Lf = &m->layers[l];
-            rms_f(t, u, Lf->norm, D, c->eps);
-            matvec_f(zx, Lf->in_proj.w, t, E, D);
-            lm_int_calib_mixer(NULL, v, conv_state + (size_t)l * (c->d_conv - 1) * C, ssm_state + (size_t)l * H * P * N,
-                               zx, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, c);
-            rms_groups(g, v, Lf->gnorm, di, G, c->eps);
-            matvec_f(delta, Lf->out_proj.w, g, D, di);
-            for (int i = 0; i < D; i++) u[i] += delta[i];
-        }
+        float_model_token(u, m, NULL, conv_state, ssm_state);
         for (int i = 0; i < D; i++) {
             double d = uint[(size_t)tok * D + i] - u[i];
             err2 += d * d;
@@ -595,7 +597,7 @@ static void test_model_tiny(void) {
 
     for (int l = 0; l < nl; l++) { lm_int_layer_free(&L[l]); lm_qweight_buf_free(&qin[l]); lm_qweight_buf_free(&qout[l]); }
     free(L); free(layers); free(qin); free(qout); free(cal); free(conv_state); free(ssm_state);
-    free(u); free(t); free(zx); free(v); free(g); free(delta); free(x); free(raw);
+    free(u); free(x); free(raw);
     lm_model_free(m);
 }
 

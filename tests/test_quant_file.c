@@ -10,7 +10,7 @@
 #include "check.h"
 #include "common/file.h"
 #include "model/model.h"
-#include "quant/crc32c.h"
+#include "common/crc32c.h"
 #include "quant/qfile.h"
 
 static char tmp_path[256];

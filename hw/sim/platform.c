@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "io/io.h"
 #include "sim/sim.h"
 
 #ifndef LM_HW_PLATFORM_DIR
@@ -135,37 +136,5 @@ lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     return st;
 }
 
-/* LIGHTMAMBA.md section 1. */
-static const struct { const char *name; int d_model, n_layer, d_inner, n_heads; } builtin_models[] = {
-    {"mamba2-130m", 768, 24, 1536, 24}, {"mamba2-370m", 1024, 48, 2048, 32}, {"mamba2-780m", 1536, 48, 3072, 48},
-    {"mamba2-1.3b", 2048, 48, 4096, 64}, {"mamba2-2.7b", 2560, 64, 5120, 80}};
-
-lm_status lm_hw_model_load(lm_config *c, const char *name_or_path) {
-    memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < sizeof builtin_models / sizeof builtin_models[0]; i++) {
-        if (strcmp(name_or_path, builtin_models[i].name)) continue;
-        c->d_model = builtin_models[i].d_model;
-        c->n_layer = builtin_models[i].n_layer;
-        c->d_inner = builtin_models[i].d_inner;
-        c->n_heads = builtin_models[i].n_heads;
-        c->head_dim = 64;
-        c->d_state = 128;
-        c->n_groups = 1;
-        c->d_conv = 4;
-        c->vocab_size = 50288;
-        c->eps = 1e-5f;
-        c->tie_embeddings = 1;
-        c->conv_bias = 1;
-        return LM_OK;
-    }
-    if (!lm_file_exists(name_or_path) && !lm_is_directory(name_or_path))
-        return lm_fail(LM_ERR_ARG, "unknown model config '%s' (mamba2-130m, -370m, -780m, -1.3b, -2.7b, or a model directory)", name_or_path);
-    if (lm_is_directory(name_or_path)) {
-        char *p = lm_path_join(name_or_path, "config.json");
-        if (!p) return lm_fail(LM_ERR_NOMEM, "out of memory");
-        lm_status st = lm_config_load(c, p);
-        free(p);
-        return st;
-    }
-    return lm_config_load(c, name_or_path);
-}
+/* The table of named configs lives in src/io (shared with lightmamba synth). */
+lm_status lm_hw_model_load(lm_config *c, const char *name_or_path) { return lm_config_named(c, name_or_path); }

@@ -13,6 +13,7 @@
 static const char usage[] =
     "usage: lightmamba generate -m MODEL [-p PROMPT | -f PROMPT_FILE] [-n N] [--temp T] [--top-p P]\n"
     "                           [--seed S] [--threads K] [--json]\n"
+    "                           [--load-state FILE] [--save-state FILE] [--save-final-state FILE]\n"
     "  -m, --model DIR      model directory (config.json + model.safetensors)\n"
     "  -p, --prompt TEXT    the prompt (default: empty, which starts from token 0, <|endoftext|>)\n"
     "  -f, --file PATH      read the prompt from a file instead (at most 256 MiB)\n"
@@ -22,6 +23,12 @@ static const char usage[] =
     "  --seed S             random seed (default: from the clock; printed on stderr)\n"
     "  --threads K          worker threads (default: all cores)\n"
     "  --json               print the timings as one JSON object on stderr's last line\n"
+    "  --load-state FILE    resume from a saved state: the prompt (which may then be empty) is\n"
+    "                       appended after the context the state had consumed\n"
+    "  --save-state FILE    save the state right after the prompt, before generating: resuming from\n"
+    "                       it continues exactly as this run does (with --temp 0; sampler draws are\n"
+    "                       not part of the state)\n"
+    "  --save-final-state FILE  save the state after the generated text (its last token is fed first)\n"
     "The prompt is echoed, then the generated text is streamed to stdout. The prompt is\n"
     "processed in chunks of fixed size, so memory does not grow with its length.\n";
 
@@ -42,6 +49,7 @@ static double per_second(size_t n, double seconds) { return seconds > 0 ? (doubl
 
 static int run_generate(int argc, char **argv) {
     const char *model_dir = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *load_state = NULL, *save_state = NULL, *save_final_state = NULL;
     int n_generate = 128, n_threads = 0, json = 0;
     float temp = 0.8f, top_p = 0.9f;
     uint64_t seed = (uint64_t)time(NULL);
@@ -55,6 +63,9 @@ static int run_generate(int argc, char **argv) {
         {NULL, "--seed", CLI_U64, &seed, 0, 0},
         {NULL, "--threads", CLI_INT, &n_threads, 0, 4096},
         {NULL, "--json", CLI_FLAG, &json, 0, 0},
+        {NULL, "--load-state", CLI_STRING, &load_state, 0, 0},
+        {NULL, "--save-state", CLI_STRING, &save_state, 0, 0},
+        {NULL, "--save-final-state", CLI_STRING, &save_final_state, 0, 0},
     };
     if (cli_parse("generate", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_dir) return cli_error("generate: -m MODEL is required (see 'lightmamba help generate')");
@@ -89,7 +100,17 @@ static int run_generate(int argc, char **argv) {
     if (prompt_len > 0) {
         if (cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
     }
-    if (n_ids == 0) { /* nothing to condition on: start from <|endoftext|> */
+
+    const int vocab = lm_model_config(model)->vocab_size;
+    /* a padded vocabulary has rows no token maps to: never sample those */
+    int n_candidates = lm_tokenizer_vocab_size(tok) < vocab ? lm_tokenizer_vocab_size(tok) : vocab;
+    if (lm_session_init(&session, model, n_threads) != LM_OK ||
+        lm_sampler_init(&sampler, n_candidates, temp, top_p, seed) != LM_OK ||
+        (load_state && lm_state_load(session, load_state) != LM_OK)) {
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
+    if (n_ids == 0 && lm_session_n_tokens(session) == 0) { /* nothing to condition on: start from <|endoftext|> */
         free(ids);
         ids = malloc(sizeof *ids);
         if (!ids) {
@@ -99,15 +120,6 @@ static int run_generate(int argc, char **argv) {
         ids[0] = 0;
         n_ids = 1;
     }
-
-    const int vocab = lm_model_config(model)->vocab_size;
-    /* a padded vocabulary has rows no token maps to: never sample those */
-    int n_candidates = lm_tokenizer_vocab_size(tok) < vocab ? lm_tokenizer_vocab_size(tok) : vocab;
-    if (lm_session_init(&session, model, n_threads) != LM_OK ||
-        lm_sampler_init(&sampler, n_candidates, temp, top_p, seed) != LM_OK) {
-        cli_error("%s", lm_last_error());
-        goto done;
-    }
     if (!(logits = malloc((size_t)vocab * sizeof *logits))) {
         cli_error("out of memory for %d logits", vocab);
         goto done;
@@ -116,18 +128,23 @@ static int run_generate(int argc, char **argv) {
     fwrite(prompt ? prompt : "", 1, prompt_len, stdout);
     fflush(stdout);
     double t0 = now_seconds();
-    if (lm_session_forward(session, ids, n_ids, NULL, logits) != LM_OK) {
+    /* with a resumed state and no new tokens, the logits come from the state */
+    lm_status st = n_ids > 0 ? lm_session_forward(session, ids, n_ids, NULL, logits)
+                             : lm_session_last_logits(session, logits);
+    double t_prefill = now_seconds() - t0;
+    if (st == LM_OK && save_state) st = lm_state_save(session, save_state);
+    if (st != LM_OK) {
         putchar('\n');
         cli_error("%s", lm_last_error());
         goto done;
     }
-    double t_prefill = now_seconds() - t0;
 
-    /* sample, print, feed back; the last token sampled need not be fed */
+    /* sample, print, feed back; the last token sampled need not be fed (unless its state is saved) */
     size_t n_decoded = 0;
+    int32_t id = -1;
     t0 = now_seconds();
     for (int i = 0; i < n_generate; i++) {
-        int32_t id = lm_sampler_sample(sampler, logits);
+        id = lm_sampler_sample(sampler, logits);
         emit(tok, id);
         if (i + 1 == n_generate) break;
         if (lm_session_forward(session, &id, 1, NULL, logits) != LM_OK) {
@@ -140,6 +157,11 @@ static int run_generate(int argc, char **argv) {
     double t_decode = now_seconds() - t0;
     putchar('\n');
     fflush(stdout);
+    if (save_final_state && ((id >= 0 && lm_session_forward(session, &id, 1, NULL, NULL) != LM_OK) ||
+                             lm_state_save(session, save_final_state) != LM_OK)) {
+        cli_error("%s", lm_last_error());
+        goto done;
+    }
 
     fprintf(stderr, "prefill: %zu tokens in %.3f s, %.1f tokens/s; decode: %zu tokens in %.3f s, %.1f tokens/s; seed %llu\n",
             n_ids, t_prefill, per_second(n_ids, t_prefill), n_decoded, t_decode, per_second(n_decoded, t_decode),

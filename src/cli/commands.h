@@ -10,6 +10,8 @@ extern const lm_command cmd_generate;
 extern const lm_command cmd_perplexity;
 extern const lm_command cmd_sim;
 extern const lm_command cmd_quantize;
+extern const lm_command cmd_synth;
+extern const lm_command cmd_bench;
 
 #define LM_CLI_COMMANDS \
     &cmd_info, \
@@ -17,6 +19,8 @@ extern const lm_command cmd_quantize;
     &cmd_perplexity, \
     &cmd_sim, \
     &cmd_quantize, \
+    &cmd_synth, \
+    &cmd_bench, \
     &cmd_tokenize, \
     &cmd_version,
 

@@ -17,6 +17,10 @@ lm_status lm_json_parse(json_object **out, const char *text, size_t len, const c
 /* Fills cfg from config.json text (see lm_config_load in lightmamba.h). */
 lm_status lm_config_parse(lm_config *cfg, const char *text, size_t len, const char *path);
 
+/* A published Mamba2 configuration by name (mamba2-130m, -370m, -780m, -1.3b, -2.7b), else a
+ * config.json file or a model directory holding one. An unknown name -> LM_ERR_ARG. */
+lm_status lm_config_named(lm_config *cfg, const char *name_or_path);
+
 /* ---- safetensors ---- */
 typedef enum { LM_DTYPE_F32 = 0, LM_DTYPE_F16, LM_DTYPE_BF16 } lm_dtype;
 

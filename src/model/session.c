@@ -30,6 +30,7 @@ lm_status lm_session_init(lm_session **out, const lm_model *m, int n_threads) {
     lm_status st = lm_pool_init(&s->pool, n_threads);
     if (st == LM_OK) st = lm_calloc(&s->conv_state, (size_t)c->n_layer, conv_state_size(c) * sizeof(float), "conv state");
     if (st == LM_OK) st = lm_calloc(&s->ssm_state, (size_t)c->n_layer, ssm_state_size(c) * sizeof(float), "SSM state");
+    if (st == LM_OK) st = lm_calloc(&s->last_hidden, (size_t)c->d_model, sizeof(float), "session state");
     if (st == LM_OK) st = lm_calloc(&s->x, T * c->d_model, sizeof(float), "session scratch");
     if (st == LM_OK) st = lm_calloc(&s->xn, T * c->d_model, sizeof(float), "session scratch");
     if (st == LM_OK) st = lm_calloc(&s->zxbcdt, T * in_proj_width(c), sizeof(float), "session scratch");
@@ -55,6 +56,7 @@ void lm_session_free(lm_session *s) {
     lm_pool_free(s->pool);
     free(s->conv_state);
     free(s->ssm_state);
+    free(s->last_hidden);
     free(s->x);
     free(s->xn);
     free(s->zxbcdt);
@@ -70,7 +72,11 @@ void lm_session_reset(lm_session *s) {
     const lm_config *c = &s->m->cfg;
     memset(s->conv_state, 0, (size_t)c->n_layer * conv_state_size(c) * sizeof(float));
     memset(s->ssm_state, 0, (size_t)c->n_layer * ssm_state_size(c) * sizeof(float));
+    memset(s->last_hidden, 0, (size_t)c->d_model * sizeof(float));
+    s->n_tokens = 0;
 }
+
+uint64_t lm_session_n_tokens(const lm_session *s) { return s->n_tokens; }
 
 int lm_session_vocab_size(const lm_session *s) { return s->m->cfg.vocab_size; }
 
@@ -142,6 +148,7 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         for (int t = 0; t < T; t++)
             memcpy(s->x + t * D, s->m->embedding + (size_t)tokens[done + t] * D, D * sizeof(float));
         for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
+        if (done + T == n) memcpy(s->last_hidden, s->x + (size_t)(T - 1) * D, D * sizeof(float));
         if (logits)
             head_forward(s, 0, T, logits + done * V);
         else if (last_logits && done + T == n)
@@ -149,5 +156,13 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         done += T;
     }
     if (logits && last_logits) memcpy(last_logits, logits + (n - 1) * V, V * sizeof(float));
+    s->n_tokens += n;
+    return LM_OK;
+}
+
+lm_status lm_session_last_logits(lm_session *s, float *logits) {
+    if (s->n_tokens == 0) return lm_fail(LM_ERR_ARG, "no token has been fed yet: there are no logits to give");
+    memcpy(s->x, s->last_hidden, (size_t)s->m->cfg.d_model * sizeof(float));
+    head_forward(s, 0, 1, logits);
     return LM_OK;
 }

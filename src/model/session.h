@@ -12,6 +12,10 @@ struct lm_session {
     /* recurrent state, per layer */
     float *conv_state;   /* [n_layer, d_conv-1, conv_dim] */
     float *ssm_state;    /* [n_layer, H, P, N] */
+    /* where the sequence stands: tokens fed since the last reset, and the residual stream after
+     * the last block for the last of them (norm_f + lm_head of it give its logits again) */
+    uint64_t n_tokens;
+    float *last_hidden;  /* [d_model] */
     /* scratch for one chunk of up to LM_SESSION_CHUNK tokens (T) */
     float *x;            /* [T, d_model]  residual stream */
     float *xn;           /* [T, d_model]  RMSNorm output */

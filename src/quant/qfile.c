@@ -14,7 +14,7 @@
 
 #include "common/error.h"
 #include "common/half.h"
-#include "quant/crc32c.h"
+#include "common/crc32c.h"
 #include "quant/quantize.h"
 
 enum {

@@ -1,5 +1,5 @@
 /* CRC-32C: slicing-by-8 tables (built once) and the SSE4.2 instruction. */
-#include "quant/crc32c.h"
+#include "common/crc32c.h"
 
 #include <pthread.h>
 #include <string.h>

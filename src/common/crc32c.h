@@ -1,9 +1,9 @@
 /* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of the quantized model
- * file. Incremental: crc = lm_crc32c(0, a, n); crc = lm_crc32c(crc, b, m) equals one call over a
- * then b. Uses the SSE4.2 crc32 instruction when the CPU has it (chosen at run time), else
- * slicing-by-8 tables; both give the same value. */
-#ifndef LM_QUANT_CRC32C_H
-#define LM_QUANT_CRC32C_H
+ * file and of the session state file. Incremental: crc = lm_crc32c(0, a, n);
+ * crc = lm_crc32c(crc, b, m) equals one call over a then b. Uses the SSE4.2 crc32 instruction
+ * when the CPU has it (chosen at run time), else slicing-by-8 tables; both give the same value. */
+#ifndef LM_COMMON_CRC32C_H
+#define LM_COMMON_CRC32C_H
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,0 +1,443 @@
+/* Synthetic Mamba2 models (distributions in synth.h). One enumeration of the tensors
+ * (for_each_tensor) drives both writers: the quantized one binds each tensor into an
+ * lm_model and quantizes the linear layers as they come; the float one streams each tensor
+ * into a safetensors file. */
+#include "quant/synth.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "common/file.h"
+#include "model/model.h"
+#include "quant/qfile.h"
+#include "quant/quantize.h"
+#include "quant/transform.h"
+
+/* ---- the values: a counter-based generator, value i of a tensor = f(hash(stream, i)) ---- */
+
+typedef enum {
+    DIST_NORMAL,      /* a + b N(0, 1) */
+    DIST_UNIFORM,     /* U(a, b) */
+    DIST_LOG_UNIFORM, /* log U(a, b)                               (A_log) */
+    DIST_DT_BIAS,     /* softplus^-1(dt), dt = exp U(log a, log b) (dt_bias) */
+} dist_kind;
+
+typedef struct {
+    dist_kind kind;
+    float a, b;
+} dist;
+
+static uint64_t splitmix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The stream of a tensor: FNV-1a of its name, mixed with the seed. */
+static uint64_t tensor_stream(uint64_t seed, const char *name) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001B3ull;
+    return splitmix64(h ^ splitmix64(seed));
+}
+
+static float draw(const dist *d, uint64_t stream, uint64_t i) {
+    uint64_t h = splitmix64(stream + i * 0xD1B54A32D192ED03ull);
+    double u1 = (double)((h >> 40) + 1) * 0x1p-24;    /* (0, 1] */
+    double u2 = (double)(h & 0xFFFFFF) * 0x1p-24;     /* [0, 1) */
+    switch (d->kind) {
+    case DIST_NORMAL: return (float)(d->a + d->b * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    case DIST_UNIFORM: return (float)(d->a + (d->b - d->a) * u2);
+    case DIST_LOG_UNIFORM: return (float)log(d->a + (d->b - d->a) * u2);
+    case DIST_DT_BIAS: {
+        double dt = exp(log(d->a) + (log(d->b) - log(d->a)) * u2);
+        return (float)(dt + log(-expm1(-dt))); /* softplus(dt_bias) = dt */
+    }
+    }
+    return 0.0f;
+}
+
+typedef struct {
+    float *x;
+    size_t n;
+    const dist *d;
+    uint64_t stream;
+} fill_task;
+
+static void fill_part(void *p, int i, int n) {
+    fill_task *t = p;
+    size_t i0 = t->n * (size_t)i / (size_t)n, i1 = t->n * (size_t)(i + 1) / (size_t)n;
+    for (size_t k = i0; k < i1; k++) t->x[k] = draw(t->d, t->stream, k);
+}
+
+/* x [n] = the values of tensor `name`. */
+static void fill(float *x, size_t n, const dist *d, uint64_t seed, const char *name, lm_pool *pool) {
+    fill_task t = {x, n, d, tensor_stream(seed, name)};
+    lm_pool_run(pool, fill_part, &t);
+}
+
+/* ---- the tensors of a config, in checkpoint order ---- */
+
+typedef enum {
+    T_EMBEDDING, T_NORM, T_IN_PROJ, T_IN_PROJ_BIAS, T_CONV_W, T_CONV_B, T_DT_BIAS, T_A_LOG, T_D, T_GNORM,
+    T_OUT_PROJ, T_OUT_PROJ_BIAS, T_NORM_F, T_LM_HEAD,
+} tensor_role;
+
+typedef struct {
+    tensor_role role;
+    int layer;         /* -1 outside the blocks */
+    char name[96];     /* Hugging Face name */
+    int rows, cols;    /* [rows] when cols == 0, else [rows, cols] ([rows, 1, cols] for the conv weight) */
+    dist d;
+} tensor_desc;
+
+typedef lm_status (*tensor_fn)(void *ctx, const tensor_desc *t);
+
+static lm_status for_each_tensor(const lm_config *c, tensor_fn fn, void *ctx) {
+    const int D = c->d_model, DI = c->d_inner, H = c->n_heads, CD = DI + 2 * c->n_groups * c->d_state,
+              E = 2 * DI + 2 * c->n_groups * c->d_state + H;
+    const float conv_bound = 1.0f / sqrtf((float)c->d_conv);
+    const dist near_one = {DIST_NORMAL, 1.0f, 0.05f}, zero = {DIST_NORMAL, 0.0f, 0.0f};
+    tensor_desc t = {T_EMBEDDING, -1, "backbone.embeddings.weight", c->vocab_size, D, {DIST_NORMAL, 0.0f, 0.02f}};
+    LM_TRY(fn(ctx, &t));
+    for (int l = 0; l < c->n_layer; l++) {
+        const struct {
+            tensor_role role;
+            const char *suffix;
+            int rows, cols, present;
+            dist d;
+        } block[] = {
+            {T_NORM, "norm.weight", D, 0, 1, near_one},
+            {T_IN_PROJ, "mixer.in_proj.weight", E, D, 1, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)D)}},
+            {T_IN_PROJ_BIAS, "mixer.in_proj.bias", E, 0, c->proj_bias, zero},
+            {T_CONV_W, "mixer.conv1d.weight", CD, c->d_conv, 1, {DIST_UNIFORM, -conv_bound, conv_bound}},
+            {T_CONV_B, "mixer.conv1d.bias", CD, 0, c->conv_bias, {DIST_UNIFORM, -conv_bound, conv_bound}},
+            {T_DT_BIAS, "mixer.dt_bias", H, 0, 1, {DIST_DT_BIAS, 1e-3f, 0.1f}},
+            {T_A_LOG, "mixer.A_log", H, 0, 1, {DIST_LOG_UNIFORM, 1.0f, 16.0f}},
+            {T_D, "mixer.D", H, 0, 1, {DIST_NORMAL, 1.0f, 0.0f}},
+            {T_GNORM, "mixer.norm.weight", DI, 0, 1, near_one},
+            {T_OUT_PROJ, "mixer.out_proj.weight", D, DI, 1, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)DI)}},
+            {T_OUT_PROJ_BIAS, "mixer.out_proj.bias", D, 0, c->proj_bias, zero},
+        };
+        for (size_t i = 0; i < sizeof block / sizeof block[0]; i++) {
+            if (!block[i].present) continue;
+            t = (tensor_desc){block[i].role, l, "", block[i].rows, block[i].cols, block[i].d};
+            snprintf(t.name, sizeof t.name, "backbone.layers.%d.%s", l, block[i].suffix);
+            LM_TRY(fn(ctx, &t));
+        }
+    }
+    t = (tensor_desc){T_NORM_F, -1, "backbone.norm_f.weight", D, 0, near_one};
+    LM_TRY(fn(ctx, &t));
+    if (!c->tie_embeddings) {
+        t = (tensor_desc){T_LM_HEAD, -1, "lm_head.weight", c->vocab_size, D, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)D)}};
+        LM_TRY(fn(ctx, &t));
+    }
+    return LM_OK;
+}
+
+static size_t numel(const tensor_desc *t) { return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1); }
+
+static lm_status check_config(const lm_config *c) {
+    if (c->d_inner != c->n_heads * c->head_dim || c->n_heads % c->n_groups)
+        return lm_fail(LM_ERR_ARG, "synth: inconsistent config (d_inner %d, %d heads of %d, %d groups)", c->d_inner,
+                       c->n_heads, c->head_dim, c->n_groups);
+    return LM_OK;
+}
+
+/* ---- the quantized writer ---- */
+
+typedef struct {
+    lm_model *m;
+    const lm_quant_settings *q;
+    uint64_t seed;
+    lm_pool *pool;
+    float *scratch; /* one linear layer's float weights */
+} qbuild;
+
+/* A float tensor of the model, in memory the model owns. */
+static lm_status owned_tensor(qbuild *b, const tensor_desc *t, float **out) {
+    LM_TRY(lm_model_own(b->m, numel(t) * sizeof(float), (void **)out));
+    fill(*out, numel(t), &t->d, b->seed, t->name, b->pool);
+    return LM_OK;
+}
+
+/* Round to nearest with a fixed row exponent. The real quantizer (lm_quantize_rtn) tries nine
+ * row exponents e0 per row, each with a full pair search per group: 10x the work, an hour for
+ * Mamba2-2.7B on two cores. Here e0 = floor(log2(max|W[o]| / qmax)) - 6 puts the largest group's
+ * ideal mantissa in [64, 128), inside the pairs' range [2, 256]; each group then takes the real
+ * quantizer's best exponent pair (lm_wgroup_best_pair) and rounds to nearest. The integer weights
+ * and scales have the distribution of a real quantized model, which is what speed depends on. */
+typedef struct {
+    lm_qweight_buf *out;
+    const float *W;
+    int8_t *qrows; /* [workers, K] */
+} synth_quant_task;
+
+static void quantize_rows(void *p, int i, int n) {
+    synth_quant_task *t = p;
+    const lm_qweight *v = &t->out->view;
+    const int K = v->cols, qmax = lm_qmax(v->wbits), G = lm_wgroups(K);
+    int8_t *q = t->qrows + (size_t)i * K;
+    for (int o = (int)((long)v->rows * i / n); o < (int)((long)v->rows * (i + 1) / n); o++) {
+        const float *w = t->W + (size_t)o * K;
+        float m = 0.0f;
+        for (int k = 0; k < K; k++) m = fmaxf(m, fabsf(w[k]));
+        int E = 0;
+        if (m > 0) frexpf(m / (float)qmax, &E); /* m / qmax = f 2^E, f in [0.5, 1) */
+        const int e0 = m > 0 ? E - 1 - 6 : 0;
+        t->out->e0[o] = (int8_t)e0;
+        for (int g = 0; g < G; g++) {
+            const int k0 = g * LM_WGROUP, len = K - k0 < LM_WGROUP ? K - k0 : LM_WGROUP;
+            uint8_t *pair = &t->out->scale[(size_t)o * G + g];
+            lm_wgroup_best_pair(w + k0, len, e0, qmax, pair);
+            const float s = ldexpf((float)lm_wscale_mult(*pair), e0);
+            for (int k = k0; k < k0 + len; k++) {
+                float r = roundf(w[k] / s);
+                q[k] = (int8_t)(r > qmax ? qmax : r < -qmax ? -qmax : r);
+            }
+        }
+        uint8_t *row = t->out->q + (size_t)o * v->row_stride;
+        if (v->wbits == 4)
+            lm_pack_int4_row(row, q, K);
+        else
+            memcpy(row, q, (size_t)K);
+    }
+}
+
+static lm_status quantized_linear(qbuild *b, const tensor_desc *t, lm_linear *lin) {
+    fill(b->scratch, numel(t), &t->d, b->seed, t->name, b->pool);
+    lm_qweight_buf w;
+    LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, b->q->wbits));
+    synth_quant_task task = {&w, b->scratch, NULL};
+    if (lm_calloc(&task.qrows, (size_t)lm_pool_size(b->pool), (size_t)t->cols, "weight rows") != LM_OK) {
+        lm_qweight_buf_free(&w);
+        return LM_ERR_NOMEM;
+    }
+    lm_pool_run(b->pool, quantize_rows, &task);
+    free(task.qrows);
+    *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .q = w.view, .abits = b->q->abits};
+    /* hand the buffers to the model (lm_model_free frees them) */
+    void *parts[3] = {w.q, w.scale, w.e0};
+    for (int i = 0; i < 3; i++) {
+        void **g = realloc(b->m->owned, ((size_t)b->m->n_owned + 1) * sizeof *g);
+        if (!g) {
+            for (int j = i; j < 3; j++) free(parts[j]);
+            return lm_fail(LM_ERR_NOMEM, "out of memory");
+        }
+        b->m->owned = g;
+        b->m->owned[b->m->n_owned++] = parts[i];
+    }
+    return LM_OK;
+}
+
+static lm_status bind_tensor(void *ctx, const tensor_desc *t) {
+    qbuild *b = ctx;
+    lm_model *m = b->m;
+    lm_layer *L = t->layer >= 0 ? &m->layers[t->layer] : NULL;
+    float *x = NULL;
+    switch (t->role) {
+    case T_IN_PROJ: return quantized_linear(b, t, &L->in_proj);
+    case T_OUT_PROJ: return quantized_linear(b, t, &L->out_proj);
+    default: break;
+    }
+    LM_TRY(owned_tensor(b, t, &x));
+    switch (t->role) {
+    case T_EMBEDDING: m->embedding = x; break;
+    case T_NORM: L->norm = x; break;
+    case T_IN_PROJ_BIAS: L->in_proj.bias = x; break;
+    case T_CONV_W: L->conv_w = x; break;
+    case T_CONV_B: L->conv_b = x; break;
+    case T_DT_BIAS: L->dt_bias = x; break;
+    case T_A_LOG:
+        for (int h = 0; h < t->rows; h++) x[h] = -expf(x[h]); /* the file holds A = -exp(A_log) */
+        L->A = x;
+        break;
+    case T_D: L->D = x; break;
+    case T_GNORM: L->gnorm = x; break;
+    case T_OUT_PROJ_BIAS: L->out_proj.bias = x; break;
+    case T_NORM_F: m->norm_f = x; break;
+    case T_LM_HEAD: m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = t->rows, .cols = t->cols, .w = x}; break;
+    default: break;
+    }
+    return LM_OK;
+}
+
+lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quant_settings *q, uint64_t seed,
+                             int n_threads) {
+    LM_TRY(check_config(c));
+    if (q->method != LM_QUANT_RTN && q->method != LM_QUANT_LIGHTMAMBA)
+        return lm_fail(LM_ERR_ARG, "synth: method must be rtn or lightmamba");
+    if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8) || (q->wbits == 8 && q->abits == 4))
+        return lm_fail(LM_ERR_ARG, "synth: W%dA%d is not supported (W4A4, W4A8 or W8A8)", q->wbits, q->abits);
+    if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "synth: only the float SSM is supported");
+    lm_model *m;
+    LM_TRY(lm_calloc(&m, 1, sizeof *m, "model"));
+    m->cfg = *c;
+    m->quant = *q;
+    m->quant.rotated = q->method == LM_QUANT_LIGHTMAMBA;
+    m->quant.gptq = 0;
+    m->quant.calib_samples = m->quant.calib_len = 0;
+    qbuild b = {m, &m->quant, seed, NULL, NULL};
+    const size_t E = 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads;
+    const size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
+    char *tok = NULL;
+    size_t tok_len = 0;
+    lm_status s = lm_read_file(LM_DEFAULT_TOKENIZER, &tok, &tok_len);
+    if (!s) s = lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers");
+    if (!s) s = lm_calloc(&b.scratch, biggest, sizeof(float), "weights of one layer");
+    if (!s && m->quant.rotated) s = lm_hadamard_init(&m->rot_inner, c->d_inner); /* fails early on an unsupported d_inner */
+    if (!s) s = lm_pool_init(&b.pool, n_threads);
+    if (!s) s = for_each_tensor(c, bind_tensor, &b);
+    if (!s && c->tie_embeddings)
+        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+    if (!s) s = lm_qfile_write(path, m, tok, tok_len);
+    free(tok);
+    lm_pool_free(b.pool);
+    free(b.scratch);
+    lm_model_free(m);
+    return s;
+}
+
+/* ---- the float writer: config.json + model.safetensors ---- */
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+    lm_status status;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+    if (b->status) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->text ? b->text + b->len : NULL, b->text ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->status = lm_fail(LM_ERR_ARG, "synth: formatting failed");
+            return;
+        }
+        if (b->text && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = 2 * (b->cap + (size_t)n + 64);
+        char *g = realloc(b->text, cap);
+        if (!g) {
+            b->status = lm_fail(LM_ERR_NOMEM, "out of memory");
+            return;
+        }
+        b->text = g;
+        b->cap = cap;
+    }
+}
+
+typedef struct {
+    strbuf json;
+    size_t offset; /* data bytes of the entries so far */
+} st_header;
+
+static lm_status header_entry(void *ctx, const tensor_desc *t) {
+    st_header *h = ctx;
+    size_t bytes = numel(t) * sizeof(float);
+    sb_printf(&h->json, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", h->offset ? "," : "", t->name, t->rows);
+    if (t->role == T_CONV_W) sb_printf(&h->json, ",1");
+    if (t->cols) sb_printf(&h->json, ",%d", t->cols);
+    sb_printf(&h->json, "],\"data_offsets\":[%zu,%zu]}", h->offset, h->offset + bytes);
+    h->offset += bytes;
+    return h->json.status;
+}
+
+typedef struct {
+    lm_atomic_file *af;
+    uint64_t seed;
+    lm_pool *pool;
+    float *scratch;
+} fwrite_ctx;
+
+static lm_status write_tensor(void *ctx, const tensor_desc *t) {
+    fwrite_ctx *w = ctx;
+    fill(w->scratch, numel(t), &t->d, w->seed, t->name, w->pool);
+    return lm_atomic_write(w->af, w->scratch, numel(t) * sizeof(float));
+}
+
+static lm_status write_text_file(const char *dir, const char *name, const char *text, size_t len) {
+    char *path = lm_path_join(dir, name);
+    if (!path) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    lm_atomic_file af = {0};
+    lm_status s = lm_atomic_open(&af, path);
+    if (!s) s = lm_atomic_write(&af, text, len);
+    if (!s) s = lm_atomic_commit(&af);
+    if (s) lm_atomic_abort(&af);
+    free(path);
+    return s;
+}
+
+lm_status lm_synth_float(const char *dir, const lm_config *c, uint64_t seed, int n_threads) {
+    LM_TRY(check_config(c));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return lm_fail(LM_ERR_IO, "cannot create directory %s: %s", dir, strerror(errno));
+    if (!lm_is_directory(dir)) return lm_fail(LM_ERR_IO, "%s exists and is not a directory", dir);
+
+    strbuf cfg = {0};
+    char lim[64];
+    if (isinf(c->dt_limit_max))
+        snprintf(lim, sizeof lim, "[%.9g, {\"__float__\": \"Infinity\"}]", c->dt_limit_min);
+    else
+        snprintf(lim, sizeof lim, "[%.9g, %.9g]", c->dt_limit_min, c->dt_limit_max);
+    sb_printf(&cfg,
+              "{\n  \"model_type\": \"mamba2\",\n  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n  \"state_size\": %d,\n"
+              "  \"head_dim\": %d,\n  \"num_heads\": %d,\n  \"n_groups\": %d,\n  \"expand\": %d,\n  \"conv_kernel\": %d,\n"
+              "  \"layer_norm_epsilon\": %.9g,\n  \"vocab_size\": %d,\n  \"tie_word_embeddings\": %s,\n  \"use_bias\": %s,\n"
+              "  \"use_conv_bias\": %s,\n  \"rms_norm\": true,\n  \"norm_before_gate\": false,\n  \"time_step_limit\": %s\n}\n",
+              c->d_model, c->n_layer, c->d_state, c->head_dim, c->n_heads, c->n_groups, c->d_inner / c->d_model, c->d_conv,
+              c->eps, c->vocab_size, c->tie_embeddings ? "true" : "false", c->proj_bias ? "true" : "false",
+              c->conv_bias ? "true" : "false", lim);
+    if (!cfg.status && c->d_inner % c->d_model)
+        cfg.status = lm_fail(LM_ERR_ARG, "synth: the float variant needs d_inner a multiple of d_model (expand)");
+
+    /* safetensors: u64 header length, the JSON header (padded with spaces to 8 bytes), the data */
+    st_header hd = {{0}, 0};
+    strbuf *h = &hd.json;
+    sb_printf(h, "{");
+    lm_status s = cfg.status ? cfg.status : for_each_tensor(c, header_entry, &hd);
+    sb_printf(h, "}");
+    while (!h->status && (8 + h->len) % 8) sb_printf(h, " ");
+    if (!s) s = h->status;
+
+    fwrite_ctx w = {NULL, seed, NULL, NULL};
+    lm_atomic_file af = {0};
+    char *path = NULL;
+    size_t biggest = (size_t)c->vocab_size * c->d_model;
+    size_t E = 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads;
+    if (E * c->d_model > biggest) biggest = E * c->d_model;
+    if (!s) s = lm_calloc(&w.scratch, biggest, sizeof(float), "weights of one tensor");
+    if (!s) s = lm_pool_init(&w.pool, n_threads);
+    if (!s && !(path = lm_path_join(dir, "model.safetensors"))) s = lm_fail(LM_ERR_NOMEM, "out of memory");
+    if (!s) s = lm_atomic_open(&af, path);
+    w.af = &af;
+    uint64_t hlen = h->len;
+    if (!s) s = lm_atomic_write(&af, &hlen, 8);
+    if (!s) s = lm_atomic_write(&af, h->text, h->len);
+    if (!s) s = for_each_tensor(c, write_tensor, &w);
+    if (!s) s = lm_atomic_commit(&af);
+    if (s) lm_atomic_abort(&af);
+    if (!s) s = write_text_file(dir, "config.json", cfg.text, cfg.len);
+    char *tok = NULL;
+    size_t tok_len = 0;
+    if (!s) s = lm_read_file(LM_DEFAULT_TOKENIZER, &tok, &tok_len);
+    if (!s) s = write_text_file(dir, "tokenizer.json", tok, tok_len);
+    free(tok);
+    free(path);
+    lm_pool_free(w.pool);
+    free(w.scratch);
+    free(h->text);
+    free(cfg.text);
+    return s;
+}

@@ -1,0 +1,278 @@
+/* Session state files (src/model/state.c, docs/state-format.md).
+ *   - resuming: a state saved after a prompt and loaded into a fresh session continues exactly
+ *     as the original session does (greedy tokens and every logit bit for bit), with and without
+ *     more prompt tokens appended, for the float tiny model and a LightMamba W4A4 quantization of it;
+ *   - bad files: a flipped byte in the header and in the data, a truncated file, a header-only
+ *     stub, a newer version, an array offset outside the file (CRC made valid again), a state of
+ *     another model (other config, same config with other weights, float vs quantized), a missing
+ *     file, a file that is not a state: each refused with a one-line error and the session's state
+ *     (conv, SSM, last hidden, token count) left exactly as it was;
+ *   - saving to an unwritable path fails and leaves no file. */
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "common/crc32c.h"
+#include "common/file.h"
+#include "model/session.h"
+#include "synth_checkpoint.h"
+
+#define N_THREADS 2
+#define N_DECODE 12
+
+static const int32_t prompt[] = {510, 2892, 273, 253, 2846, 310, 247, 1048, 285, 2570, 581, 13, 285, 352};
+static const int32_t more[] = {187, 510, 806, 2159, 273};
+#define N_PROMPT (sizeof prompt / sizeof prompt[0])
+#define N_MORE (sizeof more / sizeof more[0])
+
+typedef struct {
+    int32_t tokens[N_DECODE];
+    float *logits; /* [N_DECODE + 1, V]: after the prompt, then after each decoded token */
+} run;
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Greedy decode from s whose logits after its last token are in r->logits[0]. */
+static void decode(lm_session *s, run *r, int V) {
+    for (int i = 0; i < N_DECODE; i++) {
+        r->tokens[i] = argmax(r->logits + (size_t)i * V, V);
+        CHECK_OK(lm_session_forward(s, &r->tokens[i], 1, NULL, r->logits + (size_t)(i + 1) * V));
+    }
+}
+
+static int same_run(const run *a, const run *b, int V) {
+    return memcmp(a->tokens, b->tokens, sizeof a->tokens) == 0 &&
+           memcmp(a->logits, b->logits, (size_t)(N_DECODE + 1) * V * sizeof(float)) == 0;
+}
+
+/* Straight on: prompt (and optionally more) then greedy decode, in one session; the state after
+ * the prompt is saved from a second session; a third one loads it and resumes. */
+static void check_resume(const lm_model *m, const char *path, int with_more, const char *what) {
+    const int V = lm_model_config(m)->vocab_size;
+    run straight = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
+    run resumed = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
+    lm_session *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(lm_session_init(&a, m, N_THREADS));
+    CHECK_OK(lm_session_init(&b, m, N_THREADS));
+    CHECK_OK(lm_session_init(&c, m, N_THREADS));
+    if (!a || !b || !c || !straight.logits || !resumed.logits) goto out;
+
+    CHECK_OK(lm_session_forward(a, prompt, N_PROMPT, NULL, straight.logits));
+    if (with_more) CHECK_OK(lm_session_forward(a, more, N_MORE, NULL, straight.logits));
+    decode(a, &straight, V);
+
+    CHECK_OK(lm_session_forward(b, prompt, N_PROMPT, NULL, NULL));
+    CHECK_OK(lm_state_save(b, path));
+    lm_session_free(b);
+    b = NULL;
+    CHECK_OK(lm_state_load(c, path));
+    CHECK(lm_session_n_tokens(c) == N_PROMPT, "%s: %llu tokens after load", what,
+          (unsigned long long)lm_session_n_tokens(c));
+    if (with_more)
+        CHECK_OK(lm_session_forward(c, more, N_MORE, NULL, resumed.logits));
+    else
+        CHECK_OK(lm_session_last_logits(c, resumed.logits));
+    decode(c, &resumed, V);
+    CHECK(same_run(&straight, &resumed, V), "%s%s: the resumed continuation differs from the straight one", what,
+          with_more ? " (more prompt after the state)" : "");
+    CHECK(lm_session_n_tokens(a) == lm_session_n_tokens(c), "%s: token counts differ", what);
+    /* the continuation is not trivially equal: it depends on the state */
+    lm_session_reset(c);
+    run fresh = {{0}, resumed.logits};
+    CHECK_OK(lm_session_forward(c, more, N_MORE, NULL, fresh.logits));
+    decode(c, &fresh, V);
+    CHECK(!same_run(&straight, &fresh, V), "%s: a run without the state gives the same logits", what);
+out:
+    lm_session_free(a);
+    lm_session_free(b);
+    lm_session_free(c);
+    free(straight.logits);
+    free(resumed.logits);
+}
+
+/* ---- bad files ---- */
+
+typedef struct {
+    size_t conv, ssm, hidden; /* floats */
+    float *data;
+    uint64_t n_tokens;
+} snapshot;
+
+static void take(snapshot *p, const lm_session *s) {
+    const lm_config *c = lm_model_config(s->m);
+    p->conv = (size_t)c->n_layer * (c->d_conv - 1) * ((size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state);
+    p->ssm = (size_t)c->n_layer * c->n_heads * c->head_dim * c->d_state;
+    p->hidden = (size_t)c->d_model;
+    p->data = malloc((p->conv + p->ssm + p->hidden) * sizeof(float));
+    memcpy(p->data, s->conv_state, p->conv * sizeof(float));
+    memcpy(p->data + p->conv, s->ssm_state, p->ssm * sizeof(float));
+    memcpy(p->data + p->conv + p->ssm, s->last_hidden, p->hidden * sizeof(float));
+    p->n_tokens = s->n_tokens;
+}
+
+static int unchanged(const snapshot *p, const lm_session *s) {
+    return s->n_tokens == p->n_tokens && memcmp(p->data, s->conv_state, p->conv * sizeof(float)) == 0 &&
+           memcmp(p->data + p->conv, s->ssm_state, p->ssm * sizeof(float)) == 0 &&
+           memcmp(p->data + p->conv + p->ssm, s->last_hidden, p->hidden * sizeof(float)) == 0;
+}
+
+static void write_bytes(const char *path, const char *d, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(d, 1, n, f) == n && fclose(f) == 0, "cannot write %s", path);
+}
+
+static void fix_crc(char *d, size_t n) {
+    const uint32_t zero = 0;
+    uint32_t crc = lm_crc32c(0, d, 24);
+    crc = lm_crc32c(crc, &zero, 4);
+    crc = lm_crc32c(crc, d + 28, n - 28);
+    memcpy(d + 24, &crc, 4);
+}
+
+/* Loading path into s fails with status want and a one-line message containing needle; s is unchanged. */
+static void expect_refused(lm_session *s, const char *path, lm_status want, const char *needle, const char *what) {
+    snapshot before;
+    take(&before, s);
+    lm_status st = lm_state_load(s, path);
+    const char *msg = lm_last_error();
+    CHECK(st == want, "%s: status %s, expected %s (%s)", what, lm_status_name(st), lm_status_name(want), msg);
+    CHECK(strstr(msg, needle) != NULL, "%s: message lacks '%s': %s", what, needle, msg);
+    CHECK(msg[0] && !strchr(msg, '\n'), "%s: not a one-line message: '%s'", what, msg);
+    CHECK(unchanged(&before, s), "%s: the failed load changed the session", what);
+    free(before.data);
+}
+
+static void check_bad_files(const lm_model *tiny, const lm_model *quantized, const char *dir) {
+    char good[512], bad[512];
+    snprintf(good, sizeof good, "%s/good.lms", dir);
+    snprintf(bad, sizeof bad, "%s/bad.lms", dir);
+    lm_session *s = NULL, *q = NULL;
+    CHECK_OK(lm_session_init(&s, tiny, N_THREADS));
+    CHECK_OK(lm_session_init(&q, quantized, N_THREADS));
+    if (!s || !q) goto out;
+    CHECK_OK(lm_session_forward(s, prompt, N_PROMPT, NULL, NULL));
+    CHECK_OK(lm_state_save(s, good));
+    /* the session under test holds another state, so an accidental load would show */
+    CHECK_OK(lm_session_forward(s, more, N_MORE, NULL, NULL));
+
+    char *d = NULL;
+    size_t n = 0;
+    CHECK_OK(lm_read_file(good, &d, &n));
+    if (!d || n < 1024) goto out;
+
+    d[40] ^= 0x01; /* the token count, in the header */
+    write_bytes(bad, d, n);
+    expect_refused(s, bad, LM_ERR_FORMAT, "checksum mismatch", "flipped header byte");
+    d[40] ^= 0x01;
+    d[n - 5] ^= 0x10; /* inside last_hidden, the last array */
+    write_bytes(bad, d, n);
+    expect_refused(s, bad, LM_ERR_FORMAT, "checksum mismatch", "flipped data byte");
+    d[n - 5] ^= 0x10;
+    write_bytes(bad, d, n - 100);
+    expect_refused(s, bad, LM_ERR_FORMAT, "truncated", "truncated file");
+    write_bytes(bad, d, 100);
+    expect_refused(s, bad, LM_ERR_FORMAT, "truncated", "file shorter than its header");
+    write_bytes(bad, d, 0);
+    expect_refused(s, bad, LM_ERR_FORMAT, "not a lightmamba state file", "empty file");
+    d[8] = 2; /* version 2, checksum valid */
+    fix_crc(d, n);
+    write_bytes(bad, d, n);
+    expect_refused(s, bad, LM_ERR_UNSUPPORTED, "version 2", "newer version");
+    d[8] = 1;
+    uint64_t off = (uint64_t)n; /* array 0's offset (table at 256, offset field at 120) -> past the end */
+    memcpy(d + 256 + 120, &off, 8);
+    fix_crc(d, n);
+    write_bytes(bad, d, n);
+    expect_refused(s, bad, LM_ERR_FORMAT, "outside the file", "array offset past the end");
+    free(d);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/none.lms", dir);
+    expect_refused(s, path, LM_ERR_IO, "none.lms", "missing file");
+    snprintf(path, sizeof path, "%s/models/mamba2-tiny/config.json", test_root());
+    expect_refused(s, path, LM_ERR_FORMAT, "not a lightmamba state file", "a JSON file");
+
+    /* another model: quantized vs float, both ways */
+    expect_refused(q, good, LM_ERR_ARG, "saved from a float", "float state into the quantized model");
+    snprintf(path, sizeof path, "%s/q.lms", dir);
+    CHECK_OK(lm_state_save(q, path));
+    expect_refused(s, path, LM_ERR_ARG, "lightmamba W4A4", "quantized state into the float model");
+
+    /* another model: the tiny model's exact configuration with random weights, and a smaller one */
+    synth_config c;
+    synth_default(&c);
+    c.d_model = 128, c.n_layer = 4, c.d_state = 128, c.head_dim = 64, c.vocab_size = 50288;
+    char mdir[512];
+    snprintf(mdir, sizeof mdir, "%s/synth", dir);
+    for (int i = 0; i < 2; i++) {
+        lm_model *other = NULL;
+        lm_session *o = NULL;
+        CHECK(mkdir(mdir, 0700) == 0 && synth_write_checkpoint(mdir, &c) == 0, "cannot write a synthetic checkpoint");
+        CHECK_OK(lm_model_init(&other, mdir));
+        if (other) CHECK_OK(lm_session_init(&o, other, N_THREADS));
+        if (o) {
+            const char *want = i == 0 ? "same configuration, other weights" : "its d_model is 128, this model's is 64";
+            expect_refused(o, good, LM_ERR_ARG, want, i == 0 ? "same config, other weights" : "other config");
+            snprintf(path, sizeof path, "%s/synth.lms", dir);
+            CHECK_OK(lm_state_save(o, path));
+            expect_refused(s, path, LM_ERR_ARG, "another model", "a synthetic model's state into the tiny model");
+        }
+        lm_session_free(o);
+        lm_model_free(other);
+        synth_remove_dir(mdir);
+        c.d_model = 64, c.d_state = 16, c.head_dim = 16, c.vocab_size = 300, c.n_layer = 2;
+    }
+
+    /* saving where it cannot be written: an error, no file */
+    CHECK(lm_state_save(s, "/nonexistent-dir/x.lms") == LM_ERR_IO && !lm_file_exists("/nonexistent-dir/x.lms"),
+          "saving into a missing directory: %s", lm_last_error());
+    /* the good file still loads after all that */
+    CHECK_OK(lm_state_load(s, good));
+    CHECK(s->n_tokens == N_PROMPT, "%llu tokens after loading the good state", (unsigned long long)s->n_tokens);
+    /* an empty session's state saves and loads; it has no logits to give */
+    lm_session *e = NULL;
+    CHECK_OK(lm_session_init(&e, tiny, N_THREADS));
+    if (e) {
+        float dummy[1];
+        CHECK(lm_session_last_logits(e, dummy) == LM_ERR_ARG, "logits of an empty session were given");
+        CHECK_OK(lm_state_save(e, path));
+        CHECK_OK(lm_state_load(s, path));
+        CHECK(s->n_tokens == 0 && lm_session_last_logits(s, dummy) == LM_ERR_ARG, "the empty state did not load as empty");
+    }
+    lm_session_free(e);
+out:
+    lm_session_free(s);
+    lm_session_free(q);
+}
+
+int main(void) {
+    char dir[64], path[512], model_dir[512], qpath[512];
+    if (synth_tempdir(dir)) return 1;
+    snprintf(path, sizeof path, "%s/prompt.lms", dir);
+    snprintf(qpath, sizeof qpath, "%s/w4a4.lmq", dir);
+    snprintf(model_dir, sizeof model_dir, "%s/models/mamba2-tiny", test_root());
+
+    lm_model *tiny = NULL, *quantized = NULL;
+    CHECK_OK(lm_model_init(&tiny, model_dir));
+    if (tiny) {
+        lm_quant_settings qs = lm_quant_defaults(); /* lightmamba W4A4, round to nearest: no calibration */
+        CHECK_OK(lm_quantize(tiny, &qs, NULL, N_THREADS, qpath, NULL, NULL));
+        CHECK_OK(lm_model_init(&quantized, qpath));
+    }
+    if (tiny && quantized) {
+        check_resume(tiny, path, 0, "float");
+        check_resume(tiny, path, 1, "float");
+        check_resume(quantized, path, 0, "lightmamba W4A4");
+        check_resume(quantized, path, 1, "lightmamba W4A4");
+        check_bad_files(tiny, quantized, dir);
+    }
+    lm_model_free(tiny);
+    lm_model_free(quantized);
+    synth_remove_dir(dir);
+    return test_finish();
+}
