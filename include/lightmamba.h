@@ -186,8 +186,11 @@ double lm_nll(const float *logits, int n, int32_t target);
  *   lightmamba   the residual stream rotated by a Hadamard matrix fused offline, and an online
  *                d_inner Hadamard before out_proj (its transpose fused into out_proj) */
 typedef enum { LM_QUANT_NONE = 0, LM_QUANT_RTN, LM_QUANT_SMOOTHQUANT, LM_QUANT_LIGHTMAMBA } lm_quant_method;
-/* How the SSM computes: float32 here; the integer datapath (LightMamba*) adds modes. */
-typedef enum { LM_SSM_FLOAT = 0 } lm_ssm_mode;
+/* How the blocks compute besides in_proj/out_proj. float: conv, SSM and norms in float32.
+ * pot8 (LightMamba*): every block in integers (docs/integer-datapath.md: power-of-two INT8 SSM,
+ * lookup-table nonlinearities, integer RMSNorm, 32-bit fixed-point residual), calibrated by the
+ * quantizer; float only for the embedding lookup and norm_f + lm_head. */
+typedef enum { LM_SSM_FLOAT = 0, LM_SSM_POT8 = 1 } lm_ssm_mode;
 typedef struct {
     lm_quant_method method;
     int wbits, abits;          /* 4 or 8 each */

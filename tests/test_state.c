@@ -271,6 +271,29 @@ int main(void) {
         check_resume(quantized, path, 1, "lightmamba W4A4");
         check_bad_files(tiny, quantized, dir);
     }
+    /* LightMamba* (SSM mode pot8, state kind 1), once this build loads such models */
+    snprintf(qpath, sizeof qpath, "%s/pot8.lmq", dir);
+    lm_model *pot8 = NULL;
+    if (tiny) {
+        lm_quant_settings qs = lm_quant_defaults();
+        qs.ssm_mode = LM_SSM_POT8, qs.calib_samples = 4, qs.calib_len = 64;
+        CHECK_OK(lm_quantize(tiny, &qs, NULL, N_THREADS, qpath, NULL, NULL));
+        if (lm_model_init(&pot8, qpath) == LM_ERR_UNSUPPORTED)
+            printf("note: pot8 models do not load in this build (%s): their state files are not checked\n", lm_last_error());
+    }
+    if (pot8) {
+        check_resume(pot8, path, 0, "lightmamba* W4A4 pot8");
+        check_resume(pot8, path, 1, "lightmamba* W4A4 pot8");
+        lm_session *p = NULL;
+        CHECK_OK(lm_session_init(&p, pot8, N_THREADS));
+        if (p) {
+            snprintf(path, sizeof path, "%s/good.lms", dir); /* the float model's, left by check_bad_files */
+            CHECK(lm_state_load(p, path) == LM_ERR_ARG && strstr(lm_last_error(), "state kind 0"),
+                  "a float state loaded into a pot8 session: %s", lm_last_error());
+        }
+        lm_session_free(p);
+    }
+    lm_model_free(pot8);
     lm_model_free(tiny);
     lm_model_free(quantized);
     synth_remove_dir(dir);

@@ -12,6 +12,7 @@
 static const char usage[] =
     "usage: lightmamba quantize -m MODEL -o OUT [--method rtn|smoothquant|lightmamba] [--wbits 4|8] [--abits 4|8]\n"
     "                           [--gptq] [--calib TEXT] [--calib-samples N] [--calib-len L] [--alpha A] [--threads K]\n"
+    "                           [--ssm float|pot8]\n"
     "  -m, --model DIR       float model directory (config.json + model.safetensors)\n"
     "  -o, --output FILE     the quantized model file to write (atomically)\n"
     "  --method M            lightmamba (default): Hadamard rotations, fused offline plus one online\n"
@@ -24,6 +25,10 @@ static const char usage[] =
     "  --calib-len L         consecutive tokens per sample (default 512)\n"
     "  --alpha A             SmoothQuant migration strength in [0, 1] (default 0.5)\n"
     "  --threads K           worker threads (default: all cores)\n"
+    "  --ssm MODE            float (default): conv, SSM and norms stay float32; pot8 (LightMamba*):\n"
+    "                        every block in integers (power-of-two INT8 SSM, lookup-table SiLU,\n"
+    "                        softplus and exp, integer RMSNorm, 32-bit fixed-point residual), its\n"
+    "                        sites calibrated on the calibration samples (docs/integer-datapath.md)\n"
     "Weights: symmetric, a scale 2^e0 (2^s1 + 2^s2) per output row and 128 inputs. Activations:\n"
     "dynamic per token, a power-of-two exponent per 8 channels. Embedding, conv, SSM, norms and\n"
     "lm_head stay float. The file embeds the tokenizer; info, generate and perplexity take it as -m.\n";
@@ -55,7 +60,7 @@ static int parse_method(const char *name, lm_quant_method *m) {
 }
 
 static int run_quantize(int argc, char **argv) {
-    const char *model_path = NULL, *out = NULL, *method = "lightmamba", *calib = NULL;
+    const char *model_path = NULL, *out = NULL, *method = "lightmamba", *calib = NULL, *ssm = "float";
     lm_quant_settings q = lm_quant_defaults();
     int n_threads = 0;
     const cli_opt opts[] = {
@@ -70,11 +75,18 @@ static int run_quantize(int argc, char **argv) {
         {NULL, "--calib-len", CLI_INT, &q.calib_len, 1, 1 << 20},
         {NULL, "--alpha", CLI_FLOAT, &q.alpha, 0, 1},
         {NULL, "--threads", CLI_INT, &n_threads, 0, 4096},
+        {NULL, "--ssm", CLI_STRING, &ssm, 0, 0},
     };
     if (cli_parse("quantize", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_path) return cli_error("quantize: -m MODEL is required (see 'lightmamba help quantize')");
     if (!out) return cli_error("quantize: -o OUT is required (see 'lightmamba help quantize')");
     if (parse_method(method, &q.method)) return cli_error("quantize: unknown --method '%s' (rtn, smoothquant or lightmamba)", method);
+    if (!strcmp(ssm, "float"))
+        q.ssm_mode = LM_SSM_FLOAT;
+    else if (!strcmp(ssm, "pot8"))
+        q.ssm_mode = LM_SSM_POT8;
+    else
+        return cli_error("quantize: unknown --ssm '%s' (float or pot8)", ssm);
     if ((q.wbits != 4 && q.wbits != 8) || (q.abits != 4 && q.abits != 8))
         return cli_error("quantize: --wbits and --abits must be 4 or 8");
 
@@ -86,9 +98,9 @@ static int run_quantize(int argc, char **argv) {
     if (s != LM_OK) return cli_error("%s", lm_last_error());
     struct stat st;
     long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    printf("wrote %s: %s W%dA%d%s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method), q.wbits, q.abits,
-           q.gptq ? " gptq" : "", bytes, now_seconds() - t0);
+    printf("wrote %s: %s W%dA%d%s%s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method), q.wbits, q.abits,
+           q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", bytes, now_seconds() - t0);
     return 0;
 }
 
-const lm_command cmd_quantize = {"quantize", run_quantize, "quantize a float model (LightMamba, SmoothQuant or RTN)", usage};
+const lm_command cmd_quantize = {"quantize", run_quantize, "quantize a float model (LightMamba, SmoothQuant or RTN; --ssm pot8: LightMamba*)", usage};

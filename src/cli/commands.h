@@ -12,6 +12,7 @@ extern const lm_command cmd_sim;
 extern const lm_command cmd_quantize;
 extern const lm_command cmd_synth;
 extern const lm_command cmd_bench;
+extern const lm_command cmd_vectors;
 
 #define LM_CLI_COMMANDS \
     &cmd_info, \
@@ -21,6 +22,7 @@ extern const lm_command cmd_bench;
     &cmd_quantize, \
     &cmd_synth, \
     &cmd_bench, \
+    &cmd_vectors, \
     &cmd_tokenize, \
     &cmd_version,
 

@@ -3,6 +3,7 @@
 #include "integer/integer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,31 @@ lm_status lm_int_layer_build(lm_int_layer *L, const float *norm, const float *co
     return LM_OK;
 }
 
+lm_status lm_int_layer_set_rotation(lm_int_layer *L, const float *gnorm, const int8_t *Hm, int m) {
+    if (m < 1 || m > LM_INT_HADAMARD_MAX_BASE || L->d_inner % m || (L->d_inner / m & (L->d_inner / m - 1)))
+        return lm_fail(LM_ERR_ARG, "integer block: no %d x %d Hadamard base for d_inner %d", m, m, L->d_inner);
+    const int di = L->d_inner, group = di / L->G;
+    /* gamma / sqrt(n): the norm's output is wide (the rotation comes before any pot), so it gets
+     * the 8-bit site rule's headroom whatever abits is */
+    LM_TRY(lm_int_norm_build(&L->gnorm, L->gnorm_gq, gnorm, di, group, L->eps, L->F_g, 1.0 / sqrt((double)di), 8));
+    /* rotated entries: |(H/sqrt(n)) v|_inf <= |v|_2 <= max|gamma sqrt(group)| sqrt(n / group) */
+    float gmax = 0.0f;
+    for (int i = 0; i < di; i++) gmax = fmaxf(gmax, fabsf(gnorm ? gnorm[i] : 1.0f));
+    L->F_rot = lm_site_F((double)gmax * sqrt((double)group) * sqrt((double)di / group), L->abits);
+    L->rot_m = m;
+    L->rot_Hm = Hm;
+    return LM_OK;
+}
+
+void lm_int_layer_scalars(const lm_int_layer *L, int32_t out[LM_INT_SCALARS]) {
+    const int32_t v[LM_INT_SCALARS] = {
+        L->F_ip, L->conv.F_out, L->F_u, L->F_zs, L->F_dt, L->exp.F_in, L->F_dA, L->F_dB, L->F_h, L->F_y, L->F_g,
+        L->dt_lo, L->dt_hi, L->norm.F_out, L->norm.e_gamma, (int32_t)(uint32_t)L->norm.eps_term,
+        (int32_t)(uint32_t)(L->norm.eps_term >> 32), L->gnorm.F_out, L->gnorm.e_gamma,
+        (int32_t)(uint32_t)L->gnorm.eps_term, (int32_t)(uint32_t)(L->gnorm.eps_term >> 32), L->abits, L->rot_m, L->F_rot};
+    memcpy(out, v, sizeof v);
+}
+
 /* ---- state and scratch ---- */
 
 lm_status lm_int_state_init(lm_int_state *st, const lm_int_layer *L) {
@@ -210,43 +236,72 @@ void lm_int_state_free(lm_int_state *st) {
     memset(st, 0, sizeof *st);
 }
 
+/* The per-token operands: one block, sliced. */
+lm_status lm_int_tokens_init(lm_int_token **out, int n, const lm_int_layer *L) {
+    *out = NULL;
+    const size_t C = (size_t)L->C, di = (size_t)L->d_inner, H = (size_t)L->H, Hg = (size_t)lm_pot_groups(L->H),
+                 HN = H * L->N;
+    const size_t per = C + C / 8 + di + di / 8 + H + Hg + HN + HN / 8;
+    lm_int_token *t = NULL;
+    uint8_t *b = NULL;
+    if (lm_calloc(&t, (size_t)n, sizeof *t, "integer tokens") || lm_calloc(&b, (size_t)n, per, "integer tokens")) {
+        free(t);
+        return LM_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        uint8_t *p = b + (size_t)i * per;
+#define SLICE(field, count) (t[i].field = (void *)p, p += (count))
+        SLICE(u_q, C); SLICE(u_s, C / 8); SLICE(z_q, di); SLICE(z_s, di / 8); SLICE(dA_q, H); SLICE(dA_s, Hg);
+        SLICE(dB_q, HN); SLICE(dB_s, HN / 8);
+#undef SLICE
+    }
+    *out = t;
+    return LM_OK;
+}
+
+void lm_int_tokens_free(lm_int_token *toks) {
+    if (!toks) return;
+    free(toks[0].u_q);   /* the block's start */
+    free(toks);
+}
+
 struct lm_int_scratch {
-    int32_t *wide;        /* [max(E, P*N, D)] */
+    int32_t *wide;        /* [max(E, D)]: in_proj output, out_proj output */
     int32_t *conv_out;    /* [C] */
-    int32_t *y;           /* [max(d_inner, D)] */
-    int8_t *q;  uint8_t *s;        /* [max(D, d_inner, C)] pot scratch for the linear inputs, xBC */
+    int32_t *norm;        /* [max(D, d_inner)]: a norm's output, the rotated values */
+    int32_t *y, *g;       /* [d_inner]: SSM output, gate output */
+    int64_t *rot;         /* [d_inner] Hadamard scratch */
+    int8_t *q;  uint8_t *s;        /* [max(D, d_inner, C)] pot scratch */
     int8_t *qa; uint8_t *sa;       /* packed linear input */
-    int8_t *u_q; uint8_t *u_s;     /* [C] x | B | C */
-    int8_t *z_q; uint8_t *z_s;     /* [d_inner] */
+    int8_t *dt_q; uint8_t *dt_s;   /* [H], [ceil(H/8)] */
     int8_t *y_q; uint8_t *y_s;     /* [d_inner] */
-    int8_t *dt_q, *dA_q; uint8_t *dt_s, *dA_s;   /* [H] */
-    int8_t *dB_q; uint8_t *dB_s;   /* [H, N] */
-    int8_t *h2_q; uint8_t *h2_s;   /* [P, N] */
+    int8_t *h2_q; uint8_t *h2_s;   /* [P, N]: one head's state per 8 states */
+    int32_t *hw;                   /* [P, N]: one head's wide state */
+    lm_int_token *tok;             /* one token's operands (lm_int_block_forward) */
 };
 
 void lm_int_scratch_free(lm_int_scratch *ws) {
     if (!ws) return;
-    free(ws->wide); free(ws->conv_out); free(ws->y); free(ws->q); free(ws->s); free(ws->qa); free(ws->sa);
-    free(ws->u_q); free(ws->u_s); free(ws->z_q); free(ws->z_s); free(ws->y_q); free(ws->y_s);
-    free(ws->dt_q); free(ws->dA_q); free(ws->dt_s); free(ws->dA_s); free(ws->dB_q); free(ws->dB_s);
-    free(ws->h2_q); free(ws->h2_s);
+    free(ws->wide); free(ws->conv_out); free(ws->norm); free(ws->y); free(ws->g); free(ws->rot);
+    free(ws->q); free(ws->s); free(ws->qa); free(ws->sa); free(ws->dt_q); free(ws->dt_s);
+    free(ws->y_q); free(ws->y_s); free(ws->h2_q); free(ws->h2_s); free(ws->hw);
+    lm_int_tokens_free(ws->tok);
     free(ws);
 }
 
 lm_status lm_int_scratch_init(lm_int_scratch **out, const lm_int_layer *L) {
     lm_int_scratch *ws = NULL;
     LM_TRY(lm_calloc(&ws, 1, sizeof *ws, "integer scratch"));
-    size_t wide = (size_t)L->E, PN = (size_t)L->P * L->N, HN = (size_t)L->H * L->N;
-    if (PN > wide) wide = PN;
-    size_t big = (size_t)(L->C > L->D ? L->C : L->D);
+    const size_t PN = (size_t)L->P * L->N, di = (size_t)L->d_inner, D = (size_t)L->D;
+    const size_t wide = (size_t)L->E > D ? (size_t)L->E : D, nd = D > di ? D : di;
+    const size_t big = (size_t)L->C > nd ? (size_t)L->C : nd, Hg = (size_t)lm_pot_groups(L->H);
     lm_status st = LM_OK;
 #define ALLOC(ptr, n) if (st == LM_OK) st = lm_calloc(&(ws->ptr), (size_t)(n) + 8, sizeof *(ws->ptr), "integer scratch")
-    ALLOC(wide, wide); ALLOC(conv_out, L->C); ALLOC(y, L->d_inner > L->D ? L->d_inner : L->D); ALLOC(q, big); ALLOC(s, big / 8);
-    ALLOC(qa, big); ALLOC(sa, big / 8); ALLOC(u_q, L->C); ALLOC(u_s, L->C / 8); ALLOC(z_q, L->d_inner);
-    ALLOC(z_s, L->d_inner / 8); ALLOC(y_q, L->d_inner); ALLOC(y_s, L->d_inner / 8); ALLOC(dt_q, L->H);
-    ALLOC(dA_q, L->H); ALLOC(dt_s, L->H); ALLOC(dA_s, L->H); ALLOC(dB_q, HN); ALLOC(dB_s, HN / 8);
-    ALLOC(h2_q, PN); ALLOC(h2_s, PN / 8);
+    ALLOC(wide, wide); ALLOC(conv_out, L->C); ALLOC(norm, nd); ALLOC(y, di); ALLOC(g, di); ALLOC(rot, di);
+    ALLOC(q, big); ALLOC(s, big / 8); ALLOC(qa, big); ALLOC(sa, big / 8); ALLOC(dt_q, L->H); ALLOC(dt_s, Hg);
+    ALLOC(y_q, di); ALLOC(y_s, di / 8); ALLOC(h2_q, PN); ALLOC(h2_s, PN / 8); ALLOC(hw, PN);
 #undef ALLOC
+    if (st == LM_OK) st = lm_int_tokens_init(&ws->tok, 1, L);
     if (st != LM_OK) { lm_int_scratch_free(ws); return st; }
     *out = ws;
     return LM_OK;
@@ -254,47 +309,171 @@ lm_status lm_int_scratch_init(lm_int_scratch **out, const lm_int_layer *L) {
 
 /* ---- forward ---- */
 
-/* Norm output (wide) -> pot(abits) -> the kernels.h activation format -> the linear layer. */
-static void norm_linear(int32_t *y, const int32_t *x, const lm_int_norm *norm, const lm_qweight *W, int F_y,
-                        int abits, lm_int_scratch *ws, int32_t *tmp) {
-    int eb;
-    lm_int_rmsnorm(tmp, x, norm);
-    lm_pot_quantize(ws->q, ws->s, tmp, norm->n, abits);
-    lm_int_act_pack(ws->qa, ws->sa, &eb, ws->q, ws->s, norm->F_out, norm->n, abits);
-    lm_int_linear_fixed(y, ws->qa, ws->sa, eb, W, F_y);
+static void trace(const lm_int_tracer *tr, const char *name, lm_int_dtype dt, const void *data, int n0, int n1, int F) {
+    if (tr) tr->array(tr->ctx, name, dt, data, n0, n1, F);
 }
 
-void lm_int_block_forward(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws) {
-    const int di = L->d_inner, H = L->H, P = L->P, N = L->N, G = L->G, C = L->C;
-    int32_t *zxbcdt = ws->wide;
-    /* RMSNorm -> in_proj, output wide at F_ip */
-    norm_linear(zxbcdt, u, &L->norm, L->in_proj, L->F_ip, L->abits, ws, ws->y);
+/* A pot pair: name.q (int8) and name.s (its exponents, one per 8 along the last axis). */
+static void trace_pot(const lm_int_tracer *tr, const char *name, const int8_t *q, const uint8_t *s, int n0, int n1, int F) {
+    if (!tr) return;
+    char b[64];
+    snprintf(b, sizeof b, "%s.q", name);
+    trace(tr, b, LM_INT_I8, q, n0, n1, F);
+    snprintf(b, sizeof b, "%s.s", name);
+    if (n1) trace(tr, b, LM_INT_U8, s, n0, lm_pot_groups(n1), F);
+    else trace(tr, b, LM_INT_U8, s, lm_pot_groups(n0), 0, F);
+}
+
+/* A linear layer's packed input: qa, sa, eb. */
+static void trace_act(const lm_int_tracer *tr, const char *unit, const int8_t *qa, const uint8_t *sa, const int *eb, int n) {
+    if (!tr) return;
+    char b[64];
+    const int32_t eb32 = *eb;
+    snprintf(b, sizeof b, "%s.qa", unit); trace(tr, b, LM_INT_I8, qa, n, 0, LM_INT_NO_SITE);
+    snprintf(b, sizeof b, "%s.sa", unit); trace(tr, b, LM_INT_U8, sa, n / 8, 0, LM_INT_NO_SITE);
+    snprintf(b, sizeof b, "%s.eb", unit); trace(tr, b, LM_INT_I32, &eb32, 1, 0, LM_INT_NO_SITE);
+}
+
+void lm_int_block_in(int8_t *qa, uint8_t *sa, int *eb, const int32_t *u, const lm_int_layer *L, lm_int_scratch *ws,
+                     const lm_int_tracer *tr) {
+    const lm_int_norm *n = &L->norm;
+    lm_int_rmsnorm(ws->norm, u, n);
+    trace(tr, "norm.out", LM_INT_I32, ws->norm, n->n, 0, n->F_out);
+    lm_pot_quantize(ws->q, ws->s, ws->norm, n->n, L->abits);
+    trace_pot(tr, "in_quant.out", ws->q, ws->s, n->n, 0, n->F_out);
+    lm_int_act_pack(qa, sa, eb, ws->q, ws->s, n->F_out, n->n, L->abits);
+    trace_act(tr, "in_pack.out", qa, sa, eb, n->n);
+}
+
+void lm_int_mixer_in(lm_int_token *tok, const int32_t *zxbcdt, lm_int_state *st, const lm_int_layer *L,
+                     lm_int_scratch *ws, const lm_int_tracer *tr) {
+    const int di = L->d_inner, H = L->H, N = L->N, G = L->G, C = L->C, W = L->W;
     const int32_t *z = zxbcdt, *xbc = zxbcdt + di, *dt_raw = zxbcdt + di + C;
     /* conv on pot8 xBC, SiLU, pot8 x | B | C */
     lm_pot_quantize(ws->q, ws->s, xbc, C, 8);
+    trace_pot(tr, "xbc_quant.out", ws->q, ws->s, C, 0, L->F_ip);
+    trace_pot(tr, "conv.state_in", st->conv_q, st->conv_s, W - 1, C, L->F_ip);
     lm_int_conv_forward(ws->conv_out, st->conv_q, st->conv_s, ws->q, ws->s, &L->conv);
-    lm_int_lut_quantize(ws->u_q, ws->u_s, ws->conv_out, C, &L->silu_xbc, 8);
-    lm_int_lut_quantize(ws->z_q, ws->z_s, z, di, &L->silu_z, 8);
+    trace(tr, "conv.out", LM_INT_I32, ws->conv_out, C, 0, L->conv.F_out);
+    trace_pot(tr, "conv.state_out", st->conv_q, st->conv_s, W - 1, C, L->F_ip);
+    lm_int_lut_quantize(tok->u_q, tok->u_s, ws->conv_out, C, &L->silu_xbc, 8);
+    trace_pot(tr, "silu_xbc.out", tok->u_q, tok->u_s, C, 0, L->F_u);
+    lm_int_lut_quantize(tok->z_q, tok->z_s, z, di, &L->silu_z, 8);
+    trace_pot(tr, "silu_z.out", tok->z_q, tok->z_s, di, 0, L->F_zs);
     /* dt, dA, dB */
     lm_int_dt(ws->dt_q, ws->dt_s, dt_raw, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H);
-    lm_int_dA(ws->dA_q, ws->dA_s, ws->dt_q, ws->dt_s, L->F_dt, L->A_q, L->A_e, &L->exp, H);
-    const int8_t *Bq = ws->u_q + di, *Cq = Bq + (size_t)G * N;
-    const uint8_t *Bs = ws->u_s + di / 8, *Cs = Bs + (size_t)G * N / 8;
-    lm_int_dB(ws->dB_q, ws->dB_s, ws->dt_q, ws->dt_s, L->F_dt, Bq, Bs, L->F_u, L->F_dB, H, G, N);
-    /* the state, head by head (ws->wide, free now that z, xBC and dt_raw are consumed, is the
-     * head's wide h) */
+    trace_pot(tr, "dt.out", ws->dt_q, ws->dt_s, H, 0, L->F_dt);
+    lm_int_dA(tok->dA_q, tok->dA_s, ws->dt_q, ws->dt_s, L->F_dt, L->A_q, L->A_e, &L->exp, H);
+    trace_pot(tr, "dA.out", tok->dA_q, tok->dA_s, H, 0, L->F_dA);
+    const int8_t *Bq = tok->u_q + di;
+    const uint8_t *Bs = tok->u_s + di / 8;
+    lm_int_dB(tok->dB_q, tok->dB_s, ws->dt_q, ws->dt_s, L->F_dt, Bq, Bs, L->F_u, L->F_dB, H, G, N);
+    trace_pot(tr, "dB.out", tok->dB_q, tok->dB_s, H, N, L->F_dB);
+}
+
+void lm_int_heads(int32_t *y, const lm_int_token *tok, lm_int_state *st, const lm_int_layer *L, int h0, int h1,
+                  lm_int_scratch *ws) {
+    const int di = L->d_inner, H = L->H, P = L->P, N = L->N, G = L->G;
+    const int8_t *Cq = tok->u_q + di + (size_t)G * N;
+    const uint8_t *Cs = tok->u_s + di / 8 + (size_t)G * N / 8;
     const lm_int_head_sites f = {.P = P, .N = N, .F_x = L->F_u, .F_dA = L->F_dA, .F_dB = L->F_dB, .F_h = L->F_h,
                                  .F_C = L->F_u, .F_y = L->F_y};
-    for (int h = 0; h < H; h++) {
+    for (int h = h0; h < h1; h++) {
         const int g = h / (H / G), hg = h / 8;
-        lm_int_ssm_head(ws->y + (size_t)h * P, st->h_q + (size_t)h * P * N, st->h_s + (size_t)h * (P / 8) * N,
-                        ws->h2_q, ws->h2_s, ws->wide, ws->dA_q[h], ws->dA_s[hg], ws->dB_q + (size_t)h * N,
-                        ws->dB_s + (size_t)h * (N / 8), ws->u_q + (size_t)h * P, ws->u_s + (size_t)h * P / 8,
+        lm_int_ssm_head(y + (size_t)h * P, st->h_q + (size_t)h * P * N, st->h_s + (size_t)h * (P / 8) * N,
+                        ws->h2_q, ws->h2_s, ws->hw, tok->dA_q[h], tok->dA_s[hg], tok->dB_q + (size_t)h * N,
+                        tok->dB_s + (size_t)h * (N / 8), tok->u_q + (size_t)h * P, tok->u_s + (size_t)h * P / 8,
                         Cq + (size_t)g * N, Cs + (size_t)g * N / 8, L->D_q[h], L->D_e[hg], &f);
     }
-    /* y -> pot8, gate with SiLU(z), gated norm -> out_proj -> residual */
-    lm_pot_quantize(ws->y_q, ws->y_s, ws->y, di, 8);
-    lm_int_gate(ws->y, ws->y_q, ws->y_s, L->F_y, ws->z_q, ws->z_s, L->F_zs, L->F_g, di);
-    norm_linear(ws->wide, ws->y, &L->gnorm, L->out_proj, LM_RES_F, L->abits, ws, ws->conv_out);
+}
+
+void lm_int_mixer_out(int8_t *qa, uint8_t *sa, int *eb, const int32_t *y, const lm_int_token *tok,
+                      const lm_int_layer *L, lm_int_scratch *ws, const lm_int_tracer *tr) {
+    const int di = L->d_inner;
+    lm_pot_quantize(ws->y_q, ws->y_s, y, di, 8);
+    trace_pot(tr, "y_quant.out", ws->y_q, ws->y_s, di, 0, L->F_y);
+    lm_int_gate(ws->g, ws->y_q, ws->y_s, L->F_y, tok->z_q, tok->z_s, L->F_zs, L->F_g, di);
+    trace(tr, "gate.out", LM_INT_I32, ws->g, di, 0, L->F_g);
+    lm_int_rmsnorm(ws->norm, ws->g, &L->gnorm);
+    trace(tr, "gnorm.out", LM_INT_I32, ws->norm, di, 0, L->gnorm.F_out);
+    const int32_t *x = ws->norm;
+    int F = L->gnorm.F_out;
+    if (L->rot_m) {
+        /* y (wide at gnorm.F_out) -> (H_m (x) H_p) y at F_rot; out_proj holds the transpose */
+        lm_int_hadamard(ws->y, ws->norm, L->rot_Hm, L->rot_m, di, L->F_rot - L->gnorm.F_out, ws->rot);
+        trace(tr, "hadamard.out", LM_INT_I32, ws->y, di, 0, L->F_rot);
+        x = ws->y;
+        F = L->F_rot;
+    }
+    lm_pot_quantize(ws->q, ws->s, x, di, L->abits);
+    trace_pot(tr, "out_quant.out", ws->q, ws->s, di, 0, F);
+    lm_int_act_pack(qa, sa, eb, ws->q, ws->s, F, di, L->abits);
+    trace_act(tr, "out_pack.out", qa, sa, eb, di);
+}
+
+static void trace_lut(const lm_int_tracer *tr, const char *name, const lm_lut *t) {
+    char b[64];
+    const int32_t params[5] = {t->alpha, t->k, t->F_in, t->F_out, t->tail_identity};
+    snprintf(b, sizeof b, "param.%s.params", name); trace(tr, b, LM_INT_I32, params, 5, 0, LM_INT_NO_SITE);
+    snprintf(b, sizeof b, "param.%s.value", name); trace(tr, b, LM_INT_I16, t->value, LM_LUT_ENTRIES, 0, LM_INT_NO_SITE);
+    snprintf(b, sizeof b, "param.%s.shift", name); trace(tr, b, LM_INT_U8, t->shift, LM_LUT_SEGMENTS, 0, LM_INT_NO_SITE);
+}
+
+/* The layer's static parameters (the model file's tensors, docs/quantized-format.md). */
+static void trace_params(const lm_int_tracer *tr, const lm_int_layer *L) {
+    const int H = L->H, Hg = lm_pot_groups(H), C = L->C, W = L->W, NS = LM_INT_NO_SITE;
+    int32_t sc[LM_INT_SCALARS];
+    lm_int_layer_scalars(L, sc);
+    trace(tr, "param.scalars", LM_INT_I32, sc, LM_INT_SCALARS, 0, NS);
+    trace(tr, "param.norm.gamma", LM_INT_I16, L->norm_gq, L->D, 0, NS);
+    trace(tr, "param.gnorm.gamma", LM_INT_I16, L->gnorm_gq, L->d_inner, 0, NS);
+    trace(tr, "param.conv.weight", LM_INT_I8, L->conv_w, C, W, NS);
+    trace(tr, "param.conv.weight_exp", LM_INT_I8, L->conv_ew, C / 8, W, NS);
+    trace(tr, "param.conv.bias", LM_INT_I8, L->conv_b, C, 0, NS);
+    trace(tr, "param.conv.bias_exp", LM_INT_I8, L->conv_eb, C / 8, 0, NS);
+    trace(tr, "param.dt_bias", LM_INT_I16, L->dt_bq, H, 0, NS);
+    trace(tr, "param.dt_bias_exp", LM_INT_I8, L->dt_be, Hg, 0, NS);
+    trace(tr, "param.A", LM_INT_I16, L->A_q, H, 0, NS);
+    trace(tr, "param.A_exp", LM_INT_I8, L->A_e, Hg, 0, NS);
+    trace(tr, "param.D", LM_INT_I16, L->D_q, H, 0, NS);
+    trace(tr, "param.D_exp", LM_INT_I8, L->D_e, Hg, 0, NS);
+    trace_lut(tr, "lut_silu_xbc", &L->silu_xbc);
+    trace_lut(tr, "lut_silu_z", &L->silu_z);
+    trace_lut(tr, "lut_softplus", &L->softplus);
+    trace_lut(tr, "lut_exp", &L->exp);
+    if (L->rot_m) trace(tr, "param.hadamard_base", LM_INT_I8, L->rot_Hm, L->rot_m, L->rot_m, NS);
+}
+
+/* The stored state: q [H * P, N], its exponents per 8 head_dim rows [H * P/8, N]. */
+static void trace_state(const lm_int_tracer *tr, const char *name, const lm_int_state *st, const lm_int_layer *L) {
+    if (!tr) return;
+    char b[64];
+    snprintf(b, sizeof b, "%s.q", name); trace(tr, b, LM_INT_I8, st->h_q, L->H * L->P, L->N, L->F_h);
+    snprintf(b, sizeof b, "%s.s", name); trace(tr, b, LM_INT_U8, st->h_s, L->H * L->P / 8, L->N, L->F_h);
+}
+
+void lm_int_block_trace(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws,
+                        const lm_int_tracer *tr) {
+    int eb;
+    if (tr) trace_params(tr, L);
+    trace(tr, "norm.in", LM_INT_I32, u, L->D, 0, LM_RES_F);
+    /* RMSNorm -> in_proj, output wide at F_ip */
+    lm_int_block_in(ws->qa, ws->sa, &eb, u, L, ws, tr);
+    lm_int_linear_fixed(ws->wide, ws->qa, ws->sa, eb, L->in_proj, L->F_ip);
+    trace(tr, "in_proj.out", LM_INT_I32, ws->wide, L->E, 0, L->F_ip);
+    lm_int_mixer_in(ws->tok, ws->wide, st, L, ws, tr);
+    /* the state, head by head */
+    trace_state(tr, "ssm.state_in", st, L);
+    lm_int_heads(ws->y, ws->tok, st, L, 0, L->H, ws);
+    trace(tr, "ssm.out", LM_INT_I32, ws->y, L->d_inner, 0, L->F_y);
+    trace_state(tr, "ssm.state_out", st, L);
+    lm_int_mixer_out(ws->qa, ws->sa, &eb, ws->y, ws->tok, L, ws, tr);
+    lm_int_linear_fixed(ws->wide, ws->qa, ws->sa, eb, L->out_proj, LM_RES_F);
+    trace(tr, "out_proj.out", LM_INT_I32, ws->wide, L->D, 0, LM_RES_F);
     lm_int_residual_add(u, ws->wide, L->D);
+    trace(tr, "residual.out", LM_INT_I32, u, L->D, 0, LM_RES_F);
+}
+
+void lm_int_block_forward(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws) {
+    lm_int_block_trace(u, st, L, ws, NULL);
 }

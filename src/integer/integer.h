@@ -32,8 +32,21 @@ static inline int lm_pot_groups(int n) { return (n + LM_POT_GROUP - 1) / LM_POT_
 int lm_bitlength(uint64_t m);
 /* sat32(round_half_up(x * 2^L)): L >= 0 is a left shift (saturating), L < 0 a right shift by -L
  * that adds 2^(-L-1) first (round half up, ties toward +inf). The one re-scaling operation. */
-int32_t lm_shift_sat32(int64_t x, int L);
-int32_t lm_sat32(int64_t x);
+static inline int32_t lm_sat32(int64_t x) {
+    return x > INT32_MAX ? INT32_MAX : x < -INT32_MAX ? -INT32_MAX : (int32_t)x;   /* symmetric: no -2^31 */
+}
+/* The general case (any x, any L), out of line; lm_shift_sat32 is its inline fast path. */
+int32_t lm_shift_sat32_general(int64_t x, int L);
+static inline int32_t lm_shift_sat32(int64_t x, int L) {
+    if (L < 0 && L >= -62) {
+        const int64_t half = (int64_t)1 << (-L - 1);
+        if (x <= INT64_MAX - half) return lm_sat32((x + half) >> -L);   /* the sum fits: floor by >> */
+    } else if (L >= 0 && L < 31) {
+        const int64_t lim = (int64_t)(INT32_MAX >> L);
+        if (x >= -lim && x <= lim) return (int32_t)(x * ((int64_t)1 << L));   /* no saturation */
+    }
+    return lm_shift_sat32_general(x, L);
+}
 
 /* The PoT exponent of a group whose max |X| is m: s = max(0, bitlength(m) - (bits-1)), <= 15. */
 int lm_pot_exponent(uint32_t m, int bits);
@@ -77,6 +90,10 @@ void lm_int_act_pack(int8_t *qa, uint8_t *sa, int *eb, const int8_t *q, const ui
  *   y[o] = sat32(round_half_up(acc_o * 2^(eb + e0[o] + F)))        y [O], qa [K], sa [K/8]
  * (plain scalar reference; exact, so any kernel computing acc_o gives the same bits). */
 void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F);
+/* The rounding half of it, on the exact accumulators acc_o of kernels.h (lm_qlinear_acc gives
+ * them for a batch of tokens, SIMD and threaded): y[o] = sat32(round_half_up(acc[o] * 2^(eb + e0[o] + F))).
+ * lm_int_linear_fixed is the scalar accumulation followed by this, so both paths are one definition. */
+void lm_int_linear_round(int32_t *y, const int64_t *acc, int eb, const lm_qweight *W, int F);
 
 /* -------------------------------------------------------------------------- LUTs (lut.c)
  * f(X) for a wide input X at site F_in, output wide at site F_out:
@@ -250,6 +267,11 @@ typedef struct {
     int16_t *D_q; int8_t *D_e;        /* D: 8-bit, PoT per 8 heads */
     int16_t *norm_gq, *gnorm_gq;
     int8_t *conv_w, *conv_ew, *conv_b, *conv_eb;
+    /* The online Hadamard before out_proj (rotated models; rot_m == 0: none): the gated norm's
+     * gamma holds 1/sqrt(d_inner) and its output is wide at gnorm.F_out (8-bit headroom), then
+     * lm_int_hadamard(Hm, rot_m, L = F_rot - gnorm.F_out) gives out_proj's input at F_rot. */
+    int rot_m, F_rot;
+    const int8_t *rot_Hm;             /* [rot_m, rot_m] +-1, not owned */
 } lm_int_layer;
 /* From the float layer (conv, dt_bias, A, D, norm weights; `norm` may be NULL when folded into
  * in_proj), the quantized in_proj/out_proj (kept by pointer), the calibrated ranges and the
@@ -259,6 +281,20 @@ lm_status lm_int_layer_build(lm_int_layer *out, const float *norm, const float *
                              const lm_qweight *in_proj, const lm_qweight *out_proj, const lm_config *cfg,
                              const lm_int_calib *cal, int abits);
 void lm_int_layer_free(lm_int_layer *L);
+/* Turns on the online Hadamard for a model whose out_proj holds its transpose (LightMamba):
+ * rebuilds the gated norm with extra_scale 1/sqrt(d_inner) (the orthonormal H / sqrt(n)) and
+ * 8-bit output headroom, and sets F_rot = lm_site_F(the rotated entries' bound, abits): the
+ * same 2-norm bound as section 3 of the document, which every rotated entry obeys.
+ * Hm [m, m] (lm_hadamard_base_matrix of the d_inner transform) is kept by pointer. */
+lm_status lm_int_layer_set_rotation(lm_int_layer *L, const float *gnorm, const int8_t *Hm, int m);
+
+/* The layer's scalar parameters as one int32 vector (the model file's and the vectors dump's
+ * order): F_ip, F_conv, F_u, F_zs, F_dt, F_dtA, F_dA, F_dB, F_h, F_y, F_g, dt_lo, dt_hi,
+ * norm.F_out, norm.e_gamma, norm.eps_term (low, high 32 bits), gnorm.F_out, gnorm.e_gamma,
+ * gnorm.eps_term (low, high), abits, rot_m, F_rot. F_conv and F_dtA are conv.F_out and the exp
+ * table's F_in; the LUTs carry their own (alpha, k, F_in, F_out, tail_identity). */
+#define LM_INT_SCALARS 24
+void lm_int_layer_scalars(const lm_int_layer *L, int32_t out[LM_INT_SCALARS]);
 
 /* The recurrent state of one layer: conv rows and h, both pot8. Zeroed = a new sequence. */
 typedef struct {
@@ -272,9 +308,57 @@ typedef struct lm_int_scratch lm_int_scratch;
 lm_status lm_int_scratch_init(lm_int_scratch **ws, const lm_int_layer *L);
 void lm_int_scratch_free(lm_int_scratch *ws);
 
+/* Tracing (lightmamba vectors): every unit's operands and results as they are computed.
+ * name "unit.role" (e.g. "conv.in.q", "conv.out"); data [n0] or [n0, n1] (n1 = 0: one dimension);
+ * F the fixed point of a wide array or of the pot values an exponent array goes with, or
+ * LM_INT_NO_SITE. NULL tracer: nothing is reported. */
+typedef enum { LM_INT_I8 = 0, LM_INT_U8, LM_INT_I16, LM_INT_I32, LM_INT_I64 } lm_int_dtype;
+#define LM_INT_NO_SITE (-1000)
+typedef struct {
+    void (*array)(void *ctx, const char *name, lm_int_dtype dtype, const void *data, int n0, int n1, int F);
+    void *ctx;
+} lm_int_tracer;
+
+/* The block in stages (lm_int_block_forward runs them in order for one token; the session runs
+ * them over a chunk of tokens with the linear layers batched and the heads in parallel, which
+ * gives the same bits: every stage is per token, and the heads are independent).
+ *
+ * 1. lm_int_block_in: u (Q10) [D] -> block RMSNorm -> pot(abits) -> the packed in_proj input
+ *    qa [D], sa [D/8], *eb (lm_int_act_pack).
+ * 2. in_proj: lm_int_linear_fixed, or lm_qlinear_acc + lm_int_linear_round, at F_ip: zxbcdt [E].
+ * 3. lm_int_mixer_in: zxbcdt -> xBC pot8 -> conv (conv state advanced) -> SiLU -> x | B | C pot8;
+ *    SiLU(z) pot8; dt; dA; dB: the operands of the state step and the gate, in tok.
+ * 4. lm_int_heads: heads [h0, h1) of the state step (lm_int_ssm_head): y [d_inner] wide at F_y.
+ * 5. lm_int_mixer_out: y -> pot8 -> gate -> gated RMSNorm -> (Hadamard) -> pot(abits) -> the
+ *    packed out_proj input qa [d_inner], sa, *eb.
+ * 6. out_proj at Q10 (as 2), u += it (lm_int_residual_add). */
+typedef struct {
+    int8_t *u_q; uint8_t *u_s;        /* [C], [C/8]: x | B | C after SiLU */
+    int8_t *z_q; uint8_t *z_s;        /* [d_inner]: SiLU(z) */
+    int8_t *dA_q; uint8_t *dA_s;      /* [H], [ceil(H/8)] */
+    int8_t *dB_q; uint8_t *dB_s;      /* [H, N], [H, N/8] */
+} lm_int_token;
+/* n tokens' operands in one allocation (*toks [n], lm_int_tokens_free). */
+lm_status lm_int_tokens_init(lm_int_token **toks, int n, const lm_int_layer *L);
+void lm_int_tokens_free(lm_int_token *toks);
+
+void lm_int_block_in(int8_t *qa, uint8_t *sa, int *eb, const int32_t *u, const lm_int_layer *L, lm_int_scratch *ws,
+                     const lm_int_tracer *tr);
+void lm_int_mixer_in(lm_int_token *tok, const int32_t *zxbcdt, lm_int_state *st, const lm_int_layer *L,
+                     lm_int_scratch *ws, const lm_int_tracer *tr);
+/* ws: its head scratch only (one scratch per concurrent caller). */
+void lm_int_heads(int32_t *y, const lm_int_token *tok, lm_int_state *st, const lm_int_layer *L, int h0, int h1,
+                  lm_int_scratch *ws);
+void lm_int_mixer_out(int8_t *qa, uint8_t *sa, int *eb, const int32_t *y, const lm_int_token *tok,
+                      const lm_int_layer *L, lm_int_scratch *ws, const lm_int_tracer *tr);
+
 /* One token through one block, every step in integers: u [D] the residual stream (Q10),
  * updated in place; st the layer's state, advanced. */
 void lm_int_block_forward(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws);
+/* The same, reporting every unit's inputs and outputs to tr (and the layer's parameters first,
+ * as "param.*"). */
+void lm_int_block_trace(int32_t *u, lm_int_state *st, const lm_int_layer *L, lm_int_scratch *ws,
+                        const lm_int_tracer *tr);
 
 /* The float block step the integer one stands for, recording every site's range into cal
  * (NULL: no recording). From the in_proj output zxbcdt [E] to the gated norm input v [d_inner]

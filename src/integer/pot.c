@@ -6,13 +6,7 @@
 
 int lm_bitlength(uint64_t m) { return m ? 64 - __builtin_clzll(m) : 0; }
 
-int32_t lm_sat32(int64_t x) {
-    if (x > INT32_MAX) return INT32_MAX;
-    if (x < -INT32_MAX) return -INT32_MAX;   /* symmetric: -2^31 never appears */
-    return (int32_t)x;
-}
-
-int32_t lm_shift_sat32(int64_t x, int L) {
+int32_t lm_shift_sat32_general(int64_t x, int L) {
     if (x == 0) return 0;
     if (L >= 0) {
         /* |x| << L > 2^31 saturates; test on the magnitude before shifting (no overflow). */

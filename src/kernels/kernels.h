@@ -132,6 +132,10 @@ lm_status lm_qact_pack(lm_qact *a, int T);
  * gives the same bits. Rows are split over the pool; T > 1 reuses each unpacked weight
  * group across a block of tokens. */
 lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool);
+/* The same product stopped before its one rounding: acc[t][o] = acc_o, exact (every SIMD level
+ * and thread count gives the same integers). The integer datapath (src/integer) rounds it to its
+ * own fixed point.                                                             acc [a->T, W->rows] */
+lm_status lm_qlinear_acc(int64_t *acc, const lm_qact *a, const lm_qweight *W, lm_pool *pool);
 
 /* ---- memory bandwidth ----
  * Read bandwidth in GB/s (1e9 bytes/s) of all pool threads streaming disjoint parts of a

@@ -33,7 +33,8 @@
 #define QL_TOKEN_BLOCK 4
 
 typedef struct {
-    float *y;
+    float *y;               /* the float outputs, or NULL when ... */
+    int64_t *acc;           /* ... the exact accumulators acc_o are wanted instead (lm_qlinear_acc) */
     const lm_qact *a;
     const lm_qweight *W;
     lm_simd_level level;
@@ -48,11 +49,20 @@ static inline float qlinear_output(int64_t acc, int eb, int e0) {
     return (float)acc * scale.f;
 }
 
+/* Output (t, o) of the task: y = the contract's float, or the accumulator itself. */
+static inline void qlinear_store(const qlinear_task *m, int t, int o, int64_t acc) {
+    size_t i = (size_t)t * m->W->rows + o;
+    if (m->acc)
+        m->acc[i] = acc;
+    else
+        m->y[i] = qlinear_output(acc, m->a->eb[t], m->W->e0[o]);
+}
+
 /* ---- scalar: the contract, line by line ---- */
 static void qlinear_rows_scalar(const qlinear_task *m, int o0, int o1) {
     const lm_qact *a = m->a;
     const lm_qweight *W = m->W;
-    int K = a->K, O = W->rows, n_wg = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
+    int K = a->K, n_wg = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
     int n_ag = (K + LM_ACT_GROUP - 1) / LM_ACT_GROUP;
     int8_t qw[LM_WEIGHT_GROUP];
     for (int o = o0; o < o1; o++) {
@@ -75,7 +85,7 @@ static void qlinear_rows_scalar(const qlinear_task *m, int o0, int o1) {
                 }
                 acc_o += (int64_t)acc_G * lm_wscale_mult(srow[G]);
             }
-            m->y[(size_t)t * O + o] = qlinear_output(acc_o, a->eb[t], W->e0[o]);
+            qlinear_store(m, t, o, acc_o);
         }
     }
 }
@@ -185,8 +195,7 @@ QL_AVX512 void qlinear_block_avx512(const qlinear_task *m, int o, int nr, int t0
     for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
         for (int j = 0; j < nt; j++)
-            m->y[(size_t)(t0 + j) * W->rows + o + r] =
-                qlinear_output(_mm512_reduce_add_epi64(acc[r][j]), a->eb[t0 + j], W->e0[o + r]);
+            qlinear_store(m, t0 + j, o + r, _mm512_reduce_add_epi64(acc[r][j]));
 }
 
 /* Constant block shapes, so the loops above unroll and the accumulators live in registers. */
@@ -302,7 +311,7 @@ QL_AVX2 void qlinear_row_avx2(const qlinear_task *m, int o, int t0, int nt) {
     for (int j = 0; j < nt; j++) {
         __m128i h = _mm_add_epi64(_mm256_castsi256_si128(acc[j]), _mm256_extracti128_si256(acc[j], 1));
         int64_t acc = _mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1);
-        m->y[(size_t)(t0 + j) * W->rows + o] = qlinear_output(acc, a->eb[t0 + j], W->e0[o]);
+        qlinear_store(m, t0 + j, o, acc);
     }
 }
 
@@ -332,7 +341,7 @@ static void qlinear_part(void *p, int i, int n) {
     }
 }
 
-lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+static lm_status qlinear_run(float *y, int64_t *acc, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
     if (W->wbits != 4 && W->wbits != 8) return lm_fail(LM_ERR_ARG, "integer linear: wbits = %d (4 or 8)", W->wbits);
     if (W->wbits != a->wbits)
         return lm_fail(LM_ERR_ARG, "integer linear: activations packed for %d-bit weights, weights have %d bits",
@@ -343,7 +352,15 @@ lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *p
         return lm_fail(LM_ERR_ARG, "integer linear: %d rows, row stride %zu (at least %zu)", W->rows, W->row_stride,
                        min_stride);
     if (W->rows == 0 || a->T == 0) return LM_OK;
-    qlinear_task task = {y, a, W, lm_simd_level_get()};
+    qlinear_task task = {y, acc, a, W, lm_simd_level_get()};
     lm_pool_run(pool, qlinear_part, &task);
     return LM_OK;
+}
+
+lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+    return qlinear_run(y, NULL, a, W, pool);
+}
+
+lm_status lm_qlinear_acc(int64_t *acc, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+    return qlinear_run(NULL, acc, a, W, pool);
 }

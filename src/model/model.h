@@ -7,6 +7,7 @@
 #include "lightmamba.h"
 #include "common/file.h"
 #include "kernels/kernels.h"
+#include "integer/integer.h"
 #include "quant/hadamard.h"
 
 typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT } lm_linear_kind;
@@ -54,6 +55,9 @@ struct lm_model {
     lm_quant_settings quant;
     lm_hadamard *rot_inner;
     lm_mapping qfile;
+    /* SSM mode pot8: every block's integer parameters [n_layer] (NULL otherwise). Loaded models:
+     * owned through `owned`, arrays in the file's map; the quantizer frees its own. */
+    lm_int_layer *int_layers;
 };
 
 #endif

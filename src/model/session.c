@@ -9,6 +9,7 @@
  * Memory is fixed by LM_SESSION_CHUNK, whatever the input length. */
 #include "model/session.h"
 #include "model/ops.h"
+#include "model/int_forward.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -43,6 +44,7 @@ lm_status lm_session_init(lm_session **out, const lm_model *m, int n_threads) {
         st = lm_qact_init(&s->act_in, (int)T, c->d_model, in0->abits, in0->q.wbits);
     if (st == LM_OK && out0->kind == LM_LINEAR_INT)
         st = lm_qact_init(&s->act_out, (int)T, c->d_inner, out0->abits, out0->q.wbits);
+    if (st == LM_OK && m->int_layers) st = lm_int_session_init(&s->int_s, m, s->pool, (int)T);
     if (st != LM_OK) {
         lm_session_free(s);
         return st;
@@ -65,6 +67,7 @@ void lm_session_free(lm_session *s) {
     free(s->out);
     lm_qact_free(&s->act_in);
     lm_qact_free(&s->act_out);
+    lm_int_session_free(s->int_s);
     free(s);
 }
 
@@ -73,6 +76,7 @@ void lm_session_reset(lm_session *s) {
     memset(s->conv_state, 0, (size_t)c->n_layer * conv_state_size(c) * sizeof(float));
     memset(s->ssm_state, 0, (size_t)c->n_layer * ssm_state_size(c) * sizeof(float));
     memset(s->last_hidden, 0, (size_t)c->d_model * sizeof(float));
+    if (s->int_s) lm_int_session_reset(s->int_s);
     s->n_tokens = 0;
 }
 
@@ -147,7 +151,10 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         int T = (int)(n - done < LM_SESSION_CHUNK ? n - done : LM_SESSION_CHUNK);
         for (int t = 0; t < T; t++)
             memcpy(s->x + t * D, s->m->embedding + (size_t)tokens[done + t] * D, D * sizeof(float));
-        for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
+        if (s->int_s)
+            lm_int_session_forward(s->int_s, s->x, T);   /* LightMamba*: the blocks in integers */
+        else
+            for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
         if (done + T == n) memcpy(s->last_hidden, s->x + (size_t)(T - 1) * D, D * sizeof(float));
         if (logits)
             head_forward(s, 0, T, logits + done * V);

@@ -8,6 +8,7 @@
  * All integers little-endian (the host's order: x86-64). The CRC covers every byte of the file,
  * the CRC field read as zero. The loader checks everything before it writes to the session. */
 #include "model/session.h"
+#include "model/int_forward.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,17 +36,17 @@ enum {
 };
 
 /* State kinds: what the arrays hold. 0: the float32 state of a model whose SSM runs in float
- * (float and quantized-linear models alike). LightMamba*'s integer SSM adds a kind of its own. */
-enum { KIND_F32 = 0 };
+ * (float and quantized-linear models alike); 1: LightMamba*'s integer state (SSM mode pot8). */
+enum { KIND_F32 = 0, KIND_POT8 = 1 };
 /* Array dtypes, numbered as in the quantized model file. */
-enum { DT_F32 = 0 };
+enum { DT_F32 = 0, DT_U8 = 4, DT_I8 = 5 };
 
 typedef struct {
     const char *name;
     uint32_t dtype;
     int ndim;
     uint64_t shape[MAX_DIMS];
-    float *data;
+    void *data;
     uint64_t nbytes;
 } state_array;
 
@@ -55,8 +56,8 @@ static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); 
 static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
 
-static state_array f32_array(const char *name, float *data, int ndim, const uint64_t *shape) {
-    state_array a = {name, DT_F32, ndim, {0}, data, 4};
+static state_array array(const char *name, uint32_t dtype, void *data, int ndim, const uint64_t *shape) {
+    state_array a = {name, dtype, ndim, {0}, data, dtype == DT_F32 ? 4 : 1};
     for (int d = 0; d < ndim; d++) {
         a.shape[d] = shape[d];
         a.nbytes *= shape[d];
@@ -67,17 +68,32 @@ static state_array f32_array(const char *name, float *data, int ndim, const uint
 /* The arrays that make up the state of s, with its state kind. */
 static lm_status session_arrays(const lm_session *s, uint32_t *kind, state_array a[MAX_ARRAYS], int *n) {
     const lm_config *c = &s->m->cfg;
+    const uint64_t L = (uint64_t)c->n_layer, W1 = (uint64_t)c->d_conv - 1, H = (uint64_t)c->n_heads,
+                   P = (uint64_t)c->head_dim, N = (uint64_t)c->d_state;
+    const uint64_t C = (uint64_t)c->d_inner + 2 * (uint64_t)c->n_groups * N;
+    const uint64_t conv[] = {L, W1, C}, ssm[] = {L, H, P, N}, hidden[] = {(uint64_t)c->d_model};
+    if (s->int_s) {
+        /* pot8: int8 values with a power-of-two exponent byte per 8 channels (docs/integer-datapath.md) */
+        lm_int_session_arrays all = lm_int_session_all(s->int_s);
+        const uint64_t conv_s[] = {L, W1, C / 8}, ssm_s[] = {L, H, P / 8, N};
+        if (all.conv_n != L * W1 * C || all.h_n != L * H * P * N || C % 8 || P % 8)
+            return lm_fail(LM_ERR_UNSUPPORTED, "the integer session's state does not have the shapes of a state file");
+        *kind = KIND_POT8;
+        a[0] = array("conv_q", DT_I8, all.conv_q, 3, conv);
+        a[1] = array("conv_s", DT_U8, all.conv_s, 3, conv_s);
+        a[2] = array("h_q", DT_I8, all.h_q, 4, ssm);
+        a[3] = array("h_s", DT_U8, all.h_s, 4, ssm_s);
+        a[4] = array("last_hidden", DT_F32, s->last_hidden, 1, hidden);
+        *n = 5;
+        return LM_OK;
+    }
     if (s->m->quant.ssm_mode != LM_SSM_FLOAT)
         return lm_fail(LM_ERR_UNSUPPORTED, "session state files for SSM mode %d are not implemented",
                        (int)s->m->quant.ssm_mode);
-    const uint64_t conv_dim = (uint64_t)c->d_inner + 2 * (uint64_t)c->n_groups * c->d_state;
-    const uint64_t conv[] = {(uint64_t)c->n_layer, (uint64_t)c->d_conv - 1, conv_dim};
-    const uint64_t ssm[] = {(uint64_t)c->n_layer, (uint64_t)c->n_heads, (uint64_t)c->head_dim, (uint64_t)c->d_state};
-    const uint64_t hidden[] = {(uint64_t)c->d_model};
     *kind = KIND_F32;
-    a[0] = f32_array("conv_state", s->conv_state, 3, conv);
-    a[1] = f32_array("ssm_state", s->ssm_state, 4, ssm);
-    a[2] = f32_array("last_hidden", s->last_hidden, 1, hidden);
+    a[0] = array("conv_state", DT_F32, s->conv_state, 3, conv);
+    a[1] = array("ssm_state", DT_F32, s->ssm_state, 4, ssm);
+    a[2] = array("last_hidden", DT_F32, s->last_hidden, 1, hidden);
     *n = 3;
     return LM_OK;
 }
@@ -87,8 +103,9 @@ static lm_status session_arrays(const lm_session *s, uint32_t *kind, state_array
  * (so a mismatch can be named), and an identity hash of the weights: CRC-32C over every tensor
  * the forward pass reads, in a fixed order, each as its byte count and a sample of its bytes
  * (all of them up to 16 KiB, else 64 evenly spaced windows of 256 bytes, first and last
- * included). Sampling keeps the hash cheap for billion-parameter models; any re-training or
- * re-quantization changes it, a change confined to bytes between the windows would not. */
+ * included), then, for a model loaded from a quantized file, that file's CRC-32C. Sampling keeps
+ * the hash cheap for billion-parameter float models; any re-training or re-quantization changes
+ * it, a change to a float checkpoint confined to bytes between the windows would not. */
 enum { SAMPLE_WINDOWS = 64, WINDOW_BYTES = 256 };
 
 static uint32_t hash_tensor(uint32_t crc, const void *data, uint64_t n) {
@@ -130,7 +147,11 @@ static uint32_t model_identity(const lm_model *m) {
         crc = hash_linear(crc, &L->out_proj);
     }
     crc = hash_tensor(crc, m->norm_f, D * f);
-    return hash_linear(crc, &m->lm_head);
+    crc = hash_linear(crc, &m->lm_head);
+    /* a model loaded from a quantized file: that file's CRC-32C (header bytes [24, 28),
+     * docs/quantized-format.md) covers every byte of it, the integer SSM's tables included */
+    if (m->qfile.data && m->qfile.size >= 28) crc = lm_crc32c(crc, m->qfile.data + 24, 4);
+    return crc;
 }
 
 /* The config (15 fields) and the quantization settings (5 fields) as stored in the header. */
@@ -161,13 +182,12 @@ static void quant_fields(const lm_quant_settings *q, uint32_t f[N_QUANT]) {
     f[4] = (uint32_t)q->ssm_mode;
 }
 
+/* "float", "lightmamba W4A4 (rotated)", "rtn W8A8 (SSM mode 1)", ... */
 static void describe_quant(const uint32_t f[N_QUANT], char *buf, size_t n) {
-    if (f[0] == LM_QUANT_NONE) {
-        snprintf(buf, n, "float (SSM mode %u)", f[4]);
-        return;
-    }
     const char *name = f[0] <= LM_QUANT_LIGHTMAMBA ? lm_quant_method_name((lm_quant_method)f[0]) : "unknown";
-    snprintf(buf, n, "%s W%uA%u%s (SSM mode %u)", name, f[1], f[2], f[3] ? " rotated" : "", f[4]);
+    int at = f[0] == LM_QUANT_NONE ? snprintf(buf, n, "float") : snprintf(buf, n, "%s W%uA%u", name, f[1], f[2]);
+    if (f[3] && at >= 0 && (size_t)at < n) at += snprintf(buf + at, n - (size_t)at, " (rotated)");
+    if (f[4] && at >= 0 && (size_t)at < n) snprintf(buf + at, n - (size_t)at, " (SSM mode %u)", f[4]);
 }
 
 /* ---- writing ---- */
@@ -283,7 +303,7 @@ static lm_status check_file(const lm_session *s, const char *path, const unsigne
     /* the model: state kind, quantization, config, weights */
     const uint32_t file_kind = get_u32(d + H_KIND);
     if (file_kind != kind)
-        return lm_fail(LM_ERR_ARG, "state file %s holds state kind %u; this model's state is kind %u (0: float32)", path,
+        return lm_fail(LM_ERR_ARG, "state file %s holds state kind %u; this model's state is kind %u (0 float32, 1 pot8)", path,
                        file_kind, kind);
     uint32_t cfg[N_CONFIG], quant[N_QUANT], file_quant[N_QUANT];
     config_fields(&s->m->cfg, cfg);

@@ -30,9 +30,9 @@ enum {
     E_NAME = 0, E_DTYPE = 80, E_NDIM = 84, E_SHAPE = 88, E_OFFSET = 120,
 };
 
-typedef enum { DT_F32 = 0, DT_F16, DT_Q4, DT_Q8, DT_U8, DT_I8, DT_COUNT } qdtype;
-static const char *const dtype_names[DT_COUNT] = {"F32", "F16", "Q4", "Q8", "U8", "I8"};
-static const size_t dtype_bytes[DT_COUNT] = {4, 2, 0 /* two per byte along each row */, 1, 1, 1};
+typedef enum { DT_F32 = 0, DT_F16, DT_Q4, DT_Q8, DT_U8, DT_I8, DT_I16, DT_I32, DT_COUNT } qdtype;
+static const char *const dtype_names[DT_COUNT] = {"F32", "F16", "Q4", "Q8", "U8", "I8", "I16", "I32"};
+static const size_t dtype_bytes[DT_COUNT] = {4, 2, 0 /* two per byte along each row */, 1, 1, 1, 2, 4};
 
 typedef struct {
     char name[NAME_BYTES];
@@ -126,6 +126,22 @@ static void list_add(tensor_list *L, const char *name, qdtype dt, int ndim, cons
     t->data = data;
 }
 
+/* A buffer of n bytes owned by the list (freed with it); NULL after a failure. */
+static void *list_own(tensor_list *L, size_t n) {
+    if (L->status) return NULL;
+    void **g = realloc(L->owned, ((size_t)L->n_owned + 1) * sizeof *g);
+    void *p = calloc(n ? n : 1, 1);
+    if (!g || !p) {
+        free(p);
+        if (g) L->owned = g;
+        L->status = lm_fail(LM_ERR_NOMEM, "out of memory writing the model file");
+        return NULL;
+    }
+    L->owned = g;
+    L->owned[L->n_owned++] = p;
+    return p;
+}
+
 /* A float tensor stored as F16 (a converted copy). */
 static void list_add_f16(tensor_list *L, const char *name, int ndim, const uint64_t *shape, const float *x) {
     if (L->status) return;
@@ -166,6 +182,52 @@ static void list_add_linear(tensor_list *L, const char *prefix, const lm_linear 
     }
 }
 
+/* The four lookup tables of a layer, in the file's order. */
+static const lm_lut *int_lut(const lm_int_layer *IL, int i) {
+    const lm_lut *t[4] = {&IL->silu_xbc, &IL->silu_z, &IL->softplus, &IL->exp};
+    return t[i];
+}
+enum { N_LUTS = 4, LUT_PARAMS = 5 };
+
+/* SSM mode pot8: a layer's integer parameters (docs/quantized-format.md, "LightMamba*"). */
+static void list_add_int_layer(tensor_list *L, const char *p, const lm_int_layer *IL, const lm_config *c) {
+    char name[2 * NAME_BYTES + 64];   /* list_add refuses names of NAME_BYTES or more */
+#define NAME(suffix) (snprintf(name, sizeof name, "%s.%s", p, suffix), name)
+    const uint64_t C = (uint64_t)IL->C, H = (uint64_t)IL->H, Hg = (uint64_t)lm_pot_groups(IL->H);
+    int32_t *sc = list_own(L, sizeof(int32_t) * LM_INT_SCALARS);
+    int32_t *lp = list_own(L, sizeof(int32_t) * N_LUTS * LUT_PARAMS);
+    int16_t *lv = list_own(L, sizeof(int16_t) * N_LUTS * LM_LUT_ENTRIES);
+    uint8_t *ls = list_own(L, N_LUTS * LM_LUT_SEGMENTS);
+    if (L->status) return;
+    lm_int_layer_scalars(IL, sc);
+    for (int i = 0; i < N_LUTS; i++) {
+        const lm_lut *t = int_lut(IL, i);
+        const int32_t v[LUT_PARAMS] = {t->alpha, t->k, t->F_in, t->F_out, t->tail_identity};
+        memcpy(lp + i * LUT_PARAMS, v, sizeof v);
+        memcpy(lv + i * LM_LUT_ENTRIES, t->value, sizeof t->value);
+        memcpy(ls + i * LM_LUT_SEGMENTS, t->shift, sizeof t->shift);
+    }
+    list_add(L, NAME("scalars"), DT_I32, SHAPE(LM_INT_SCALARS), sc);
+    list_add(L, NAME("norm.gamma"), DT_I16, SHAPE((uint64_t)IL->D), IL->norm_gq);
+    list_add(L, NAME("gnorm.gamma"), DT_I16, SHAPE((uint64_t)IL->d_inner), IL->gnorm_gq);
+    list_add(L, NAME("conv.weight"), DT_I8, SHAPE(C, (uint64_t)IL->W), IL->conv_w);
+    list_add(L, NAME("conv.weight_exp"), DT_I8, SHAPE(C / 8, (uint64_t)IL->W), IL->conv_ew);
+    if (c->conv_bias) {
+        list_add(L, NAME("conv.bias"), DT_I8, SHAPE(C), IL->conv_b);
+        list_add(L, NAME("conv.bias_exp"), DT_I8, SHAPE(C / 8), IL->conv_eb);
+    }
+    list_add(L, NAME("dt_bias"), DT_I16, SHAPE(H), IL->dt_bq);
+    list_add(L, NAME("dt_bias_exp"), DT_I8, SHAPE(Hg), IL->dt_be);
+    list_add(L, NAME("A"), DT_I16, SHAPE(H), IL->A_q);
+    list_add(L, NAME("A_exp"), DT_I8, SHAPE(Hg), IL->A_e);
+    list_add(L, NAME("D"), DT_I16, SHAPE(H), IL->D_q);
+    list_add(L, NAME("D_exp"), DT_I8, SHAPE(Hg), IL->D_e);
+    list_add(L, NAME("lut.params"), DT_I32, SHAPE(N_LUTS, LUT_PARAMS), lp);
+    list_add(L, NAME("lut.value"), DT_I16, SHAPE(N_LUTS, LM_LUT_ENTRIES), lv);
+    list_add(L, NAME("lut.shift"), DT_U8, SHAPE(N_LUTS, LM_LUT_SEGMENTS), ls);
+#undef NAME
+}
+
 static void collect_tensors(tensor_list *L, const lm_model *m) {
     const lm_config *c = &m->cfg;
     const uint64_t D = (uint64_t)c->d_model, V = (uint64_t)c->vocab_size, DI = (uint64_t)c->d_inner,
@@ -187,6 +249,7 @@ static void collect_tensors(tensor_list *L, const lm_model *m) {
         list_add(L, NAME("D"), DT_F32, SHAPE(H), ly->D);
         list_add(L, NAME("norm.weight"), DT_F32, SHAPE(DI), ly->gnorm);
         list_add_linear(L, NAME("out_proj"), &ly->out_proj);
+        if (m->int_layers) list_add_int_layer(L, NAME("int"), &m->int_layers[i], c);
 #undef NAME
     }
     list_add(L, "backbone.norm_f.weight", DT_F32, SHAPE(D), m->norm_f);
@@ -366,7 +429,7 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q) {
     if ((unsigned)q->rotated > 1 || (unsigned)q->gptq > 1 || !isfinite(q->alpha) || q->calib_samples < 0 ||
         q->calib_len < 0)
         return lm_fail(LM_ERR_FORMAT, "%s: invalid quantization settings", path);
-    if (q->ssm_mode != LM_SSM_FLOAT)
+    if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "%s: SSM mode %d is not supported by this build", path, (int)q->ssm_mode);
     return LM_OK;
 }
@@ -527,6 +590,118 @@ static lm_status take_linear(qloader *L, const char *prefix, int integer, int ro
     return LM_OK;
 }
 
+/* ---- SSM mode pot8: the integer parameters of layer i ---- */
+
+/* Every element of an int8/int16 tensor within [-lim, lim]. */
+static int ints_within(const qtensor *t, int lim) {
+    const uint64_t n = t->nbytes / dtype_bytes[t->dtype];
+    for (uint64_t i = 0; i < n; i++) {
+        int v;
+        if (t->dtype == DT_I16) {
+            int16_t x;
+            memcpy(&x, (const unsigned char *)t->data + 2 * i, 2);
+            v = x;
+        } else {
+            v = ((const int8_t *)t->data)[i];
+        }
+        if (v < -lim || v > lim) return 0;
+    }
+    return 1;
+}
+
+static int site_ok(int32_t F) { return F >= -8 && F <= 30; }
+
+/* An integer tensor of the layer: dtype, exact shape and (for weights) the value range. */
+static lm_status take_int(qloader *L, const char *p, const char *suffix, qdtype dt, int lim, int ndim,
+                          const uint64_t *shape, const void **out) {
+    char name[NAME_BYTES + 32];
+    const qtensor *t;
+    snprintf(name, sizeof name, "%s.%s", p, suffix);
+    LM_TRY(take(L, name, 0, 1u << dt, ndim, shape, &t));
+    if (lim && !ints_within(t, lim))
+        return lm_fail(LM_ERR_FORMAT, "%s: tensor %s holds a value outside [-%d, %d]", L->path, name, lim, lim);
+    *out = t->data;
+    return LM_OK;
+}
+
+static lm_status bind_int_layer(qloader *L, int i, lm_int_layer *IL) {
+    lm_model *m = L->m;
+    const lm_config *c = &m->cfg;
+    const lm_layer *ly = &m->layers[i];
+    const int di = c->d_inner, H = c->n_heads, P = c->head_dim, N = c->d_state, G = c->n_groups, W = c->d_conv;
+    const int C = di + 2 * G * N, E = 2 * di + 2 * G * N + H, D = c->d_model;
+    const uint64_t Hg = (uint64_t)lm_pot_groups(H);
+    char p[NAME_BYTES];
+    snprintf(p, sizeof p, "backbone.layers.%d.mixer.int", i);
+    if (P % 8 || N % 8 || D % 8 || di % (8 * G))
+        return lm_fail(LM_ERR_FORMAT, "%s: SSM mode pot8 needs head_dim, d_state, d_model and d_inner/groups in multiples of 8",
+                       L->path);
+    const int32_t *sc, *lp;
+    const int16_t *lv;
+    const uint8_t *ls;
+    const void *v;
+    memset(IL, 0, sizeof *IL);
+    *IL = (lm_int_layer){.D = D, .d_inner = di, .H = H, .P = P, .N = N, .G = G, .W = W, .C = C, .E = E,
+                         .eps = c->eps, .in_proj = &ly->in_proj.q, .out_proj = &ly->out_proj.q};
+    LM_TRY(take_int(L, p, "scalars", DT_I32, 0, SHAPE(LM_INT_SCALARS), &v)); sc = v;
+    /* scalars: F_ip F_conv F_u F_zs F_dt F_dtA F_dA F_dB F_h F_y F_g dt_lo dt_hi norm(F_out e_gamma eps lo hi)
+     * gnorm(F_out e_gamma eps lo hi) abits rot_m F_rot */
+    for (int k = 0; k <= 10; k++)
+        if (!site_ok(sc[k])) return lm_fail(LM_ERR_FORMAT, "%s: %s.scalars[%d] = %d is not a site in [-8, 30]", L->path, p, k, sc[k]);
+    const uint64_t eps1 = (uint32_t)sc[15] | (uint64_t)(uint32_t)sc[16] << 32, eps2 = (uint32_t)sc[19] | (uint64_t)(uint32_t)sc[20] << 32;
+    const int rot_m = m->rot_inner ? lm_hadamard_base(m->rot_inner) : 0;
+    if (sc[11] < 0 || sc[12] < sc[11] || !site_ok(sc[13]) || !site_ok(sc[17]) || sc[14] < -64 || sc[14] > 64 ||
+        sc[18] < -64 || sc[18] > 64 || eps1 > (1ull << 62) || eps2 > (1ull << 62) || sc[21] != m->quant.abits ||
+        sc[22] != rot_m || (rot_m && !site_ok(sc[23])))
+        return lm_fail(LM_ERR_FORMAT, "%s: %s.scalars are inconsistent (time step limits, norm sites, abits or rotation)",
+                       L->path, p);
+    IL->abits = sc[21];
+    IL->F_ip = sc[0]; IL->F_u = sc[2]; IL->F_zs = sc[3]; IL->F_dt = sc[4]; IL->F_dA = sc[6]; IL->F_dB = sc[7];
+    IL->F_h = sc[8]; IL->F_y = sc[9]; IL->F_g = sc[10]; IL->dt_lo = sc[11]; IL->dt_hi = sc[12];
+    IL->rot_m = rot_m;
+    IL->F_rot = rot_m ? sc[23] : 0;
+    IL->rot_Hm = rot_m ? lm_hadamard_base_matrix(m->rot_inner) : NULL;
+    LM_TRY(take_int(L, p, "norm.gamma", DT_I16, 4095, SHAPE((uint64_t)D), &v)); IL->norm_gq = (int16_t *)v;
+    LM_TRY(take_int(L, p, "gnorm.gamma", DT_I16, 4095, SHAPE((uint64_t)di), &v)); IL->gnorm_gq = (int16_t *)v;
+    IL->norm = (lm_int_norm){.n = D, .group = D, .F_in = LM_RES_F, .F_out = sc[13], .e_gamma = sc[14], .eps_term = eps1,
+                             .gq = IL->norm_gq};
+    IL->gnorm = (lm_int_norm){.n = di, .group = di / G, .F_in = IL->F_g, .F_out = sc[17], .e_gamma = sc[18],
+                              .eps_term = eps2, .gq = IL->gnorm_gq};
+    LM_TRY(take_int(L, p, "conv.weight", DT_I8, 127, SHAPE((uint64_t)C, (uint64_t)W), &v)); IL->conv_w = (int8_t *)v;
+    LM_TRY(take_int(L, p, "conv.weight_exp", DT_I8, 0, SHAPE((uint64_t)C / 8, (uint64_t)W), &v)); IL->conv_ew = (int8_t *)v;
+    if (c->conv_bias) {
+        LM_TRY(take_int(L, p, "conv.bias", DT_I8, 127, SHAPE((uint64_t)C), &v)); IL->conv_b = (int8_t *)v;
+        LM_TRY(take_int(L, p, "conv.bias_exp", DT_I8, 0, SHAPE((uint64_t)C / 8), &v)); IL->conv_eb = (int8_t *)v;
+    }
+    IL->conv = (lm_int_conv){.C = C, .W = W, .F_in = IL->F_ip, .F_out = sc[1], .w = IL->conv_w, .ew = IL->conv_ew,
+                             .b = IL->conv_b, .eb = IL->conv_eb};
+    LM_TRY(take_int(L, p, "dt_bias", DT_I16, 32767, SHAPE((uint64_t)H), &v)); IL->dt_bq = (int16_t *)v;
+    LM_TRY(take_int(L, p, "dt_bias_exp", DT_I8, 0, SHAPE(Hg), &v)); IL->dt_be = (int8_t *)v;
+    LM_TRY(take_int(L, p, "A", DT_I16, 32767, SHAPE((uint64_t)H), &v)); IL->A_q = (int16_t *)v;
+    LM_TRY(take_int(L, p, "A_exp", DT_I8, 0, SHAPE(Hg), &v)); IL->A_e = (int8_t *)v;
+    LM_TRY(take_int(L, p, "D", DT_I16, 127, SHAPE((uint64_t)H), &v)); IL->D_q = (int16_t *)v;
+    LM_TRY(take_int(L, p, "D_exp", DT_I8, 0, SHAPE(Hg), &v)); IL->D_e = (int8_t *)v;
+    LM_TRY(take_int(L, p, "lut.params", DT_I32, 0, SHAPE(N_LUTS, LUT_PARAMS), &v)); lp = v;
+    LM_TRY(take_int(L, p, "lut.value", DT_I16, 0, SHAPE(N_LUTS, LM_LUT_ENTRIES), &v)); lv = v;
+    LM_TRY(take_int(L, p, "lut.shift", DT_U8, 0, SHAPE(N_LUTS, LM_LUT_SEGMENTS), &v)); ls = v;
+    /* each table's sites are the block's: SiLU(conv) F_conv -> F_u, SiLU(z) F_ip -> F_zs,
+     * softplus F_ip -> F_dt, exp F_dtA -> F_dA; exp alone has no identity tail */
+    const int32_t want[N_LUTS][3] = {{sc[1], sc[2], 1}, {sc[0], sc[3], 1}, {sc[0], sc[4], 1}, {sc[5], sc[6], 0}};
+    lm_lut *luts[N_LUTS] = {&IL->silu_xbc, &IL->silu_z, &IL->softplus, &IL->exp};
+    for (int k = 0; k < N_LUTS; k++) {
+        const int32_t *q = lp + k * LUT_PARAMS;
+        if (q[1] < 0 || q[1] > 32 || q[2] != want[k][0] || q[3] != want[k][1] || q[4] != want[k][2])
+            return lm_fail(LM_ERR_FORMAT, "%s: %s.lut.params of table %d do not fit the layer's sites", L->path, p, k);
+        for (int j = 0; j < LM_LUT_SEGMENTS; j++)
+            if (ls[k * LM_LUT_SEGMENTS + j] > LM_POT_SMAX)
+                return lm_fail(LM_ERR_FORMAT, "%s: %s.lut.shift of table %d exceeds %d", L->path, p, k, LM_POT_SMAX);
+        *luts[k] = (lm_lut){.alpha = q[0], .k = q[1], .F_in = q[2], .F_out = q[3], .tail_identity = q[4]};
+        memcpy(luts[k]->value, lv + (size_t)k * LM_LUT_ENTRIES, sizeof luts[k]->value);
+        memcpy(luts[k]->shift, ls + (size_t)k * LM_LUT_SEGMENTS, sizeof luts[k]->shift);
+    }
+    return LM_OK;
+}
+
 static lm_status bind_model(qloader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
@@ -557,6 +732,12 @@ static lm_status bind_model(qloader *L) {
         m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
     else
         LM_TRY(take_linear(L, "lm_head", 0, c->vocab_size, c->d_model, &m->lm_head));
+    if (m->quant.ssm_mode == LM_SSM_POT8) {
+        void *p;
+        LM_TRY(own_block(m, sizeof(lm_int_layer) * (size_t)c->n_layer, &p));
+        m->int_layers = p;
+        for (int i = 0; i < c->n_layer; i++) LM_TRY(bind_int_layer(L, i, &m->int_layers[i]));
+    }
     for (int i = 0; i < L->n; i++)
         if (!L->used[i]) LM_TRY(add_table_row(m, &L->t[i], 0));
     return LM_OK;

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "quant/calib.h"
+#include "quant/intcalib.h"
 #include "quant/qfile.h"
 #include "quant/quantize.h"
 #include "quant/transform.h"
@@ -43,7 +44,8 @@ static lm_status check_settings(const lm_quant_settings *q) {
     if (!(q->alpha >= 0 && q->alpha <= 1)) return lm_fail(LM_ERR_ARG, "quantize: --alpha %g must lie in [0, 1]", q->alpha);
     if (q->calib_samples < 1 || q->calib_len < 1)
         return lm_fail(LM_ERR_ARG, "quantize: calibration needs at least one sample of one token");
-    if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "quantize: SSM mode %d is not supported", (int)q->ssm_mode);
+    if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
+        return lm_fail(LM_ERR_UNSUPPORTED, "quantize: SSM mode %d is not supported", (int)q->ssm_mode);
     return LM_OK;
 }
 
@@ -119,8 +121,8 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     lm_quant_settings q = *settings;
     LM_TRY(check_settings(&q));
     q.rotated = q.method == LM_QUANT_LIGHTMAMBA;
-    const int need_amax = q.method == LM_QUANT_SMOOTHQUANT, need_hessian = q.gptq;
-    if (!need_amax && !need_hessian) q.calib_samples = q.calib_len = 0; /* no calibration happened */
+    const int need_amax = q.method == LM_QUANT_SMOOTHQUANT, need_hessian = q.gptq, need_int = q.ssm_mode == LM_SSM_POT8;
+    if (!need_amax && !need_hessian && !need_int) q.calib_samples = q.calib_len = 0; /* no calibration happened */
 
     lm_model *m = NULL;
     lm_pool *pool = NULL;
@@ -128,10 +130,12 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     size_t tok_len = 0, n_ids = 0;
     int32_t *ids = NULL;
     lm_calib_stats st = {0};
+    lm_int_calib *int_cal = NULL;
+    lm_int_layer *int_layers = NULL;
     const char *tok_path = lm_model_tokenizer_path(src);
     lm_status s = lm_model_clone_f32(&m, src);
     if (!s) s = lm_read_file(tok_path, &tok_json, &tok_len);
-    if (!s && (need_amax || need_hessian)) s = load_calibration_ids(tok_path, calib_path, &ids, &n_ids);
+    if (!s && (need_amax || need_hessian || need_int)) s = load_calibration_ids(tok_path, calib_path, &ids, &n_ids);
     if (!s && need_amax) {
         s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 1, 0, &st, progress, progress_ctx);
         for (int l = 0; !s && l < m->cfg.n_layer; l++)
@@ -142,6 +146,10 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     if (!s && q.rotated) s = lm_fuse_rotation(m);
     if (!s && need_hessian)
         s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 0, 1, &st, progress, progress_ctx);
+    /* LightMamba*: the integer sites' ranges, from the transformed float model */
+    if (!s && need_int) s = lm_calloc(&int_cal, (size_t)m->cfg.n_layer, sizeof *int_cal, "integer calibration");
+    if (!s && need_int)
+        s = lm_int_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, int_cal, progress, progress_ctx);
     if (!s) s = lm_pool_init(&pool, n_threads);
     for (int l = 0; !s && l < m->cfg.n_layer; l++) {
         lm_layer *L = &m->layers[l];
@@ -151,10 +159,17 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
         if (!s) s = quantize_linear(m, &L->out_proj, Hout, &q, pool);
         if (progress) progress(progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
     }
+    if (!s && need_int) s = lm_calloc(&int_layers, (size_t)m->cfg.n_layer, sizeof *int_layers, "integer layers");
+    if (!s && need_int && !(s = lm_int_build_layers(int_layers, m, int_cal, q.abits))) m->int_layers = int_layers;
     if (!s) {
         m->quant = q;
         s = lm_qfile_write(out_path, m, tok_json, tok_len);
     }
+    if (m && m->int_layers)
+        for (int l = 0; l < m->cfg.n_layer; l++) lm_int_layer_free(&m->int_layers[l]);
+    if (m) m->int_layers = NULL;
+    free(int_layers);
+    free(int_cal);
     lm_calib_stats_free(&st);
     lm_pool_free(pool);
     free(ids);

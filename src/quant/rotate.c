@@ -106,44 +106,54 @@ static void set_ones(const float *p, int n) {
     for (int i = 0; i < n; i++) writable(p)[i] = 1.0f;
 }
 
-lm_status lm_fuse_rotation(lm_model *m) {
+/* The residual stream rotated by R (d_model): embedding, in_proj (norm weight folded), out_proj's
+ * output side, lm_head (norm_f folded; untied from the embedding unless norm_f == 1). */
+static lm_status rotate_residual(lm_model *m, const lm_hadamard *R) {
     const lm_config *c = &m->cfg;
     const int D = c->d_model, DI = c->d_inner, V = c->vocab_size;
-    lm_hadamard *R = NULL;
-    LM_TRY(lm_hadamard_init(&R, D));
-    lm_status s = lm_hadamard_init(&m->rot_inner, DI);
-    if (s) goto done;
-
-    /* lm_head <- W diag(g_f) R^T: a copy of its own unless g_f == 1 (then it stays tied). */
     int norm_f_ones = 1;
     for (int j = 0; j < D; j++) norm_f_ones &= m->norm_f[j] == 1.0f;
     if (c->tie_embeddings && !norm_f_ones) {
-        if ((s = own_copy(m, m->embedding, (size_t)V * D, &m->lm_head.w)) != LM_OK) goto done;
+        LM_TRY(own_copy(m, m->embedding, (size_t)V * D, &m->lm_head.w));
         m->cfg.tie_embeddings = 0;
     }
-    if (!m->cfg.tie_embeddings) {
+    if (!m->cfg.tie_embeddings) { /* lm_head <- W diag(g_f) R^T */
         scale_columns(writable(m->lm_head.w), V, D, m->norm_f);
         lm_hadamard_rotate(R, writable(m->lm_head.w), V);
     }
     set_ones(m->norm_f, D);
     lm_hadamard_rotate(R, writable(m->embedding), V); /* also lm_head when still tied */
-
-    for (int i = 0; i < c->n_layer && !s; i++) {
+    for (int i = 0; i < c->n_layer; i++) {
         lm_layer *L = &m->layers[i];
         /* in_proj <- W diag(g) R^T: each row w_o becomes R (g . w_o). */
         scale_columns(writable(L->in_proj.w), L->in_proj.rows, D, L->norm);
         lm_hadamard_rotate(R, writable(L->in_proj.w), L->in_proj.rows);
         set_ones(L->norm, D);
-        /* out_proj <- R W R_i^T: rows through R_i, then columns through R. */
-        lm_hadamard_rotate(m->rot_inner, writable(L->out_proj.w), D);
-        s = rotate_columns(writable(L->out_proj.w), D, DI, R);
+        /* out_proj <- R W: every column through R. */
+        LM_TRY(rotate_columns(writable(L->out_proj.w), D, DI, R));
         if (L->out_proj.bias) lm_hadamard_rotate(R, writable(L->out_proj.bias), 1);
     }
-    m->quant.rotated = 1;
-done:
-    lm_hadamard_free(R);
-    return s;
+    return LM_OK;
 }
+
+lm_status lm_fuse_rotation_parts(lm_model *m, int residual, int online) {
+    if (residual) {
+        lm_hadamard *R = NULL;
+        LM_TRY(lm_hadamard_init(&R, m->cfg.d_model));
+        lm_status s = rotate_residual(m, R);
+        lm_hadamard_free(R);
+        LM_TRY(s);
+    }
+    if (online) { /* out_proj <- W R_i^T: each row through R_i; R_i y computed online */
+        LM_TRY(lm_hadamard_init(&m->rot_inner, m->cfg.d_inner));
+        for (int i = 0; i < m->cfg.n_layer; i++)
+            lm_hadamard_rotate(m->rot_inner, writable(m->layers[i].out_proj.w), m->cfg.d_model);
+        m->quant.rotated = 1;
+    }
+    return LM_OK;
+}
+
+lm_status lm_fuse_rotation(lm_model *m) { return lm_fuse_rotation_parts(m, 1, 1); }
 
 void lm_fuse_smoothing(lm_model *m, int layer, lm_site site, const float *act_max, float alpha) {
     lm_layer *L = &m->layers[layer];

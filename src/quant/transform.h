@@ -23,6 +23,12 @@ lm_status lm_model_own(lm_model *m, size_t bytes, void **out);
  * Sets m->rot_inner and m->quant.rotated. */
 lm_status lm_fuse_rotation(lm_model *m);
 
+/* One part of it, for ablations (docs/quantization-quality.md): residual: the d_model rotation
+ * (embedding, in_proj with the norm weight folded, out_proj output side, lm_head); online: the
+ * d_inner rotation (m->rot_inner, out_proj input side, m->quant.rotated). Both: lm_fuse_rotation.
+ * Applying R_i to out_proj's rows and R to its columns commute, so the order does not matter. */
+lm_status lm_fuse_rotation_parts(lm_model *m, int residual, int online);
+
 /* SmoothQuant on one linear layer of a clone: X W^T = (X diag(s)^-1)(W diag(s))^T with
  *   s_j = max|X_j|^alpha / max_o |W[o][j]|^(1 - alpha)
  * (s_j = 1 where either maximum is 0), the 1/s_j folded into the norm weight that produces X:
