@@ -173,8 +173,10 @@ int main(void) {
     expect_refused(d, n, "unterminated name", "unterminated name");
     RESET(); d[56] = 0; d[57] = 0; fix_crc(d, n); /* d_model 0 */
     expect_refused(d, n, "d_model", "bad config");
-    RESET(); d[116 + 4 * 5] = 1; fix_crc(d, n); /* an SSM mode this build lacks */
+    RESET(); d[116 + 4 * 5] = 2; fix_crc(d, n); /* an SSM mode this build lacks (1 is pot8) */
     expect_refused(d, n, "SSM mode", "unknown SSM mode");
+    RESET(); d[116 + 4 * 5] = 1; fix_crc(d, n); /* pot8 without its integer tensors */
+    expect_refused(d, n, "mixer.int.scalars is missing", "pot8 without integer tensors");
     RESET(); d[116 + 4] = 5; fix_crc(d, n);
     expect_refused(d, n, "bits", "5-bit weights");
     RESET(); fix_crc(d, n); /* sanity: the untouched bytes load */

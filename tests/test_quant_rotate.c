@@ -52,6 +52,20 @@ int main(void) {
     CHECK(d < 1e-4, "rotated model logits differ by %g", d);
     free(got);
 
+    /* Each part alone (the ablations): the residual rotation, and the online rotation. */
+    for (int part = 0; part < 2; part++) {
+        lm_model *half;
+        CHECK_OK(lm_model_clone_f32(&half, orig));
+        CHECK_OK(lm_fuse_rotation_parts(half, part == 0, part == 1));
+        CHECK((half->rot_inner != NULL) == (part == 1), "online rotation %s", part ? "missing" : "set");
+        got = run_logits(half, tokens, N_TOK);
+        d = max_diff(ref, got, n_logits);
+        printf("%s rotation only: max |logit difference| %.3g\n", part ? "online" : "residual", d);
+        CHECK(d < 1e-4, "%s-only rotated model logits differ by %g", part ? "online" : "residual", d);
+        free(got);
+        lm_model_free(half);
+    }
+
     /* Smoothing with arbitrary positive activation maxima: also function-preserving. */
     CHECK_OK(lm_model_clone_f32(&smooth, orig));
     float *amax = malloc((size_t)orig->cfg.d_inner * sizeof *amax);
