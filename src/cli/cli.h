@@ -13,4 +13,7 @@ typedef struct {
 /* Prints "lightmamba: error: MESSAGE" on one line to stderr and returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Seconds on a monotonic clock, for timing. */
+double cli_now_seconds(void);
+
 #endif

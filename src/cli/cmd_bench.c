@@ -8,7 +8,6 @@
  * held in memory + the recurrent state read and written); achieved GB/s = bytes x tokens/s. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
@@ -29,12 +28,6 @@ static const char usage[] =
     "bandwidth measured in the same run with the same threads.\n";
 
 #define BANDWIDTH_BUFFER ((size_t)512 << 20)
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int32_t argmax(const float *x, int n) {
     int32_t best = 0;
@@ -58,10 +51,10 @@ static int run_bench(int argc, char **argv) {
     if (cli_parse("bench", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_path) return cli_error("bench: -m MODEL is required (see 'lightmamba help bench')");
 
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     lm_model *m;
     if (lm_model_init(&m, model_path) != LM_OK) return cli_error("%s", lm_last_error());
-    double load_s = now_seconds() - t0;
+    double load_s = cli_now_seconds() - t0;
     const lm_config *c = lm_model_config(m);
     const lm_quant_settings *q = lm_model_quant(m);
 
@@ -89,15 +82,15 @@ static int run_bench(int argc, char **argv) {
 
     lm_status st = lm_session_forward(s, tokens, 1, NULL, logits); /* warm-up */
     lm_session_reset(s);
-    double p0 = now_seconds();
+    double p0 = cli_now_seconds();
     if (st == LM_OK) st = lm_session_forward(s, tokens, (size_t)prompt, NULL, logits);
-    double prefill_s = now_seconds() - p0;
-    double d0 = now_seconds();
+    double prefill_s = cli_now_seconds() - p0;
+    double d0 = cli_now_seconds();
     for (int i = 0; i < gen && st == LM_OK; i++) {
         int32_t next = argmax(logits, c->vocab_size);
         st = lm_session_forward(s, &next, 1, NULL, logits);
     }
-    double decode_s = now_seconds() - d0;
+    double decode_s = cli_now_seconds() - d0;
     lm_session_free(s);
     free(tokens);
     free(logits);

@@ -32,12 +32,6 @@ static const char usage[] =
     "The prompt is echoed, then the generated text is streamed to stdout. The prompt is\n"
     "processed in chunks of fixed size, so memory does not grow with its length.\n";
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void emit(const lm_tokenizer *tok, int32_t id) {
     size_t len;
     const char *bytes = lm_tokenizer_token(tok, id, &len);
@@ -127,11 +121,11 @@ static int run_generate(int argc, char **argv) {
 
     fwrite(prompt ? prompt : "", 1, prompt_len, stdout);
     fflush(stdout);
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     /* with a resumed state and no new tokens, the logits come from the state */
     lm_status st = n_ids > 0 ? lm_session_forward(session, ids, n_ids, NULL, logits)
                              : lm_session_last_logits(session, logits);
-    double t_prefill = now_seconds() - t0;
+    double t_prefill = cli_now_seconds() - t0;
     if (st == LM_OK && save_state) st = lm_state_save(session, save_state);
     if (st != LM_OK) {
         putchar('\n');
@@ -142,7 +136,7 @@ static int run_generate(int argc, char **argv) {
     /* sample, print, feed back; the last token sampled need not be fed (unless its state is saved) */
     size_t n_decoded = 0;
     int32_t id = -1;
-    t0 = now_seconds();
+    t0 = cli_now_seconds();
     for (int i = 0; i < n_generate; i++) {
         id = lm_sampler_sample(sampler, logits);
         emit(tok, id);
@@ -154,7 +148,7 @@ static int run_generate(int argc, char **argv) {
         }
         n_decoded++;
     }
-    double t_decode = now_seconds() - t0;
+    double t_decode = cli_now_seconds() - t0;
     putchar('\n');
     fflush(stdout);
     if (save_final_state && ((id >= 0 && lm_session_forward(session, &id, 1, NULL, NULL) != LM_OK) ||

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -33,18 +32,12 @@ static const char usage[] =
     "dynamic per token, a power-of-two exponent per 8 channels. Embedding, conv, SSM, norms and\n"
     "lm_head stay float. The file embeds the tokenizer; info, generate and perplexity take it as -m.\n";
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* On a terminal one line redrawn in place; otherwise a line per tenth of each stage. */
 static void progress(void *ctx, const char *stage, size_t done, size_t total) {
     const double *t0 = ctx;
     int tty = isatty(STDERR_FILENO);
     if (!tty && done != total && (done * 10 / total) == ((done - 1) * 10 / total)) return;
-    fprintf(stderr, "%s%s: %zu/%zu (%.1f s)%s", tty ? "\r" : "", stage, done, total, now_seconds() - *t0,
+    fprintf(stderr, "%s%s: %zu/%zu (%.1f s)%s", tty ? "\r" : "", stage, done, total, cli_now_seconds() - *t0,
             tty && done != total ? "" : "\n");
     fflush(stderr);
 }
@@ -90,7 +83,7 @@ static int run_quantize(int argc, char **argv) {
     if ((q.wbits != 4 && q.wbits != 8) || (q.abits != 4 && q.abits != 8))
         return cli_error("quantize: --wbits and --abits must be 4 or 8");
 
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     lm_model *m;
     if (lm_model_init(&m, model_path) != LM_OK) return cli_error("%s", lm_last_error());
     lm_status s = lm_quantize(m, &q, calib, n_threads, out, progress, &t0);
@@ -99,7 +92,7 @@ static int run_quantize(int argc, char **argv) {
     struct stat st;
     long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
     printf("wrote %s: %s W%dA%d%s%s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method), q.wbits, q.abits,
-           q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", bytes, now_seconds() - t0);
+           q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", bytes, cli_now_seconds() - t0);
     return 0;
 }
 

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
@@ -27,12 +26,6 @@ static const char usage[] =
     "Weights are drawn like Mamba2's initialisation (linear layers N(0, 1/fan_in), norms near 1, A_log, dt_bias,\n"
     "D and the conv as Mamba2 sets them) and quantized one layer at a time by the real quantizer (round to\n"
     "nearest, a scale per 128 inputs): memory stays near the size of the quantized model.\n";
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int run_synth(int argc, char **argv) {
     const char *config = NULL, *out = NULL, *method = "lightmamba", *ssm = "fp";
@@ -65,17 +58,17 @@ static int run_synth(int argc, char **argv) {
 
     lm_config c;
     if (lm_config_named(&c, config) != LM_OK) return cli_error("synth: %s", lm_last_error());
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     lm_status s = q.wbits == 32 ? lm_synth_float(out, &c, seed, n_threads) : lm_synth_quantized(out, &c, &q, seed, n_threads);
     if (s != LM_OK) return cli_error("synth: %s", lm_last_error());
     if (q.wbits == 32)
         printf("wrote %s: float32 model directory, d_model %d, %d layers, in %.1f s\n", out, c.d_model, c.n_layer,
-               now_seconds() - t0);
+               cli_now_seconds() - t0);
     else {
         struct stat st;
         long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
         printf("wrote %s: %s W%dA%d, d_model %d, %d layers, %lld bytes, in %.1f s\n", out, method, q.wbits, q.abits,
-               c.d_model, c.n_layer, bytes, now_seconds() - t0);
+               c.d_model, c.n_layer, bytes, cli_now_seconds() - t0);
     }
     return 0;
 }

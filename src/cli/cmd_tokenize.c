@@ -2,18 +2,11 @@
  * one line of space-separated ids on stdout); with --decode, an ids file -> text. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
 #include "common/file.h"
 #include "lightmamba.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Writes n bytes to PATH atomically (no partial file on failure), or to stdout when PATH is NULL. */
 static int write_output(const char *path, const void *data, size_t n) {
@@ -57,9 +50,9 @@ static int encode_file(const lm_tokenizer *tok, const char *in, const char *out)
     if (lm_read_file(in, &text, &len) != LM_OK) return cli_error("%s", lm_last_error());
     int32_t *ids;
     size_t n;
-    double t0 = now_seconds();
+    double t0 = cli_now_seconds();
     lm_status s = lm_tokenizer_encode(tok, text, len, &ids, &n);
-    double seconds = now_seconds() - t0;
+    double seconds = cli_now_seconds() - t0;
     free(text);
     if (s != LM_OK) return cli_error("%s: %s", in, lm_last_error());
     int rc = write_ids(out, ids, n);

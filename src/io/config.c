@@ -301,3 +301,15 @@ lm_status lm_config_load(lm_config *cfg, const char *config_json_path) {
     free(text);
     return st;
 }
+
+void lm_config_fields(const lm_config *c, uint32_t f[LM_CONFIG_FIELDS]) {
+    const int ints[] = {c->d_model, c->n_layer, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups,
+                        c->d_conv, c->vocab_size};
+    for (int i = 0; i < 9; i++) f[i] = (uint32_t)ints[i];
+    memcpy(&f[9], &c->eps, 4);
+    memcpy(&f[10], &c->dt_limit_min, 4);
+    memcpy(&f[11], &c->dt_limit_max, 4);
+    f[12] = (uint32_t)c->tie_embeddings;
+    f[13] = (uint32_t)c->conv_bias;
+    f[14] = (uint32_t)c->proj_bias;
+}

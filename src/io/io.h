@@ -21,6 +21,12 @@ lm_status lm_config_parse(lm_config *cfg, const char *text, size_t len, const ch
  * config.json file or a model directory holding one. An unknown name -> LM_ERR_ARG. */
 lm_status lm_config_named(lm_config *cfg, const char *name_or_path);
 
+/* The config as LM_CONFIG_FIELDS little-endian 32-bit fields, in the order the binary formats
+ * store it (quantized model file, state file): the 9 integer dims, eps, time_step_limit min and
+ * max (float bits), tie_embeddings, conv_bias, proj_bias. */
+enum { LM_CONFIG_FIELDS = 15 };
+void lm_config_fields(const lm_config *c, uint32_t f[LM_CONFIG_FIELDS]);
+
 /* ---- safetensors ---- */
 typedef enum { LM_DTYPE_F32 = 0, LM_DTYPE_F16, LM_DTYPE_BF16 } lm_dtype;
 

@@ -17,6 +17,7 @@
 #include "common/crc32c.h"
 #include "common/error.h"
 #include "common/file.h"
+#include "io/io.h"
 
 #define STATE_MAGIC "LMSTATE" /* 7 characters + NUL: 8 bytes */
 #define STATE_VERSION 1
@@ -155,22 +156,11 @@ static uint32_t model_identity(const lm_model *m) {
 }
 
 /* The config (15 fields) and the quantization settings (5 fields) as stored in the header. */
-enum { N_CONFIG = 15, N_QUANT = 5 };
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_QUANT = 5 };
 static const char *const config_names[N_CONFIG] = {
     "d_model", "n_layer", "d_inner", "n_heads", "head_dim", "d_state", "n_groups", "d_conv", "vocab_size",
     "eps", "time_step_limit min", "time_step_limit max", "tie_embeddings", "conv_bias", "proj_bias"};
 
-static void config_fields(const lm_config *c, uint32_t f[N_CONFIG]) {
-    const int ints[] = {c->d_model, c->n_layer, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups,
-                        c->d_conv, c->vocab_size};
-    for (int i = 0; i < 9; i++) f[i] = (uint32_t)ints[i];
-    memcpy(&f[9], &c->eps, 4);
-    memcpy(&f[10], &c->dt_limit_min, 4);
-    memcpy(&f[11], &c->dt_limit_max, 4);
-    f[12] = (uint32_t)c->tie_embeddings;
-    f[13] = (uint32_t)c->conv_bias;
-    f[14] = (uint32_t)c->proj_bias;
-}
 
 /* method, wbits, abits, rotated, SSM mode (bits 0 for a float model). */
 static void quant_fields(const lm_quant_settings *q, uint32_t f[N_QUANT]) {
@@ -251,7 +241,7 @@ lm_status lm_state_save(const lm_session *s, const char *path) {
     put_u32(head + H_KIND, kind);
     put_u32(head + H_IDENTITY, model_identity(s->m));
     uint32_t cfg[N_CONFIG], quant[N_QUANT];
-    config_fields(&s->m->cfg, cfg);
+    lm_config_fields(&s->m->cfg, cfg);
     quant_fields(&s->m->quant, quant);
     for (int i = 0; i < N_CONFIG; i++) put_u32(head + H_CONFIG + 4 * i, cfg[i]);
     for (int i = 0; i < N_QUANT; i++) put_u32(head + H_QUANT + 4 * i, quant[i]);
@@ -306,7 +296,7 @@ static lm_status check_file(const lm_session *s, const char *path, const unsigne
         return lm_fail(LM_ERR_ARG, "state file %s holds state kind %u; this model's state is kind %u (0 float32, 1 pot8)", path,
                        file_kind, kind);
     uint32_t cfg[N_CONFIG], quant[N_QUANT], file_quant[N_QUANT];
-    config_fields(&s->m->cfg, cfg);
+    lm_config_fields(&s->m->cfg, cfg);
     quant_fields(&s->m->quant, quant);
     for (int i = 0; i < N_QUANT; i++) file_quant[i] = get_u32(d + H_QUANT + 4 * i);
     if (memcmp(file_quant, quant, sizeof quant) != 0) {

@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/half.h"
-#include "common/crc32c.h"
+#include "io/io.h"
 #include "quant/quantize.h"
 
 enum {
@@ -67,18 +68,7 @@ static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); 
 static float get_f32(const unsigned char *p) { float v; memcpy(&v, p, 4); return v; }
 
 /* The config and the settings as 32-bit fields, in this order (shared by writer and loader). */
-enum { N_CONFIG = 15, N_SETTINGS = 10 };
-static void config_fields(const lm_config *c, uint32_t f[N_CONFIG]) {
-    const int ints[] = {c->d_model, c->n_layer, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups,
-                        c->d_conv, c->vocab_size};
-    for (int i = 0; i < 9; i++) f[i] = (uint32_t)ints[i];
-    memcpy(&f[9], &c->eps, 4);
-    memcpy(&f[10], &c->dt_limit_min, 4);
-    memcpy(&f[11], &c->dt_limit_max, 4);
-    f[12] = (uint32_t)c->tie_embeddings;
-    f[13] = (uint32_t)c->conv_bias;
-    f[14] = (uint32_t)c->proj_bias;
-}
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 10 };
 
 static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
     f[0] = (uint32_t)q->method;
@@ -330,7 +320,7 @@ lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokeni
     put_u64(header + H_TOK_OFFSET, tok_offset);
     put_u64(header + H_TOK_BYTES, tokenizer_len);
     uint32_t cf[N_CONFIG], sf[N_SETTINGS];
-    config_fields(&m->cfg, cf);
+    lm_config_fields(&m->cfg, cf);
     settings_fields(&m->quant, sf);
     for (int i = 0; i < N_CONFIG; i++) put_u32(header + H_CONFIG + 4 * i, cf[i]);
     for (int i = 0; i < N_SETTINGS; i++) put_u32(header + H_SETTINGS + 4 * i, sf[i]);
