@@ -14,7 +14,7 @@ static const char usage[] =
     "usage: lightmamba generate -m MODEL [-p PROMPT | -f PROMPT_FILE] [-n N] [--temp T] [--top-p P]\n"
     "                           [--seed S] [--threads K] [--json]\n"
     "                           [--load-state FILE] [--save-state FILE] [--save-final-state FILE]\n"
-    "  -m, --model DIR      model directory (config.json + model.safetensors)\n"
+    "  -m, --model MODEL    model directory (config.json + model.safetensors) or quantized model file\n"
     "  -p, --prompt TEXT    the prompt (default: empty, which starts from token 0, <|endoftext|>)\n"
     "  -f, --file PATH      read the prompt from a file instead (at most 256 MiB)\n"
     "  -n N                 tokens to generate (default 128; 0 runs the prompt only)\n"

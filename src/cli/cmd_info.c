@@ -52,6 +52,6 @@ static int run_info(int argc, char **argv) {
 const lm_command cmd_info = {
     "info", run_info, "show a model's configuration, parameter count and tensors",
     "usage: lightmamba info -m MODEL\n"
-    "  -m, --model DIR   model directory (config.json + model.safetensors or its index)\n"
+    "  -m, --model MODEL model directory (config.json + model.safetensors or its index) or quantized file\n"
     "Prints the configuration read from config.json, the parameter count (tensors the model uses;\n"
     "a tied lm_head counted once) and the checkpoint's tensor table (dtype, shape, bytes as stored).\n"};

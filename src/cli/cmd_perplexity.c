@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: lightmamba perplexity -m MODEL -f TEXT [--ctx N] [--threads K] [--json]\n"
-    "  -m, --model DIR   model directory (config.json + model.safetensors)\n"
+    "  -m, --model MODEL model directory (config.json + model.safetensors) or quantized model file\n"
     "  -f, --file PATH   UTF-8 text to score (at most 256 MiB)\n"
     "  --ctx N           tokens per chunk, >= 2 (default 1024)\n"
     "  --threads K       worker threads (default: all cores)\n"
