@@ -21,18 +21,7 @@ check_params() {  # model dir
     fi
 }
 
-expect_error() {  # description, then the command's arguments
-    local what=$1; shift
-    "$BIN" "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then echo "FAIL: $what: exit status $rc (want 1)"; fail=1; fi
-    if [ -s "$tmp/out" ]; then echo "FAIL: $what: wrote to stdout"; fail=1; fi
-    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q '^lightmamba: error: ' "$tmp/err"; then
-        echo "FAIL: $what: stderr is not one error line:"; cat "$tmp/err"; fail=1
-    else
-        echo "ok: $what: $(cat "$tmp/err")"
-    fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 
 check_params "$ROOT/models/mamba2-tiny"
 out=$("$BIN" info -m "$ROOT/models/mamba2-tiny")

@@ -10,18 +10,7 @@ fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-expect_error() {  # description, then the command's arguments
-    local what=$1; shift
-    "$BIN" "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then echo "FAIL: $what: exit status $rc (want 1)"; fail=1; fi
-    if [ -s "$tmp/out" ]; then echo "FAIL: $what: wrote to stdout"; fail=1; fi
-    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q '^lightmamba: error: ' "$tmp/err"; then
-        echo "FAIL: $what: stderr is not one error line:"; cat "$tmp/err"; fail=1
-    else
-        echo "ok: $what: $(cat "$tmp/err")"
-    fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 
 # ids (decimal) -> int32 little-endian on stdout
 to_i32() { for id in "$@"; do printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((id & 255)) $((id >> 8 & 255)) $((id >> 16 & 255)) $((id >> 24 & 255)))"; done; }

@@ -45,18 +45,7 @@ resume_checks() {  # model, label, whether prefill is bit-exact across chunkings
     check "$label: the state matters (the second part alone gives other text)" differ "$tmp/alone" "$tmp/resumed2"
 }
 
-expect_error() {  # description, wanted text in the message, then generate's arguments
-    local what=$1 want=$2; shift 2
-    "$BIN" generate "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    if [ $rc -ne 1 ]; then echo "FAIL: $what: exit status $rc (want 1)"; fail=1; fi
-    if [ -s "$tmp/out" ]; then echo "FAIL: $what: wrote to stdout"; fail=1; fi
-    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q '^lightmamba: error: ' "$tmp/err" || ! grep -q -e "$want" "$tmp/err"; then
-        echo "FAIL: $what: stderr is not one error line with '$want':"; cat "$tmp/err"; fail=1
-    else
-        echo "ok: $what: $(cat "$tmp/err")"
-    fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 flip() {  # file, byte offset: complements that byte in place
     local b
     b=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
@@ -82,22 +71,22 @@ fi
 gen -m "$MODEL" -p "The history of the city" -n 0 --save-state "$tmp/good.lms" >/dev/null
 size=$(stat -c %s "$tmp/good.lms")
 cp "$tmp/good.lms" "$tmp/bad.lms"; flip "$tmp/bad.lms" 40
-expect_error "flipped header byte" "checksum mismatch" -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
+expect_error_matching "flipped header byte" "checksum mismatch" generate -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
 cp "$tmp/good.lms" "$tmp/bad.lms"; flip "$tmp/bad.lms" $((size - 5))
-expect_error "flipped data byte" "checksum mismatch" -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
+expect_error_matching "flipped data byte" "checksum mismatch" generate -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
 head -c $((size - 64)) "$tmp/good.lms" >"$tmp/bad.lms"
-expect_error "truncated state" "truncated" -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
-expect_error "missing state" "none.lms" -m "$MODEL" --load-state "$tmp/none.lms" -n 4
-expect_error "not a state file" "not a lightmamba state file" -m "$MODEL" --load-state "$MODEL/config.json" -n 4
+expect_error_matching "truncated state" "truncated" generate -m "$MODEL" --load-state "$tmp/bad.lms" -n 4
+expect_error_matching "missing state" "none.lms" generate -m "$MODEL" --load-state "$tmp/none.lms" -n 4
+expect_error_matching "not a state file" "not a lightmamba state file" generate -m "$MODEL" --load-state "$MODEL/config.json" -n 4
 if [ -f "$tmp/pot8.lmq" ]; then
-    expect_error "float state into the pot8 model" "state kind 0" -m "$tmp/pot8.lmq" --load-state "$tmp/good.lms" -n 4
+    expect_error_matching "float state into the pot8 model" "state kind 0" generate -m "$tmp/pot8.lmq" --load-state "$tmp/good.lms" -n 4
 fi
 if [ -f "$tmp/w4a4.lmq" ]; then
-    expect_error "float state into the quantized model" "saved from a float" -m "$tmp/w4a4.lmq" --load-state "$tmp/good.lms" -n 4
+    expect_error_matching "float state into the quantized model" "saved from a float" generate -m "$tmp/w4a4.lmq" --load-state "$tmp/good.lms" -n 4
 fi
 # the tiny model's configuration with random weights
 if "$BIN" synth --config "$MODEL" --wbits 32 -o "$tmp/synth" --threads 2 >/dev/null 2>&1; then
-    expect_error "another model's state (same config, other weights)" "other weights" \
+    expect_error_matching "another model's state (same config, other weights)" "other weights" generate \
         -m "$tmp/synth" --load-state "$tmp/good.lms" -n 4
 else
     echo "FAIL: synth --wbits 32"; fail=1
