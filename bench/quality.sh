@@ -4,8 +4,10 @@
 # float checkpoint), RTN, SmoothQuant and LightMamba at W8A8 and W4A4, LightMamba W4A4 with GPTQ, and
 # LightMamba* (every block in integers: --ssm pot8) at W8A8 and W4A4.
 #
-#   bash bench/quality.sh [--bytes N] [--threads K] [--models "tiny small"]
+#   bash bench/quality.sh [--bytes N] [--threads K] [--models "tiny small"] [--rows REGEX]
 #
+# --rows REGEX runs only the configurations whose name matches the extended regular expression
+# (e.g. --rows 'LightMamba\*'), plus FP16, the base of the "vs FP16" column.
 # Protocol (shared/models/README.md): the whole test text, consecutive chunks of 1024 tokens, state
 # reset per chunk. --bytes N scores only the first N bytes of the text instead (quicker, and then
 # NOT the protocol: the table says so). Calibration: the quantizer's defaults (128 samples of 512
@@ -17,13 +19,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${LM_BIN:-$root/build/lightmamba}
-bytes=0 threads=0 models="tiny small"
+bytes=0 threads=0 models="tiny small" rows=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --bytes) bytes=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
-    *) echo "usage: bash bench/quality.sh [--bytes N] [--threads K] [--models \"tiny small\"]" >&2; exit 2 ;;
+    --rows) rows=$2; shift 2 ;;
+    *) echo "usage: bash bench/quality.sh [--bytes N] [--threads K] [--models \"tiny small\"] [--rows REGEX]" >&2; exit 2 ;;
     esac
 done
 [ -x "$bin" ] || { echo "quality.sh: no $bin (run: bash scripts/setup.sh, or set LM_BIN)" >&2; exit 1; }
@@ -71,6 +74,7 @@ for name in $models; do
     base=""
     for c in "${configs[@]}"; do
         label=${c%%|*} opts=${c#*|} model="$dir" secs="-"
+        if [ -n "$rows" ] && [ -n "$opts" ] && ! grep -Eq -- "$rows" <<< "$label"; then continue; fi
         if [ -n "$opts" ]; then
             model="$tmp/q.lmq"
             start=$(date +%s.%N)
