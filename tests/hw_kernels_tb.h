@@ -5,16 +5,22 @@
  *   2. each unit on random inputs: activation quantizer + MMU (random integer weights and scales,
  *      and float weights quantized by lm_quantize_rtn), RMSNorm, HTU, conv, dt/dA, the SSMU stages
  *   3. decode steps of a layer (hk_layer_step) vs lm_int_block_forward, several tokens in
- *      sequence (states carried), several shapes, W4A4 / W4A8 / W8A8, a 4-layer random stack, and
- *      all layers of mamba2-tiny (real weights) over 24 tokens
+ *      sequence (states carried), several shapes, W4A4 / W4A8 / W8A8, with and without the online
+ *      Hadamard (HTU bases 1, 12, 28, 40), a 4-layer random stack, all layers of mamba2-tiny (real
+ *      weights, RTN layers built here, no rotation) over 24 tokens, and all layers of mamba2-tiny
+ *      quantized by lm_quantize as LightMamba* (rotated, HTU on) over 12 tokens, also against the
+ *      engine's integer forward
  *   4. refused shapes. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "integer/integer.h"
 #include "quant/hadamard.h"
+#include "model/int_forward.h"
 #include "model/model.h"
 #include "quant/quantize.h"
 
@@ -203,7 +209,8 @@ static void test_rmsnorm(void) {
 }
 
 static void test_htu(void) {
-    static const int sizes[] = {128, 192, 160, 224, 320, 8, 40};   /* m = 1, 12, 20, 28, 40, 1, 40 */
+    /* m = 1, 12, 40, 28, 40, 1, 40, 20, 1 (n = 256: mamba2-tiny's d_inner); lm_hadamard picks the largest m */
+    static const int sizes[] = {128, 192, 160, 224, 320, 8, 40, 20, 256};
     hk_layer *K = layer_alloc();
     int bad = 0;
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
@@ -314,7 +321,7 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
     tb_layer_build(&b, D, H, P, N, G, 4, 8);
     const lm_int_layer *L = &b.L;
     hk_layer *K = layer_alloc();
-    CHECK_OK(hk_layer_from_int(K, L, NULL, 0, 0));
+    CHECK_OK(hk_layer_from_int(K, L));
     const int di = L->d_inner, C = L->C, Cg = C / 8, GN = G * N;
     lm_int_state gst, kst;
     CHECK_OK(lm_int_state_init(&gst, L));
@@ -419,7 +426,7 @@ typedef struct {
 static void stack_layer_init(tb_stack_layer *s, const lm_int_layer *L) {
     s->L = L;
     s->K = layer_alloc();
-    CHECK_OK(hk_layer_from_int(s->K, L, NULL, 0, 0));
+    CHECK_OK(hk_layer_from_int(s->K, L));
     int *src = malloc(sizeof(int) * L->E), *seen = calloc((size_t)L->E, sizeof(int));
     hk_inproj_order(src, L->d_inner, L->H, L->P, L->G, L->N);
     int perm_ok = 1;
@@ -482,31 +489,39 @@ static void run_stack(const char *what, const lm_int_layer *const *layers, int n
     free(S);
 }
 
-/* Random layers of one shape, random residual inputs. */
-static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbits, int abits, int tokens) {
+/* Random layers of one shape, random residual inputs. rotate: the online d_inner Hadamard before
+ * out_proj (lm_int_layer_set_rotation, as the quantizer sets it for LightMamba models), so the
+ * HTU runs inside hk_layer_step: d_inner = m 2^k exercises the +-1 m x m matrix unit. */
+static void test_stack(int n_layers, int D, int H, int P, int N, int G, int wbits, int abits, int tokens, int rotate) {
     tb_layer *b = calloc((size_t)n_layers, sizeof *b);
     const lm_int_layer **layers = calloc((size_t)n_layers, sizeof *layers);
+    lm_hadamard *rot = NULL;
+    if (rotate) CHECK_OK(lm_hadamard_init(&rot, H * P));
     for (int l = 0; l < n_layers; l++) {
         tb_layer_build(&b[l], D, H, P, N, G, wbits, abits);
+        if (rot) CHECK_OK(lm_int_layer_set_rotation(&b[l].L, b[l].gnorm, lm_hadamard_base_matrix(rot), lm_hadamard_base(rot)));
         layers[l] = &b[l].L;
     }
     float *x = malloc(sizeof(float) * D * tokens);
     fill(x, (size_t)D * tokens, -1.5, 1.5);
-    char what[128];
+    char what[160];
     snprintf(what, sizeof what, "random D %d H %d P %d N %d G %d W%dA%d", D, H, P, N, G, wbits, abits);
+    if (rot)
+        snprintf(what + strlen(what), sizeof what - strlen(what), ", online Hadamard %d = %d x %d", H * P,
+                 lm_hadamard_base(rot), H * P / lm_hadamard_base(rot));
     run_stack(what, layers, n_layers, x, tokens, NULL);
     free(x);
     for (int l = 0; l < n_layers; l++) tb_layer_free(&b[l]);
     free(b); free(layers);
+    lm_hadamard_free(rot);
 }
 
-/* The full-model testbench: every layer of mamba2-tiny (its real weights, bundled in
- * models/mamba2-tiny) through the kernels. The integer layers are built here: in_proj/out_proj
- * round to nearest at 4 bits (no rotation: the golden block has no online Hadamard yet), sites
- * calibrated by the float model (lm_int_calib_mixer inside a float block) on the first 32
- * reference tokens, 4-bit activations. The tokens then run from their embedding rows. When the
- * quantized model with the integer SSM (`lightmamba quantize --ssm pot8`) lands, its layers
- * replace the ones built here. */
+/* The full-model testbench without rotation: every layer of mamba2-tiny (its real weights, bundled
+ * in models/mamba2-tiny) through the kernels with the HTU off. The integer layers are built here:
+ * in_proj/out_proj round to nearest at 4 bits, sites calibrated by the float model
+ * (lm_int_calib_mixer inside a float block) on the first 32 reference tokens, 4-bit activations.
+ * The tokens then run from their embedding rows. The quantizer's own LightMamba* model (rotated,
+ * HTU on) is test_model_tiny_lightmamba below. */
 static void rms_groups(float *out, const float *x, const float *w, int n, int groups, float eps) {
     for (int g = 0; g < groups; g++) rms_f(out + g * (n / groups), x + g * (n / groups), w + g * (n / groups), n / groups, eps);
 }
@@ -601,12 +616,97 @@ static void test_model_tiny(void) {
     lm_model_free(m);
 }
 
+/* mamba2-tiny quantized by the quantizer as LightMamba* (lm_quantize: method lightmamba, W4A4, SSM
+ * pot8): the residual rotation fused into the weights, the online d_inner Hadamard before out_proj
+ * (d_inner 256 = 2^8 x 1: the HTU runs 8 radix-2 stages per block of 256 and a 1 x 1 +-1 matrix)
+ * and the integer SSM, its lm_int_layers as the model file holds them. Calibration is small (4
+ * samples of 64 tokens, as in tests/test_intmodel.c): the check is bit-exactness, whatever the
+ * calibration. The inputs are reference tokens' embedding rows in the model's rotated basis (the
+ * float rows times the d_model Hadamard, as lm_fuse_rotation fuses it). Then the engine's integer
+ * forward (lm_int_session: batched SIMD in_proj/out_proj, heads over threads), one token a call,
+ * must give the same final residual, closing the chain kernels == golden block == engine. */
+static void test_model_tiny_lightmamba(void) {
+    char dir[] = "/tmp/lm_test_hw_kernels_XXXXXX", path[4096], lmq[64];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp: %s", strerror(errno)); return; }
+    snprintf(lmq, sizeof lmq, "%s/tiny.lmq", dir);
+    snprintf(path, sizeof path, "%s/models/mamba2-tiny", test_root());
+    lm_model *src = NULL, *m = NULL;
+    CHECK_OK(lm_model_init(&src, path));
+    if (src) {
+        lm_quant_settings q = lm_quant_defaults();
+        q.method = LM_QUANT_LIGHTMAMBA;
+        q.wbits = q.abits = 4;
+        q.ssm_mode = LM_SSM_POT8;
+        q.calib_samples = 4;
+        q.calib_len = 64;
+        CHECK_OK(lm_quantize(src, &q, NULL, 1, lmq, NULL, NULL));
+        CHECK_OK(lm_model_init(&m, lmq));
+    }
+    if (unlink(lmq) != 0 || rmdir(dir) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    if (!m || !m->int_layers) {
+        CHECK(!m, "the quantized model has no integer layers");
+        lm_model_free(m); lm_model_free(src);
+        return;
+    }
+    const lm_config *c = &m->cfg;
+    const int D = c->d_model, nl = c->n_layer, tokens = 12;
+    const lm_int_layer **layers = calloc((size_t)nl, sizeof *layers);
+    int rotated = 1;
+    for (int l = 0; l < nl; l++) {
+        layers[l] = &m->int_layers[l];
+        rotated &= layers[l]->rot_m == 1 && layers[l]->d_inner == 256;
+    }
+    CHECK(rotated, "mamba2-tiny LightMamba*: expected the online Hadamard 256 = 1 x 2^8 on every layer (rot_m %d)",
+          layers[0]->rot_m);
+
+    char *raw = NULL;
+    size_t raw_len = 0;
+    snprintf(path, sizeof path, "%s/models/mamba2-tiny/reference/tokens.i32", test_root());
+    CHECK_OK(lm_read_file(path, &raw, &raw_len));
+    float *x = calloc((size_t)D * tokens, sizeof(float)), *xe = malloc(sizeof(float) * D * tokens);
+    float *uk = malloc(sizeof(float) * D * tokens);   /* the golden model's final residual per token */
+    lm_hadamard *R = NULL;
+    CHECK_OK(lm_hadamard_init(&R, D));
+    if (raw && raw_len >= sizeof(int32_t) * tokens && R) {
+        const int32_t *ids = (const int32_t *)raw;
+        for (int t = 0; t < tokens; t++)
+            if (ids[t] >= 0 && ids[t] < c->vocab_size)
+                memcpy(x + (size_t)t * D, src->embedding + (size_t)ids[t] * D, sizeof(float) * D);
+        lm_hadamard_rotate(R, x, tokens);
+        run_stack("mamba2-tiny LightMamba* W4A4 (quantized model, rotated, online Hadamard on the HTU)", layers, nl, x,
+                  tokens, uk);
+
+        lm_pool *pool = NULL;
+        lm_int_session *is = NULL;
+        CHECK_OK(lm_pool_init(&pool, 1));
+        CHECK_OK(lm_int_session_init(&is, m, pool, 1));
+        int bad = 0;
+        memcpy(xe, x, sizeof(float) * D * tokens);
+        for (int t = 0; is && t < tokens; t++) {
+            lm_int_session_forward(is, xe + (size_t)t * D, 1);
+            bad += memcmp(xe + (size_t)t * D, uk + (size_t)t * D, sizeof(float) * D) != 0;
+        }
+        /* uk holds the golden model's residuals, which run_stack checked the kernels against */
+        CHECK(is && bad == 0, "mamba2-tiny LightMamba*: the engine's integer forward differs from the golden model on %d of %d tokens",
+              bad, tokens);
+        if (is && bad == 0) printf("mamba2-tiny LightMamba*: engine integer forward == golden model on %d decode steps\n", tokens);
+        lm_int_session_free(is);
+        lm_pool_free(pool);
+    } else {
+        CHECK(0, "%s: too short", path);
+    }
+    lm_hadamard_free(R);
+    free(raw); free(x); free(xe); free(uk); free(layers);
+    lm_model_free(m);
+    lm_model_free(src);
+}
+
 /* ------------------------------------------------------------------ 4. refused shapes */
 static void test_refused(void) {
     tb_layer b;
     tb_layer_build(&b, 64, 2, 64, 32, 1, 4, 4);
     hk_layer *K = layer_alloc();
-    CHECK_OK(hk_layer_from_int(K, &b.L, NULL, 0, 0));
+    CHECK_OK(hk_layer_from_int(K, &b.L));
     CHECK(hk_layer_check(K) == HK_OK, "a valid layer is refused");
     int32_t u[64] = {0};
     u[3] = 1000;
@@ -623,17 +723,19 @@ static void test_refused(void) {
     CHECK(hk_layer_check(&bad) == HK_ERR_SHAPE, "5-bit activations accepted");
     lm_int_layer big = b.L;
     big.d_inner = HK_MAX_DI * 2;
-    CHECK(hk_layer_from_int(K, &big, NULL, 0, 0) == LM_ERR_UNSUPPORTED, "a layer past HK_MAX_DI accepted");
+    CHECK(hk_layer_from_int(K, &big) == LM_ERR_UNSUPPORTED, "a layer past HK_MAX_DI accepted");
     CHECK(strstr(lm_last_error(), "exceeds the compiled bounds") != NULL, "unclear error: %s", lm_last_error());
     lm_qweight w8 = *b.L.out_proj;
     w8.wbits = 8;
     big = b.L;
     big.out_proj = &w8;
-    CHECK(hk_layer_from_int(K, &big, NULL, 0, 0) == LM_ERR_UNSUPPORTED, "mixed 4/8-bit in_proj/out_proj accepted");
-    lm_hadamard *rot;
-    CHECK_OK(lm_hadamard_init(&rot, 2 * b.L.d_inner));
-    CHECK(hk_layer_from_int(K, &b.L, rot, 0, 0) == LM_ERR_ARG, "a Hadamard of the wrong size accepted");
-    lm_hadamard_free(rot);
+    CHECK(hk_layer_from_int(K, &big) == LM_ERR_UNSUPPORTED, "mixed 4/8-bit in_proj/out_proj accepted");
+    static const int8_t h12[12 * 12] = {0};
+    big = b.L;                                  /* d_inner 128: no 12 x 12 base */
+    big.rot_m = 12;
+    big.rot_Hm = h12;
+    CHECK(hk_layer_from_int(K, &big) == LM_ERR_UNSUPPORTED && strstr(lm_last_error(), "HTU") != NULL,
+          "a Hadamard base not dividing d_inner accepted (%s)", lm_last_error());
     hk_weights hw;
     CHECK(hk_weights_permute(&hw, &w8, NULL) == LM_ERR_ARG, "a row stride not matching the packing accepted");
     CHECK(strstr(lm_last_error(), "row stride") != NULL, "unclear error: %s", lm_last_error());
@@ -650,12 +752,20 @@ static int tb_main(const char *variant) {
     test_htu();
     test_ssm_units(64, 2, 64, 32, 1);
     test_ssm_units(64, 6, 32, 16, 2);
-    test_stack(1, 64, 2, 64, 32, 1, 4, 4, 8);      /* the golden block test's shape */
-    test_stack(1, 64, 2, 64, 32, 1, 8, 8, 6);
-    test_stack(1, 64, 5, 32, 16, 1, 4, 8, 6);      /* 5 heads: a partial group of 8 heads; d_inner 160 */
-    test_stack(1, 64, 6, 32, 16, 2, 4, 4, 6);      /* two groups */
-    test_stack(4, 128, 4, 64, 128, 1, 4, 4, 4);    /* mamba2-tiny's shape and depth, random weights */
+    test_stack(1, 64, 2, 64, 32, 1, 4, 4, 8, 0);      /* the golden block test's shape */
+    test_stack(1, 64, 2, 64, 32, 1, 8, 8, 6, 0);
+    test_stack(1, 64, 5, 32, 16, 1, 4, 8, 6, 0);      /* 5 heads: a partial group of 8 heads; d_inner 160 */
+    test_stack(1, 64, 6, 32, 16, 2, 4, 4, 6, 0);      /* two groups */
+    test_stack(4, 128, 4, 64, 128, 1, 4, 4, 4, 0);    /* mamba2-tiny's shape and depth, random weights */
+    /* the online Hadamard on the HTU: d_inner 192 = 12 x 16 (two groups), 160 = 40 x 4,
+     * 224 = 28 x 8, 320 = 40 x 8 (W8A8), 128 = 1 x 128 */
+    test_stack(1, 64, 6, 32, 16, 2, 4, 4, 6, 1);
+    test_stack(1, 64, 5, 32, 16, 1, 4, 4, 6, 1);
+    test_stack(1, 64, 7, 32, 16, 1, 4, 4, 6, 1);
+    test_stack(1, 64, 10, 32, 16, 1, 8, 8, 6, 1);
+    test_stack(1, 64, 2, 64, 32, 1, 4, 4, 6, 1);
     test_model_tiny();
+    test_model_tiny_lightmamba();
     test_refused();
     CHECK(hk_stream_faults == 0, "%d stream faults (push to full / pop from empty)", hk_stream_faults);
     return test_finish();

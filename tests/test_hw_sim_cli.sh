@@ -20,14 +20,14 @@ expect_error() {
 
 "$BIN" sim --platform vck190 --config mamba2-2.7b >"$TMP/out" 2>"$TMP/err"
 check "good run exits 0: $(cat "$TMP/err")" "[ $? -eq 0 ]"
-for key in "tokens/s" "cycles/layer" "bytes/token" "bandwidth" "MMU" "on-chip memory" "logic estimate" "energy"; do
+for key in "tokens/s" "cycles/layer" "bytes/token" "bandwidth" "MMU" "compute time" "on-chip memory" "logic estimate" "energy"; do
     check "output has '$key'" "grep -q '$key' '$TMP/out'"
 done
 "$BIN" sim --platform u280 --config mamba2-130m --wbits 8 --no-reorder --no-tiling --json >"$TMP/json" 2>"$TMP/err"
 check "json run exits 0" "[ $? -eq 0 ]"
 check "json has tokens_per_s" "grep -q '\"tokens_per_s\"' '$TMP/json'"
 if command -v python3 >/dev/null; then
-    check "json parses" "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"design\"][\"wbits\"]==8 and not d[\"design\"][\"reorder\"]' '$TMP/json'"
+    check "json parses" "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"design\"][\"wbits\"]==8 and not d[\"design\"][\"reorder\"] and 0 < d[\"compute_only\"][\"cycles_token\"] <= d[\"cycles_token\"]' '$TMP/json'"
 fi
 "$BIN" sim --platform vck190 --config mamba2-130m --svg "$TMP/t.svg" >/dev/null 2>"$TMP/err"
 check "svg run exits 0: $(cat "$TMP/err")" "[ $? -eq 0 ]"

@@ -58,7 +58,7 @@ static void lut_from_int(hk_lut *k, const lm_lut *l) {
     memcpy(k->shift, l->shift, sizeof k->shift);
 }
 
-lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L, const lm_hadamard *rot, int rot_L, int F_rot) {
+lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L) {
     if (L->D > HK_MAX_D || L->d_inner > HK_MAX_DI || L->H > HK_MAX_H || L->P > HK_MAX_P || L->N > HK_MAX_N ||
         L->G > HK_MAX_G || L->W > HK_MAX_W)
         return lm_fail(LM_ERR_UNSUPPORTED, "kernels: layer (d_model %d, d_inner %d, heads %d, head_dim %d, d_state %d, "
@@ -71,8 +71,9 @@ lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L, const lm_hadamar
     if (L->in_proj->wbits != L->out_proj->wbits)
         return lm_fail(LM_ERR_UNSUPPORTED, "kernels: in_proj and out_proj must have the same weight bits (%d, %d)",
                        L->in_proj->wbits, L->out_proj->wbits);
-    if (rot && (lm_hadamard_size(rot) != L->d_inner || lm_hadamard_base(rot) > HK_HTU_MAX_BASE))
-        return lm_fail(LM_ERR_ARG, "kernels: online Hadamard of size %d for d_inner %d", lm_hadamard_size(rot), L->d_inner);
+    if (L->rot_m && (L->rot_m > HK_HTU_MAX_BASE || L->d_inner % L->rot_m || !L->rot_Hm))
+        return lm_fail(LM_ERR_UNSUPPORTED, "kernels: the HTU has no %d x %d +-1 matrix for d_inner %d (bases 1..%d)",
+                       L->rot_m, L->rot_m, L->d_inner, HK_HTU_MAX_BASE);
     memset(K, 0, sizeof *K);
     K->D = L->D; K->di = L->d_inner; K->H = L->H; K->P = L->P; K->N = L->N; K->G = L->G; K->W = L->W;
     K->C = L->C; K->E = L->E; K->abits = L->abits; K->wbits = L->in_proj->wbits;
@@ -98,12 +99,12 @@ lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L, const lm_hadamar
     for (int h = 0; h < L->H; h++) { K->dt_bq[h] = L->dt_bq[h]; K->A_q[h] = L->A_q[h]; K->D_q[h] = L->D_q[h]; }
     for (int g = 0; g < lm_pot_groups(L->H); g++) { K->dt_be[g] = L->dt_be[g]; K->A_e[g] = L->A_e[g]; K->D_e[g] = L->D_e[g]; }
     K->dt_lo = L->dt_lo; K->dt_hi = L->dt_hi;
-    if (rot) {
-        const int m = lm_hadamard_base(rot);
-        const int8_t *Hm = lm_hadamard_base_matrix(rot);
-        K->rot_m = m; K->rot_L = rot_L; K->F_rot = F_rot;
+    if (L->rot_m) {
+        /* the golden block's lm_int_hadamard(rot_Hm, rot_m, F_rot - gnorm.F_out): out_proj's input at F_rot */
+        const int m = L->rot_m;
+        K->rot_m = m; K->rot_L = L->F_rot - L->gnorm.F_out; K->F_rot = L->F_rot;
         for (int b = 0; b < m; b++)
-            for (int bb = 0; bb < m; bb++) K->rot_base[b][bb] = Hm[b * m + bb];
+            for (int bb = 0; bb < m; bb++) K->rot_base[b][bb] = L->rot_Hm[b * m + bb];
     }
     return hk_layer_check(K) == HK_OK ? LM_OK : lm_fail(LM_ERR_UNSUPPORTED, "kernels: layer shape refused by hk_layer_check");
 }

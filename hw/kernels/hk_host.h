@@ -4,7 +4,6 @@
 #define HK_HOST_H
 #include "hk.h"
 #include "integer/integer.h"
-#include "quant/hadamard.h"
 
 /* The reordered in_proj: emitted row i is original row src[i]. Original [z | x | B | C | dt]
  * (di, di, GN, GN, H rows); emitted [dt | B | C | x_0 z_0 | x_1 z_1 | ...] (x_h, z_h: P rows). */
@@ -20,8 +19,9 @@ typedef struct {
 lm_status hk_weights_permute(hk_weights *out, const lm_qweight *W, const int *src);
 void hk_weights_free(hk_weights *w);
 
-/* Fills K from the golden layer (weight bits from its in_proj); rot (NULL: no online Hadamard) with its output shift rot_L and
- * out_proj's input site F_rot. LM_ERR_UNSUPPORTED naming the size when the layer does not fit the
- * compiled HK_MAX_* bounds or tile factors. */
-lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L, const lm_hadamard *rot, int rot_L, int F_rot);
+/* Fills K from the golden layer (weight bits from its in_proj; its online Hadamard, rot_m > 0 in
+ * rotated models, becomes the HTU's base matrix and output shift F_rot - gnorm.F_out).
+ * LM_ERR_UNSUPPORTED naming the size when the layer does not fit the compiled HK_MAX_* bounds, the
+ * tile factors or the HTU. */
+lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L);
 #endif

@@ -98,13 +98,19 @@ void lm_hw_estimate_resources(lm_hw_resources *r, const lm_hw_platform *p, const
         for (int i = 0; i < d->state_buffers; i++) blocks(lanes * 8.5, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);
     else
         for (int i = 0; i < 4; i++) blocks(lanes * 8.5, P * N / lanes, &bram_ssmu, &uram_ssmu, 0); /* 2 heads in, 2 out */
-    if (d->tiling) { /* tile FIFOs dB*x -> update -> h*C: 16-bit, fifo_tiles tiles deep */
+    /* The SSM intermediates in the widths of the datapath (hw/kernels/hk_ssmu.c, bit-exact with the
+     * golden model): dB*x and dA*h are int32, each product of two INT8 values shifted by its own
+     * group exponents to the common site F_h so they can be added; h = dA*h + dB*x leaves the
+     * update re-quantized twice: the stored state (in the state buffer above, in place) and h2,
+     * INT8 with a 4-bit exponent per 8 states (8.5 bits), which is what h*C reads. */
+    if (d->tiling) { /* tile FIFOs dB*x -> update (int32) and h2 -> h*C, fifo_tiles tiles deep */
         double tile = (double)d->n_p * d->p_p;
-        for (int i = 0; i < 2; i++) blocks(lanes * 16, d->fifo_tiles * tile / lanes, &bram_ssmu, &uram_ssmu, 0);
-    } else { /* whole H x P x N intermediates dB*x, dA*h (16-bit products) and h (17 bits, stored in 18) */
-        blocks(lanes * 16, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);
-        blocks(lanes * 16, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);
-        blocks(lanes * 18, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);
+        blocks(lanes * 32, d->fifo_tiles * tile / lanes, &bram_ssmu, &uram_ssmu, 0);
+        blocks(lanes * 8.5, d->fifo_tiles * tile / lanes, &bram_ssmu, &uram_ssmu, 0);
+    } else { /* unfused: each op writes its whole H x P x N result before the next op reads it */
+        blocks(lanes * 32, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);   /* dB*x */
+        blocks(lanes * 32, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);   /* dA*h */
+        blocks(lanes * 8.5, hpn / lanes, &bram_ssmu, &uram_ssmu, 1);  /* h2 */
     }
     double xz_heads = d->reorder ? d->xz_buffer_heads : H;
     blocks(lanes * 8, xz_heads * 2 * P / lanes, &bram_ssmu, &uram_ssmu, 0);    /* x, z of buffered heads */

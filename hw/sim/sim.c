@@ -511,7 +511,7 @@ lm_status lm_hw_design_check(const lm_hw_design *d, const lm_config *c) {
 }
 
 static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, const lm_hw_design *d, const lm_config *c,
-                                 int n_layers, int trace_layer, run_t *rn) {
+                                 int n_layers, int trace_layer, int ideal_memory, run_t *rn) {
     sim_t s;
     memset(&s, 0, sizeof s);
     gen_t g = {c, d, p->burst_bytes, 0, 0};
@@ -545,8 +545,8 @@ static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, con
 
     memset(rn, 0, sizeof *rn);
     double bw = lm_hw_bandwidth(p, d);
-    rn->bw_per_cycle = bw / (p->clock_mhz * 1e6);
-    rn->mem_latency = p->mem_latency_ns * p->clock_mhz / 1000.0;
+    rn->bw_per_cycle = ideal_memory ? INFINITY : bw / (p->clock_mhz * 1e6); /* ideal: a burst takes 0 cycles */
+    rn->mem_latency = ideal_memory ? 0 : p->mem_latency_ns * p->clock_mhz / 1000.0;
     rn->min_access = p->min_access_bytes;
     rn->n_layers = n_layers;
     rn->res_per_layer = c->d_model;
@@ -575,7 +575,8 @@ void lm_hw_result_free(lm_hw_result *res) {
 }
 
 lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw_design *d, const lm_config *c,
-                         int exact, int trace) {
+                         int exact, int flags) {
+    const int trace = flags & LM_HW_TRACE, ideal_memory = (flags & LM_HW_IDEAL_MEMORY) != 0;
     memset(res, 0, sizeof *res);
     LM_TRY(lm_hw_design_check(d, c));
     if (d->mem_channels > p->mem_channels)
@@ -593,7 +594,7 @@ lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw
     for (;;) {
         lm_hw_result_free(res);
         steady = n - 1 - LOOKAHEAD;
-        lm_status st = simulate_layers(res, p, d, c, n, trace ? (steady >= 1 ? steady : n - 1) : -2, &rn);
+        lm_status st = simulate_layers(res, p, d, c, n, trace ? (steady >= 1 ? steady : n - 1) : -2, ideal_memory, &rn);
         if (st != LM_OK) { free_run(&rn); lm_hw_result_free(res); return st; }
         if (n == L) break;
         double p1 = rn.layer_end[steady - 1] - rn.layer_end[steady - 2], p2 = rn.layer_end[steady] - rn.layer_end[steady - 1];

@@ -102,10 +102,14 @@ lm_status lm_hw_model_load(lm_config *c, const char *name_or_path);
 /* Checks a design against a model (divisibility, ranges); LM_ERR_ARG naming the field. */
 lm_status lm_hw_design_check(const lm_hw_design *d, const lm_config *c);
 
-/* Simulates one token. exact: every layer (else steady-state extrapolation); trace: record the
- * timeline of one steady-state layer. res->trace arrays are freed by lm_hw_result_free. */
+/* Simulates one token. exact: every layer (else steady-state extrapolation). flags:
+ * LM_HW_TRACE records the timeline of one steady-state layer (res->trace, freed by
+ * lm_hw_result_free); LM_HW_IDEAL_MEMORY makes every off-chip access take no time, so the token
+ * takes its compute time: the units' work and their dependencies only (the paper's "compute
+ * time" of the reordering ablation, hw/README.md). */
+enum { LM_HW_TRACE = 1, LM_HW_IDEAL_MEMORY = 2 };
 lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw_design *d,
-                         const lm_config *c, int exact, int trace);
+                         const lm_config *c, int exact, int flags);
 void lm_hw_result_free(lm_hw_result *res);
 
 /* Off-chip bytes of one layer's weights+scales, one layer's state traffic (read + write) and the lm_head. */

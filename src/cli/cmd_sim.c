@@ -7,8 +7,9 @@
 #include "cli/cli_opts.h"
 #include "sim/sim.h"
 
+/* ri: the same design with memory that never stalls (LM_HW_IDEAL_MEMORY): its compute time. */
 static void print_text(const lm_hw_platform *p, const lm_hw_design *d, const lm_config *c, const char *cfg,
-                       const lm_hw_result *r, const lm_hw_resources *rs, const lm_hw_energy *e) {
+                       const lm_hw_result *r, const lm_hw_result *ri, const lm_hw_resources *rs, const lm_hw_energy *e) {
     double f = p->clock_mhz * 1e6;
     printf("platform %s: %.0f MHz, %s, %d of %d channels, %.1f GB/s peak, %.2f GB/s achievable (efficiency %.2f, %d-bit ports)\n",
            p->name, p->clock_mhz, p->mem_type, d->mem_channels, p->mem_channels, r->bw_peak / 1e9, r->bw_achievable / 1e9,
@@ -41,6 +42,8 @@ static void print_text(const lm_hw_platform *p, const lm_hw_design *d, const lm_
     const lm_hw_unit_stats *m = &r->unit[HW_U_MMU];
     printf("MMU             utilization %.1f%% (computing), %.1f%% occupied (computing or waiting for weights)\n",
            100 * m->busy / r->cycles_token, 100 * (m->busy + m->stall_mem) / r->cycles_token);
+    printf("compute time    %.0f cycles/layer, MMU utilization %.1f%% with memory that never stalls (the units' work and "
+           "dependencies only)\n", ri->cycles_layer, 100 * ri->unit[HW_U_MMU].busy / ri->cycles_token);
     printf("on-chip memory  BRAM36 %ld of %ld, URAM %ld of %ld (SSMU: BRAM %ld, URAM %ld)\n", rs->bram, p->bram, rs->uram, p->uram,
            rs->bram_ssmu, rs->uram_ssmu);
     const char *v = lm_hw_resource_violation(rs, p);
@@ -83,7 +86,7 @@ static json_object *resources_json(const lm_hw_resources *rs) {
 }
 
 static void print_json(const lm_hw_platform *p, const lm_hw_design *d, const char *cfg, const lm_hw_result *r,
-                       const lm_hw_resources *rs, const lm_hw_energy *e) {
+                       const lm_hw_result *ri, const lm_hw_resources *rs, const lm_hw_energy *e) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "platform", json_object_new_string(p->name));
     json_object_object_add(o, "config", json_object_new_string(cfg));
@@ -110,6 +113,11 @@ static void print_json(const lm_hw_platform *p, const lm_hw_design *d, const cha
     json_object_object_add(o, "mmu_utilization", json_object_new_double(r->unit[HW_U_MMU].busy / r->cycles_token));
     json_object_object_add(o, "mmu_occupancy",
                            json_object_new_double((r->unit[HW_U_MMU].busy + r->unit[HW_U_MMU].stall_mem) / r->cycles_token));
+    json_object *ci = json_object_new_object();
+    json_object_object_add(ci, "cycles_token", json_object_new_double(ri->cycles_token));
+    json_object_object_add(ci, "cycles_layer", json_object_new_double(ri->cycles_layer));
+    json_object_object_add(ci, "mmu_utilization", json_object_new_double(ri->unit[HW_U_MMU].busy / ri->cycles_token));
+    json_object_object_add(o, "compute_only", ci);
     json_object_object_add(o, "resources", resources_json(rs));
     json_object_object_add(o, "fits", json_object_new_boolean(!*lm_hw_resource_violation(rs, p)));
     json_object *en = json_object_new_object();
@@ -196,8 +204,9 @@ static int run_sim(int argc, char **argv) {
     d.wbits = d.abits = wbits;
     d.reorder = !no_reorder;
     d.tiling = !no_tiling;
-    lm_hw_result r;
-    if (lm_hw_simulate(&r, &p, &d, &c, exact, svg != NULL) != LM_OK) return cli_error("%s", lm_last_error());
+    lm_hw_result r, ri;
+    if (lm_hw_simulate(&ri, &p, &d, &c, exact, LM_HW_IDEAL_MEMORY) != LM_OK) return cli_error("%s", lm_last_error());
+    if (lm_hw_simulate(&r, &p, &d, &c, exact, svg ? LM_HW_TRACE : 0) != LM_OK) return cli_error("%s", lm_last_error());
     lm_hw_resources rs;
     lm_hw_estimate_resources(&rs, &p, &d, &c);
     lm_hw_energy e;
@@ -206,8 +215,8 @@ static int run_sim(int argc, char **argv) {
         lm_hw_result_free(&r);
         return cli_error("%s", lm_last_error());
     }
-    if (json) print_json(&p, &d, cfg, &r, &rs, &e);
-    else print_text(&p, &d, &c, cfg, &r, &rs, &e);
+    if (json) print_json(&p, &d, cfg, &r, &ri, &rs, &e);
+    else print_text(&p, &d, &c, cfg, &r, &ri, &rs, &e);
     lm_hw_result_free(&r);
     return 0;
 }
@@ -226,4 +235,5 @@ const lm_command cmd_sim = {
     "  --exact         simulate every layer instead of extrapolating the steady-state period\n"
     "  --explore       search parallelism and tiling that fit the platform; print the best designs\n"
     "Prints tokens/s, cycles per layer, per-unit utilization and stalls, bytes per token and bandwidth,\n"
+    "the compute time (the same design with memory that never stalls),\n"
     "on-chip memory (BRAM/URAM), a LUT/FF/DSP estimate and energy per token (models in hw/README.md).\n"};
