@@ -1,8 +1,10 @@
 /* Kernel micro-benchmark: decode GEMV (T = 1) at Mamba2-2.7B shapes, W4A4, W8A8 and
  * float32, in GB/s of weights read against this machine's read bandwidth measured in the
- * same run; prefill (T = 64) W4A4 in GMAC/s; the pool's per-call overhead.
- *   in_proj  O = 2*5120 + 2*128 + 80 = 10576, K = 2560
- *   out_proj O = 2560, K = 5120
+ * same run; prefill (T = 64) W4A4 and W8A8 in GMAC/s against the peak int8 MAC rate measured
+ * in the same run (the compute roofline); activation quantization per token; the pool's
+ * per-call overhead.
+ *   in_proj  O = 2*5120 + 2*128 + 80 = 10576, K = 2560 (130m: 3352 x 768)
+ *   out_proj O = 2560, K = 5120                       (130m:  768 x 1536)
  * Each layer's weights are separate copies, many more bytes than the last-level cache,
  * so every call streams from memory as in a real decode step.
  * Usage: bench_kernels [max_threads]   (default: all cores) */
@@ -58,22 +60,24 @@ static void qweight_free(lm_qweight *w) {
     free((void *)w->q), free((void *)w->scale), free((void *)w->e0);
 }
 
-/* Decode: x -> in_proj and a second x -> out_proj per layer, over all layer copies. */
-static double bench_qdecode(lm_pool *pool, int wbits, int abits, int layers, double *seconds_per_layer) {
+/* Decode: x -> in_proj and a second x -> out_proj per layer, over all layer copies, at the
+ * 2.7B shapes or (small) the 130m ones: in_proj 3352 x 768, out_proj 768 x 1536. */
+static double bench_qdecode_shape(lm_pool *pool, int wbits, int abits, int layers, int small, double *seconds_per_layer) {
+    int in_o = small ? 3352 : IN_O, in_k = small ? 768 : IN_K, out_o = small ? 768 : OUT_O, out_k = small ? 1536 : OUT_K;
     lm_qweight *in = malloc(sizeof *in * layers), *out = malloc(sizeof *out * layers);
     size_t bytes = 0;
     for (int l = 0; l < layers; l++) {
-        in[l] = qweight_random(IN_O, IN_K, wbits, 1000 + l);
-        out[l] = qweight_random(OUT_O, OUT_K, wbits, 2000 + l);
+        in[l] = qweight_random(in_o, in_k, wbits, 1000 + l);
+        out[l] = qweight_random(out_o, out_k, wbits, 2000 + l);
         bytes += qweight_bytes(&in[l]) + qweight_bytes(&out[l]);
     }
     lm_qact a_in, a_out;
-    if (lm_qact_init(&a_in, 1, IN_K, abits, wbits) || lm_qact_init(&a_out, 1, OUT_K, abits, wbits)) {
+    if (lm_qact_init(&a_in, 1, in_k, abits, wbits) || lm_qact_init(&a_out, 1, out_k, abits, wbits)) {
         fprintf(stderr, "bench_kernels: %s\n", lm_last_error());
         exit(1);
     }
-    float *x = malloc(sizeof(float) * OUT_K), *y = malloc(sizeof(float) * IN_O);
-    for (int k = 0; k < OUT_K; k++) x[k] = (float)((k * 37) % 101 - 50) * 0.01f;
+    float *x = malloc(sizeof(float) * out_k), *y = malloc(sizeof(float) * in_o);
+    for (int k = 0; k < out_k; k++) x[k] = (float)((k * 37) % 101 - 50) * 0.01f;
     lm_quantize_act(&a_in, x, 1);
     lm_quantize_act(&a_out, x, 1);
     double best = 1e30;
@@ -91,6 +95,10 @@ static double bench_qdecode(lm_pool *pool, int wbits, int abits, int layers, dou
     lm_qact_free(&a_in), lm_qact_free(&a_out);
     *seconds_per_layer = best / layers;
     return bytes / best / 1e9;
+}
+
+static double bench_qdecode(lm_pool *pool, int wbits, int abits, int layers, double *seconds_per_layer) {
+    return bench_qdecode_shape(pool, wbits, abits, layers, 0, seconds_per_layer);
 }
 
 static double bench_f32_decode(lm_pool *pool, int layers, double *seconds_per_layer) {
@@ -140,6 +148,23 @@ static double bench_qprefill(lm_pool *pool, int wbits, int abits, int T) {
     return (double)T * IN_O * IN_K / best / 1e9;
 }
 
+/* lm_quantize_act of one token (single-threaded; it runs on the caller). */
+static double bench_quantize(int K, int abits) {
+    lm_qact a;
+    lm_qact_init(&a, 1, K, abits, 4);
+    float *x = malloc(sizeof(float) * K);
+    for (int k = 0; k < K; k++) x[k] = (float)((k * 37) % 101 - 50) * 0.01f;
+    double best = 1e30;
+    for (int rep = 0; rep < 2000; rep++) {
+        double t0 = now_seconds();
+        lm_quantize_act(&a, x, 1);
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+    }
+    lm_qact_free(&a), free(x);
+    return best;
+}
+
 static void empty_task(void *ctx, int i, int n) { (void)ctx, (void)i, (void)n; }
 
 int main(int argc, char **argv) {
@@ -161,11 +186,19 @@ int main(int argc, char **argv) {
         double s;
         double gb = bench_qdecode(pool, 4, 4, 24, &s);
         printf("%-8d %-34s %10.2f %12.1f %7.1f%%\n", threads, "W4A4 decode GEMV", gb, s * 1e6, 100 * gb / bw);
+        gb = bench_qdecode_shape(pool, 4, 4, 48, 1, &s);
+        printf("%-8d %-34s %10.2f %12.1f %7.1f%%\n", threads, "W4A4 decode GEMV, 130m shapes", gb, s * 1e6, 100 * gb / bw);
         gb = bench_qdecode(pool, 8, 8, 12, &s);
         printf("%-8d %-34s %10.2f %12.1f %7.1f%%\n", threads, "W8A8 decode GEMV", gb, s * 1e6, 100 * gb / bw);
         gb = bench_f32_decode(pool, 3, &s);
         printf("%-8d %-34s %10.2f %12.1f %7.1f%%\n", threads, "f32 decode GEMV", gb, s * 1e6, 100 * gb / bw);
-        printf("%-8d %-34s %10.1f GMAC/s\n", threads, "W4A4 prefill T=64 (in_proj)", bench_qprefill(pool, 4, 4, 64));
+        double peak = lm_measure_int8_peak(pool);
+        printf("%-8d %-34s %10.1f GMAC/s\n", threads, "peak int8 MACs (vpdpbusd/maddubs)", peak);
+        double r = bench_qprefill(pool, 4, 4, 64);
+        printf("%-8d %-34s %10.1f GMAC/s %6.1f%% of peak\n", threads, "W4A4 prefill T=64 (in_proj)", r, 100 * r / peak);
+        r = bench_qprefill(pool, 8, 8, 64);
+        printf("%-8d %-34s %10.1f GMAC/s %6.1f%% of peak\n", threads, "W8A8 prefill T=64 (in_proj)", r, 100 * r / peak);
+        printf("%-8d %-34s %10.2f us/token\n", threads, "quantize activations K=5120 (A4)", bench_quantize(5120, 4) * 1e6);
         double t0 = now_seconds();
         for (int i = 0; i < 100000; i++) lm_pool_run(pool, empty_task, NULL);
         printf("%-8d %-34s %10.2f us/call\n", threads, "pool round trip (empty task)", (now_seconds() - t0) * 10);

@@ -5,7 +5,8 @@
 # (prompt PROMPT random tokens, GEN greedy decode steps) run RUNS times: the best run, and the
 # spread (min-max) of decode tok/s over the runs, since other processes on the machine disturb it.
 #   bash bench/perf.sh [DIR]      DIR: where the models go (default /tmp/lightmamba-perf; never the repo)
-# Environment: THREADS (default: all cores), RUNS (3), PROMPT (512), GEN (128),
+# Environment: THREADS (default: all cores), RUNS (3), PROMPT (512), GEN (128), PROFILE (1: under each
+#   row, the best run's decode time per stage, from `bench --profile`),
 #   MODELS ("mamba2-130m mamba2-1.3b mamba2-2.7b"), FLOAT ("mamba2-130m mamba2-1.3b": float32 rows;
 #   mamba2-2.7b float32 is 10.8 GB of disk and memory and several minutes to write: add it if wanted).
 # Uses $LM_BIN if set, else build/lightmamba.
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-/tmp/lightmamba-perf}
 THREADS=${THREADS:-0}
+PROFILE=${PROFILE:-}
 RUNS=${RUNS:-3}
 PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
@@ -28,7 +30,7 @@ row() { # name, model path, kind
     local best="" best_tps=0 lo="" hi=""
     for _ in $(seq "$RUNS"); do
         local j tps
-        j=$("$BIN" bench -m "$2" --prompt "$PROMPT" --gen "$GEN" --threads "$THREADS" --json)
+        j=$("$BIN" bench -m "$2" --prompt "$PROMPT" --gen "$GEN" --threads "$THREADS" ${PROFILE:+--profile} --json)
         tps=$(field decode_tokens_per_second "$j")
         lo=$(awk -v a="$lo" -v b="$tps" 'BEGIN { print (a == "" || b < a) ? b : a }')
         hi=$(awk -v a="$hi" -v b="$tps" 'BEGIN { print (a == "" || b > a) ? b : a }')
@@ -39,6 +41,15 @@ row() { # name, model path, kind
         "$(awk -v b="$(field decode_bytes_per_token "$best")" 'BEGIN { print b / 1e6 }')" \
         "$(field achieved_gb_per_second "$best")" "$(field bandwidth_percent "$best")" \
         "$(field read_bandwidth_gb_per_second "$best")"
+    if [ -n "${PROFILE:-}" ]; then
+        local stages="" s
+        for s in norms linear conv ssm hadamard lm_head "integer blocks" other outside; do
+            local ms
+            ms=$(grep -o "\"$s\": {[^}]*}" <<<"$best" | sed -n 's/.*"decode_ms_per_token": \([0-9.]*\).*/\1/p')
+            [ -n "$ms" ] && [ "$ms" != "0.0000" ] && stages+=" $s $ms"
+        done
+        echo "    decode ms/token by stage:$stages"
+    fi
 }
 
 synth() { # config, output, extra options

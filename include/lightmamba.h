@@ -152,6 +152,10 @@ void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
  * small PRNG seeded by seed (the same seed gives the same draws on every platform).
  * Only ids [0, n_candidates) are considered (e.g. the tokenizer's ids of a padded vocabulary). */
 typedef struct lm_sampler lm_sampler;
+/* The n_candidates of a model's output with tokenizer tok: the ids both the model's rows and the
+ * tokenizer have, min(vocab_size, the tokenizer's vocabulary). A padded vocabulary (e.g. 50288
+ * rows for the 50277 GPT-NeoX ids) has rows no token maps to; they are never chosen. */
+int lm_token_candidates(const lm_model *model, const lm_tokenizer *tok);
 lm_status lm_sampler_init(lm_sampler **s, int n_candidates, float temperature, float top_p, uint64_t seed);
 void lm_sampler_free(lm_sampler *s);
 int32_t lm_sampler_sample(lm_sampler *s, const float *logits);

@@ -1,7 +1,7 @@
 /* LightMamba* end to end (SSM mode pot8) on the bundled mamba2-tiny:
  *   - the whole integer model gives bit-identical logits across thread counts (1, 2, 3) and runs;
  *   - prefill (in chunks of 64 tokens) == token-by-token decode: states, residual, logits;
- *   - the session's batched, threaded forward == the golden model (lm_int_block_forward) per token;
+ *   - the session's batched, threaded, SIMD forward == the scalar golden model (lm_int_block_forward) per token;
  *   - the model file round-trips byte for byte; damaged integer parameters are refused;
  *   - the vectors dump reproduces: the golden units re-run on the dumped inputs give the dumped outputs.
  * Quantized here with a small calibration (4 samples of 64 tokens) so the test stays quick. */
@@ -15,6 +15,7 @@
 #include "check.h"
 #include "common/file.h"
 #include "model/int_forward.h"
+#include "model/ops.h"
 #include "model/session.h"
 #include "model/vectors.h"
 #include "quant/qfile.h"
@@ -112,10 +113,12 @@ static void test_determinism(const lm_model *m, const char *what) {
     printf("%s: logits of %d tokens bit-identical over 1-3 threads and runs; prefill == decode\n", what, N_TOKENS);
 }
 
-/* The session (batched in_proj/out_proj through the SIMD kernels, heads over threads) against the
- * golden per-token block: the residual after the last block, every token. */
+/* The session (batched in_proj/out_proj through the SIMD kernels, heads over threads, every unit
+ * at the best SIMD level) against the golden per-token block at the scalar level: the residual
+ * after the last block, every token. */
 static void test_golden(const lm_model *m, const char *what) {
     const lm_config *c = lm_model_config(m);
+    const lm_simd_level best = lm_simd_level_get();
     const int D = c->d_model, nl = c->n_layer;
     int32_t ids[70];
     ids_fill(ids, 70, c->vocab_size);
@@ -129,8 +132,11 @@ static void test_golden(const lm_model *m, const char *what) {
     CHECK_OK(lm_session_init(&s, m, 2));
     int bad = 0;
     for (int t = 0; s && ws && t < 70; t++) {
-        lm_int_residual_from_f32(u, m->embedding + (size_t)ids[t] * D, D);
+        embedding_forward(golden, m, &ids[t], 1); /* the token's embedding row, then the golden step */
+        lm_int_residual_from_f32(u, golden, D);
+        CHECK_OK(lm_simd_level_set(LM_SIMD_SCALAR));   /* the golden code alone */
         for (int l = 0; l < nl; l++) lm_int_block_forward(u, &st[l], &m->int_layers[l], ws);
+        CHECK_OK(lm_simd_level_set(best));
         lm_int_residual_to_f32(golden, u, D);
         CHECK_OK(lm_session_forward(s, ids + t, 1, NULL, NULL));
         bad += memcmp(golden, s->last_hidden, sizeof(float) * D) != 0;
@@ -151,7 +157,8 @@ static void test_golden(const lm_model *m, const char *what) {
     lm_int_scratch_free(ws);
     free(u);
     free(golden);
-    printf("%s: session == golden model on 70 decode steps (residual and states)\n", what);
+    printf("%s: session (%s) == golden model (scalar) on 70 decode steps (residual and states)\n", what,
+           lm_simd_level_name(best));
 }
 
 static int files_equal(const char *a, const char *b) {
@@ -259,7 +266,7 @@ static void test_vectors(const lm_model *m, int layer) {
     snprintf(dir, sizeof dir, "%s/vec%d", tmpdir, layer);
     const int32_t prompt[5] = {510, 3158, 8516, 30013, 187};
     lm_vectors_result r;
-    CHECK_OK(lm_vectors_dump(m, prompt, 5, layer, dir, 2, &r));
+    CHECK_OK(lm_vectors_dump(m, prompt, 5, lm_model_config(m)->vocab_size, layer, dir, 2, &r));
     char mpath[300];
     snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
     json_object *root = json_object_from_file(mpath), *v;
@@ -403,17 +410,53 @@ static void test_vectors(const lm_model *m, int layer) {
            r.n_arrays);
 }
 
+/* The decode step's token is the greedy choice among the tokenizer's ids only: the tokenizer of
+ * tiny has fewer ids than the model's padded rows (lm_token_candidates), and a dump restricted to
+ * the ids below the unrestricted argmax g takes the argmax of [0, g) instead of g. */
+static void test_vectors_candidates(const lm_model *m) {
+    const int V = lm_model_config(m)->vocab_size;
+    lm_tokenizer *tok = NULL;
+    CHECK_OK(lm_tokenizer_init(&tok, lm_model_tokenizer_path(m)));
+    if (!tok) return;
+    const int n_tok = lm_token_candidates(m, tok);
+    CHECK(n_tok == lm_tokenizer_vocab_size(tok) && n_tok < V, "candidates %d: tokenizer %d ids, model %d rows", n_tok,
+          lm_tokenizer_vocab_size(tok), V);
+    lm_tokenizer_free(tok);
+    const int32_t prompt[5] = {510, 3158, 8516, 30013, 187};
+    float *logits = run_logits(m, prompt, 5, 1, 0), *last = logits + 4 * (size_t)V;
+    int g = 0, h = 0;
+    for (int i = 1; i < V; i++) g = last[i] > last[g] ? i : g;
+    for (int i = 1; i < g; i++) h = last[i] > last[h] ? i : h;
+    CHECK(g > 0, "the greedy token is id 0: no smaller vocabulary to restrict to");
+    char dir[256];
+    lm_vectors_result r = {-1, 0};
+    snprintf(dir, sizeof dir, "%s/vec_all", tmpdir);
+    CHECK_OK(lm_vectors_dump(m, prompt, 5, n_tok, 0, dir, 1, &r));
+    CHECK(r.token == g && g < n_tok, "vectors: token %d over the tokenizer's ids, argmax %d", (int)r.token, g);
+    snprintf(dir, sizeof dir, "%s/vec_fewer", tmpdir);
+    CHECK_OK(lm_vectors_dump(m, prompt, 5, g, 0, dir, 1, &r));
+    CHECK(r.token == h, "vectors: token %d among ids [0, %d), argmax there %d", (int)r.token, g, h);
+    free(logits);
+    printf("vectors: the greedy token is chosen among the tokenizer's %d ids of %d rows (restricted: %d -> %d)\n",
+           n_tok, V, g, h);
+}
+
 static void test_vectors_errors(const lm_model *m, const lm_model *float_model) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/vec_bad", tmpdir);
     const int32_t prompt[2] = {510, 3158};
-    CHECK(lm_vectors_dump(m, prompt, 2, 99, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "layer 99"),
+    const int V = lm_model_config(m)->vocab_size;
+    CHECK(lm_vectors_dump(m, prompt, 2, V, 99, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "layer 99"),
           "vectors: a bad layer was accepted (%s)", lm_last_error());
-    CHECK(lm_vectors_dump(m, prompt, 0, 0, dir, 1, NULL) == LM_ERR_ARG, "vectors: an empty prompt was accepted");
-    CHECK(lm_vectors_dump(float_model, prompt, 2, 0, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "pot8"),
+    CHECK(lm_vectors_dump(m, prompt, 0, V, 0, dir, 1, NULL) == LM_ERR_ARG, "vectors: an empty prompt was accepted");
+    CHECK(lm_vectors_dump(float_model, prompt, 2, V, 0, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "pot8"),
           "vectors: a float model was accepted (%s)", lm_last_error());
-    CHECK(lm_vectors_dump(m, prompt, 2, 0, tmpdir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "exists"),
+    CHECK(lm_vectors_dump(m, prompt, 2, V, 0, tmpdir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "exists"),
           "vectors: an existing directory was accepted (%s)", lm_last_error());
+    CHECK(lm_vectors_dump(m, prompt, 2, 0, 0, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "candidate"),
+          "vectors: 0 candidate tokens accepted (%s)", lm_last_error());
+    CHECK(lm_vectors_dump(m, prompt, 2, V + 1, 0, dir, 1, NULL) == LM_ERR_ARG && strstr(lm_last_error(), "candidate"),
+          "vectors: more candidates than rows accepted (%s)", lm_last_error());
     CHECK(access(dir, F_OK) != 0, "vectors: a failed dump left %s", dir);
 }
 
@@ -440,6 +483,7 @@ int main(void) {
         test_golden(m88, "RTN W8A8 pot8");
         test_vectors(m44, 1);
         test_vectors(m88, 3);
+        test_vectors_candidates(m44);
         test_vectors_errors(m44, src);
         test_file(m44, p44);
     }

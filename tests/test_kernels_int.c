@@ -1,7 +1,8 @@
 /* The integer linear layer: hand-checked cases (packing order, exponent choice, rounding,
  * clamping, a small product), the scalar path against the contract's formula written out
  * plainly below, and every SIMD level this CPU has against the scalar path, bit for bit,
- * on random shapes with ragged tails, T = 1..9, 1-3 threads. */
+ * on random shapes with ragged tails, T = 1..70, 1-3 threads. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,81 @@ static void hand_checked(void) {
     lm_qact_free(&b);
 }
 
+/* A float meant to be hard for the quantizer: ties (k + 1/2) * 2^j, their neighbours, zeros of
+ * both signs, subnormals, huge values, infinities and NaNs, among ordinary random values. */
+static float nasty_float(void) {
+    switch (irand(0, 11)) {
+    case 0: return ldexpf((float)irand(-255, 255) * 0.5f, irand(-12, 12)); /* ties at many exponents */
+    case 1: return nextafterf(ldexpf((float)irand(-255, 255) * 0.5f, irand(-12, 12)), irand(0, 1) ? INFINITY : -INFINITY);
+    case 2: return irand(0, 1) ? 0.0f : -0.0f;
+    case 3: return ldexpf((float)irand(-1000, 1000), irand(-160, -130)); /* subnormal */
+    case 4: return irand(0, 3) ? ldexpf((float)irand(-1000, 1000), irand(100, 118)) : (irand(0, 1) ? FLT_MAX : -FLT_MAX);
+    case 5: return irand(0, 20) ? (float)irand(-1000, 1000) * 0.01f : (irand(0, 2) ? (irand(0, 1) ? INFINITY : -INFINITY) : NAN);
+    default: return ldexpf((float)irand(-(1 << 20), 1 << 20), irand(-40, 10));
+    }
+}
+
+/* lm_quantize_act at every SIMD level against the scalar one, bit for bit (q, sa, eb and the kernel
+ * layouts for 4- and 8-bit weights), on ragged K: random tokens, tokens of zeros, of NaNs, of infinities, with zero groups. */
+static void quantize_levels(void) {
+    const int Ks[] = {1, 5, 7, 8, 9, 15, 16, 17, 31, 100, 777, 2560};
+    const int T = 7;
+    const int bits_of[3][2] = {{4, 4}, {8, 4}, {8, 8}}; /* {abits, wbits} */
+    for (int b = 0; b < 3; b++)
+        for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+            int bits = bits_of[b][0], wbits = bits_of[b][1];
+            int K = Ks[ki], n_ag = (K + 7) / 8;
+            float *x = malloc(sizeof(float) * T * K);
+            for (int t = 0; t < T; t++)
+                for (int k = 0; k < K; k++) {
+                    float *v = &x[t * K + k];
+                    *v = t == 0 ? 0.0f : t == 1 ? NAN : t == 2 ? (k % 3 ? INFINITY : -INFINITY) : nasty_float();
+                    if (t >= 5 && (k / 8) % 3 == 1) *v = 0.0f; /* zero groups among others */
+                }
+            /* Tie groups: the first channel fixes the group's exponent e, the others lie on or
+             * next to (n + 1/2) * 2^e, where rounding x * 2^-e + 1/2 in float would go wrong. */
+            for (int t = 3; t < T; t++)
+                for (int g = 0; g < n_ag; g += 2) {
+                    int j = irand(-30, 30), e = j - (bits - 2);
+                    x[t * K + g * 8] = ldexpf(irand(0, 1) ? 1.5f : -1.0f, j);
+                    for (int k = g * 8 + 1; k < K && k < g * 8 + 8; k++) {
+                        float tie = ldexpf((float)irand(-4, 3) + 0.5f, e);
+                        x[t * K + k] = irand(0, 2) ? nextafterf(tie, irand(0, 1) ? INFINITY : -INFINITY) : tie;
+                    }
+                }
+            lm_qact ref, got;
+            CHECK_OK(lm_qact_init(&ref, T, K, bits, wbits));
+            CHECK_OK(lm_qact_init(&got, T, K, bits, wbits));
+            CHECK_OK(lm_simd_level_set(LM_SIMD_SCALAR));
+            CHECK_OK(lm_quantize_act(&ref, x, T));
+            for (int level = LM_SIMD_AVX2; level <= (int)lm_simd_detect(); level++) {
+                CHECK_OK(lm_simd_level_set((lm_simd_level)level));
+                memset(got.q, 0x55, (size_t)T * K), memset(got.sa, 0x55, (size_t)T * n_ag);
+                CHECK_OK(lm_quantize_act(&got, x, T));
+                for (int t = 0; t < T; t++) {
+                    int bad_q = -1, bad_sa = -1;
+                    for (int k = K - 1; k >= 0; k--)
+                        if (got.q[t * K + k] != ref.q[t * K + k]) bad_q = k;
+                    for (int g = n_ag - 1; g >= 0; g--)
+                        if (got.sa[t * n_ag + g] != ref.sa[t * n_ag + g]) bad_sa = g;
+                    CHECK(got.eb[t] == ref.eb[t], "%s A%d K=%d token %d: eb %d, scalar %d", lm_simd_level_name(level),
+                          bits, K, t, got.eb[t], ref.eb[t]);
+                    CHECK(bad_q < 0, "%s A%d K=%d token %d channel %d: x = %.9g -> q %d, scalar %d", lm_simd_level_name(level),
+                          bits, K, t, bad_q, bad_q < 0 ? 0.0 : x[t * K + bad_q], bad_q < 0 ? 0 : got.q[t * K + bad_q],
+                          bad_q < 0 ? 0 : ref.q[t * K + bad_q]);
+                    CHECK(bad_sa < 0, "%s A%d K=%d token %d group %d: sa %d, scalar %d", lm_simd_level_name(level), bits,
+                          K, t, bad_sa, bad_sa < 0 ? 0 : got.sa[t * n_ag + bad_sa], bad_sa < 0 ? 0 : ref.sa[t * n_ag + bad_sa]);
+                }
+                CHECK(memcmp(got.kq, ref.kq, (size_t)T * ref.Kp) == 0 &&
+                          memcmp(got.ksa, ref.ksa, sizeof(int32_t) * T * ref.lanes) == 0 &&
+                          memcmp(got.kcorr, ref.kcorr, sizeof(int32_t) * T * ref.lanes) == 0,
+                      "%s A%d K=%d: kernel layout for %d-bit weights differs", lm_simd_level_name(level), bits, K, wbits);
+            }
+            lm_qact_free(&ref), lm_qact_free(&got);
+            free(x);
+        }
+}
+
 /* One shape: scalar == contract, each SIMD level == scalar, for 1-3 threads. */
 static void compare_shape(lm_pool **pools, int T, int K, int O, int abits, int wbits, int extreme, int quantize_floats) {
     test_weights tw;
@@ -207,21 +283,29 @@ static void compare_shape(lm_pool **pools, int T, int K, int O, int abits, int w
 
 int main(void) {
     hand_checked();
+    quantize_levels();
     lm_pool *pools[3];
     for (int i = 0; i < 3; i++) CHECK_OK(lm_pool_init(&pools[i], i + 1));
-    const int Ks[] = {1, 7, 8, 63, 64, 65, 127, 128, 129, 200, 255, 300, 777};
-    const int Os[] = {1, 3, 17, 33};
+    /* Ragged K (partial weight and activation groups, several scale chunks), O around the
+     * kernels' row blocks (8 and 4 rows, split over threads), T = 1 (decode) and T around the
+     * prefill token block, up to more than a 64-token chunk. */
+    const int Ks[] = {1, 7, 8, 63, 64, 65, 127, 128, 129, 200, 255, 300, 777, 4100, 5000};
+    const int Os[] = {1, 3, 8, 17, 33, 67};
+    const int Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 1, 64, 70};
     const int bits[3][2] = {{4, 4}, {8, 4}, {8, 8}}; /* {abits, wbits}: W4A4, W4A8, W8A8 */
+    int n_T = (int)(sizeof Ts / sizeof *Ts), shape = 0;
     for (int b = 0; b < 3; b++)
         for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
-            for (size_t oi = 0; oi < sizeof Os / sizeof *Os; oi++) {
-                int T = 1 + (int)((ki * 4 + oi) % 9); /* T = 1..9 across the shapes */
+            for (size_t oi = 0; oi < sizeof Os / sizeof *Os; oi++, shape++) {
+                int T = Ts[shape % n_T];
+                if (Ks[ki] > 1000 && T > 9) T = 9; /* keeps the plain reference quick */
                 compare_shape(pools, T, Ks[ki], Os[oi], bits[b][0], bits[b][1], 0, 0);
                 compare_shape(pools, T, Ks[ki], Os[oi], bits[b][0], bits[b][1], 0, 1);
             }
     /* The largest magnitudes everywhere (q = +-qmax, qw = qmax, sa = SA_MAX, s1 = s2 = 7):
      * no accumulator may overflow, at a 2.7B-like K. */
-    for (int b = 0; b < 3; b++) compare_shape(pools, 5, 5120, 19, bits[b][0], bits[b][1], 1, 0);
+    for (int b = 0; b < 3; b++)
+        for (int T = 1; T <= 9; T += 4) compare_shape(pools, T, 5120, 19, bits[b][0], bits[b][1], 1, 0);
     for (int i = 0; i < 3; i++) lm_pool_free(pools[i]);
     return test_finish();
 }

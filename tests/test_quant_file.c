@@ -83,7 +83,8 @@ int main(void) {
     CHECK(qm->layers[0].in_proj.kind == LM_LINEAR_INT && qm->layers[3].out_proj.kind == LM_LINEAR_INT &&
               qm->layers[0].in_proj.q.wbits == 4 && qm->layers[0].in_proj.abits == 4 && qm->rot_inner,
           "integer layers or rotation missing");
-    CHECK(!qm->cfg.tie_embeddings && qm->lm_head.w != qm->embedding, "lm_head not untied after folding norm_f");
+    CHECK(!qm->cfg.tie_embeddings && qm->lm_head.kind == LM_LINEAR_F16 && qm->lm_head.w16 != qm->embedding_f16,
+          "lm_head not untied after folding norm_f");
     /* Integer weights are used in place from the memory map, 64-byte aligned. */
     const unsigned char *q0 = qm->layers[0].in_proj.q.q;
     CHECK(q0 >= qm->qfile.data && q0 < qm->qfile.data + qm->qfile.size && (uintptr_t)q0 % 64 == 0,

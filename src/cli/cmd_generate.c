@@ -96,10 +96,8 @@ static int run_generate(int argc, char **argv) {
     }
 
     const int vocab = lm_model_config(model)->vocab_size;
-    /* a padded vocabulary has rows no token maps to: never sample those */
-    int n_candidates = lm_tokenizer_vocab_size(tok) < vocab ? lm_tokenizer_vocab_size(tok) : vocab;
     if (lm_session_init(&session, model, n_threads) != LM_OK ||
-        lm_sampler_init(&sampler, n_candidates, temp, top_p, seed) != LM_OK ||
+        lm_sampler_init(&sampler, lm_token_candidates(model, tok), temp, top_p, seed) != LM_OK ||
         (load_state && lm_state_load(session, load_state) != LM_OK)) {
         cli_error("%s", lm_last_error());
         goto done;

@@ -12,7 +12,8 @@
 static const char usage[] =
     "usage: lightmamba vectors -m QMODEL -p PROMPT -o DIR [--layer L] [--threads K]\n"
     "  -m, --model QMODEL    a model quantized with --ssm pot8 (LightMamba*)\n"
-    "  -p, --prompt TEXT     the prompt: prefilled, then its greedy next token is the decode step\n"
+    "  -p, --prompt TEXT     the prompt: prefilled, then its greedy next token (one the tokenizer has)\n"
+    "                        is the decode step\n"
     "  -o, --output DIR      the directory to create (must not exist; written as DIR.tmp.XXXXXX, then renamed)\n"
     "  --layer L             the layer whose decode step is dumped (default 0)\n"
     "  --threads K           worker threads for the prefill (default: all cores)\n"
@@ -47,7 +48,7 @@ static int run_vectors(int argc, char **argv) {
         lm_tokenizer_free(tok); lm_model_free(m); free(ids);
         return cli_error("vectors: the prompt is empty");
     }
-    if (!s) s = lm_vectors_dump(m, ids, n_ids, layer, out, n_threads, &r);
+    if (!s) s = lm_vectors_dump(m, ids, n_ids, lm_token_candidates(m, tok), layer, out, n_threads, &r);
     lm_tokenizer_free(tok);
     lm_model_free(m);
     free(ids);

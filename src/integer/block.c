@@ -347,16 +347,23 @@ void lm_int_block_in(int8_t *qa, uint8_t *sa, int *eb, const int32_t *u, const l
 
 void lm_int_mixer_in(lm_int_token *tok, const int32_t *zxbcdt, lm_int_state *st, const lm_int_layer *L,
                      lm_int_scratch *ws, const lm_int_tracer *tr) {
-    const int di = L->d_inner, H = L->H, N = L->N, G = L->G, C = L->C, W = L->W;
-    const int32_t *z = zxbcdt, *xbc = zxbcdt + di, *dt_raw = zxbcdt + di + C;
-    /* conv on pot8 xBC, SiLU, pot8 x | B | C */
+    const int C = L->C, W = L->W;
+    const int32_t *xbc = zxbcdt + L->d_inner;
+    /* conv on pot8 xBC, then SiLU, pot8 x | B | C and the rest */
     lm_pot_quantize(ws->q, ws->s, xbc, C, 8);
     trace_pot(tr, "xbc_quant.out", ws->q, ws->s, C, 0, L->F_ip);
     trace_pot(tr, "conv.state_in", st->conv_q, st->conv_s, W - 1, C, L->F_ip);
     lm_int_conv_forward(ws->conv_out, st->conv_q, st->conv_s, ws->q, ws->s, &L->conv);
     trace(tr, "conv.out", LM_INT_I32, ws->conv_out, C, 0, L->conv.F_out);
     trace_pot(tr, "conv.state_out", st->conv_q, st->conv_s, W - 1, C, L->F_ip);
-    lm_int_lut_quantize(tok->u_q, tok->u_s, ws->conv_out, C, &L->silu_xbc, 8);
+    lm_int_mixer_act(tok, zxbcdt, ws->conv_out, L, ws, tr);
+}
+
+void lm_int_mixer_act(lm_int_token *tok, const int32_t *zxbcdt, const int32_t *conv_out, const lm_int_layer *L,
+                      lm_int_scratch *ws, const lm_int_tracer *tr) {
+    const int di = L->d_inner, H = L->H, N = L->N, G = L->G, C = L->C;
+    const int32_t *z = zxbcdt, *dt_raw = zxbcdt + di + C;
+    lm_int_lut_quantize(tok->u_q, tok->u_s, conv_out, C, &L->silu_xbc, 8);
     trace_pot(tr, "silu_xbc.out", tok->u_q, tok->u_s, C, 0, L->F_u);
     lm_int_lut_quantize(tok->z_q, tok->z_s, z, di, &L->silu_z, 8);
     trace_pot(tr, "silu_z.out", tok->z_q, tok->z_s, di, 0, L->F_zs);

@@ -176,6 +176,10 @@ typedef struct {
  * out [C]; q [C], s [C/8]: this token's input; state_q [W-1, C], state_s [W-1, C/8]. */
 void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q,
                          const uint8_t *s, const lm_int_conv *p);
+/* The same for channels [c0, c1) only (multiples of 8): their outputs and their state. Channels
+ * are independent, so disjoint ranges may run in parallel; [0, C) is lm_int_conv_forward. */
+void lm_int_conv_channels(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q, const uint8_t *s,
+                          const lm_int_conv *p, int c0, int c1);
 
 /* out = pot(bits) of LUT(X) over n wide inputs: the LUT then the group quantizer. */
 void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits);
@@ -204,7 +208,10 @@ void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, i
  *   Dx[p] = shift(q_x[p] * qD, s_x[p/8] + eD - F_x + F_y)
  *   y[p]  = sat32(yC + Dx)                                                       wide at F_y
  * The C contraction accumulates exactly in int64 (8 products of 14 bits: 17 bits, shifted by
- * up to 30, summed over N/8 groups: 47 + log2(N/8) bits). hw [P, N] int32 scratch. */
+ * up to 30, summed over N/8 groups: 47 + log2(N/8) bits). hw [P, N] int32 scratch.
+ * Runs at the SIMD level of lm_simd_level_get() (ssm_head.c: AVX2, AVX-512; the scalar level is
+ * the golden code alone); every level gives the same bits. Operands in their formats' ranges
+ * (pot exponents 0..15). */
 typedef struct {
     int P, N;
     int F_x, F_dA, F_dB, F_h, F_C, F_y;
@@ -326,8 +333,10 @@ typedef struct {
  * 1. lm_int_block_in: u (Q10) [D] -> block RMSNorm -> pot(abits) -> the packed in_proj input
  *    qa [D], sa [D/8], *eb (lm_int_act_pack).
  * 2. in_proj: lm_int_linear_fixed, or lm_qlinear_acc + lm_int_linear_round, at F_ip: zxbcdt [E].
- * 3. lm_int_mixer_in: zxbcdt -> xBC pot8 -> conv (conv state advanced) -> SiLU -> x | B | C pot8;
- *    SiLU(z) pot8; dt; dA; dB: the operands of the state step and the gate, in tok.
+ * 3. lm_int_mixer_in: zxbcdt -> xBC pot8 -> conv (conv state advanced), then lm_int_mixer_act:
+ *    conv out -> SiLU -> x | B | C pot8; SiLU(z) pot8; dt; dA; dB: the operands of the state step
+ *    and the gate, in tok. (The session quantizes xBC per token, runs the conv by channels in
+ *    token order, then lm_int_mixer_act per token.)
  * 4. lm_int_heads: heads [h0, h1) of the state step (lm_int_ssm_head): y [d_inner] wide at F_y.
  * 5. lm_int_mixer_out: y -> pot8 -> gate -> gated RMSNorm -> (Hadamard) -> pot(abits) -> the
  *    packed out_proj input qa [d_inner], sa, *eb.
@@ -346,6 +355,9 @@ void lm_int_block_in(int8_t *qa, uint8_t *sa, int *eb, const int32_t *u, const l
                      const lm_int_tracer *tr);
 void lm_int_mixer_in(lm_int_token *tok, const int32_t *zxbcdt, lm_int_state *st, const lm_int_layer *L,
                      lm_int_scratch *ws, const lm_int_tracer *tr);
+/* conv_out [C] wide at F_conv: the conv's output for the token whose in_proj output is zxbcdt. */
+void lm_int_mixer_act(lm_int_token *tok, const int32_t *zxbcdt, const int32_t *conv_out, const lm_int_layer *L,
+                      lm_int_scratch *ws, const lm_int_tracer *tr);
 /* ws: its head scratch only (one scratch per concurrent caller). */
 void lm_int_heads(int32_t *y, const lm_int_token *tok, lm_int_state *st, const lm_int_layer *L, int h0, int h1,
                   lm_int_scratch *ws);

@@ -1,16 +1,16 @@
-/* The SSM units of the integer block: conv, nonlinearities, dt/dA/dB, the state step, the gate,
- * the residual (integer.h has the arithmetic of each). */
+/* The SSM units of the integer block: conv, nonlinearities, dt/dA/dB, the gate, the residual
+ * (integer.h has the arithmetic of each; the state step of a head is in ssm_head.c). */
 #include "integer/integer.h"
 
 #include <assert.h>
 #include <math.h>
 #include <string.h>
 
-void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q,
-                         const uint8_t *s, const lm_int_conv *p) {
+void lm_int_conv_channels(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q, const uint8_t *s,
+                          const lm_int_conv *p, int c0, int c1) {
     const int C = p->C, W = p->W, Cg = lm_pot_groups(C);
-    assert(W >= 1 && C % LM_POT_GROUP == 0);
-    for (int c = 0; c < C; c++) {
+    assert(W >= 1 && C % LM_POT_GROUP == 0 && c0 % LM_POT_GROUP == 0 && c1 % LM_POT_GROUP == 0 && 0 <= c0 && c1 <= C);
+    for (int c = c0; c < c1; c++) {
         const int g = c / LM_POT_GROUP;
         int64_t acc = p->b ? lm_shift_sat32(p->b[c], p->eb[g] + p->F_out) : 0;
         for (int k = 0; k < W; k++) {
@@ -21,12 +21,19 @@ void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const 
         }
         out[c] = lm_sat32(acc);
     }
-    if (W > 1) {
-        memmove(state_q, state_q + C, (size_t)(W - 2) * C);
-        memmove(state_s, state_s + Cg, (size_t)(W - 2) * Cg);
-        memcpy(state_q + (size_t)(W - 2) * C, q, (size_t)C);
-        memcpy(state_s + (size_t)(W - 2) * Cg, s, (size_t)Cg);
+    /* the state advances: row k takes row k + 1, the last row this input (these channels only) */
+    const int g0 = c0 / LM_POT_GROUP, g1 = c1 / LM_POT_GROUP;
+    for (int k = 0; k + 1 < W; k++) {
+        const int8_t *src_q = k + 2 < W ? state_q + (size_t)(k + 1) * C : q;
+        const uint8_t *src_s = k + 2 < W ? state_s + (size_t)(k + 1) * Cg : s;
+        memcpy(state_q + (size_t)k * C + c0, src_q + c0, (size_t)(c1 - c0));
+        memcpy(state_s + (size_t)k * Cg + g0, src_s + g0, (size_t)(g1 - g0));
     }
+}
+
+void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q,
+                         const uint8_t *s, const lm_int_conv *p) {
+    lm_int_conv_channels(out, state_q, state_s, q, s, p, 0, p->C);
 }
 
 void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits) {
@@ -79,46 +86,6 @@ void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, i
                 v[i] = lm_shift_sat32((int32_t)q_dt[h] * q_B[(size_t)g * N + ng * LM_POT_GROUP + i], L);
             lm_pot_quantize(q + (size_t)h * N + ng * LM_POT_GROUP, s + (size_t)h * Ng + ng, v, LM_POT_GROUP, 8);
         }
-    }
-}
-
-void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_t *h2_s, int32_t *hw,
-                     int8_t q_dA, uint8_t s_dA, const int8_t *q_dB, const uint8_t *s_dB,
-                     const int8_t *q_x, const uint8_t *s_x, const int8_t *q_C, const uint8_t *s_C,
-                     int16_t qD, int eD, const lm_int_head_sites *f) {
-    const int P = f->P, N = f->N, Ng = N / LM_POT_GROUP;
-    assert(P % LM_POT_GROUP == 0 && N % LM_POT_GROUP == 0);
-    /* h = dA * h + dB * x, wide at F_h */
-    for (int p = 0; p < P; p++) {
-        const int pg = p / LM_POT_GROUP;
-        for (int n = 0; n < N; n++) {
-            size_t i = (size_t)p * N + n;
-            int32_t dAh = lm_shift_sat32((int32_t)q_dA * h_q[i], s_dA + h_s[(size_t)pg * N + n] - f->F_dA);
-            int32_t dBx = lm_shift_sat32((int32_t)q_dB[n] * q_x[p],
-                                         s_dB[n / LM_POT_GROUP] + s_x[pg] - f->F_dB - f->F_x + f->F_h);
-            hw[i] = lm_sat32((int64_t)dAh + dBx);
-        }
-    }
-    /* the stored state: groups of 8 head_dim channels (a column of 8 rows for each n) */
-    for (int pg = 0; pg < P / LM_POT_GROUP; pg++)
-        for (int n = 0; n < N; n++) {
-            int8_t col[LM_POT_GROUP];
-            lm_pot_quantize_strided(col, h_s + (size_t)pg * N + n, hw + (size_t)pg * LM_POT_GROUP * N + n,
-                                    LM_POT_GROUP, N, 8);
-            for (int i = 0; i < LM_POT_GROUP; i++) h_q[(size_t)(pg * LM_POT_GROUP + i) * N + n] = col[i];
-        }
-    /* y = h . C + D x */
-    for (int p = 0; p < P; p++) {
-        lm_pot_quantize(h2_q + (size_t)p * N, h2_s + (size_t)p * Ng, hw + (size_t)p * N, N, 8);
-        int64_t acc = 0;
-        for (int ng = 0; ng < Ng; ng++) {
-            int32_t dot = 0;                                  /* 8 products: 17 bits */
-            for (int i = ng * LM_POT_GROUP; i < (ng + 1) * LM_POT_GROUP; i++) dot += h2_q[(size_t)p * N + i] * q_C[i];
-            acc += (int64_t)dot * ((int64_t)1 << (h2_s[(size_t)p * Ng + ng] + s_C[ng]));
-        }
-        int32_t yC = lm_shift_sat32(acc, f->F_y - f->F_h - f->F_C);
-        int32_t Dx = lm_shift_sat32((int32_t)q_x[p] * qD, s_x[p / LM_POT_GROUP] + eD - f->F_x + f->F_y);
-        y[p] = lm_sat32((int64_t)yC + Dx);
     }
 }
 

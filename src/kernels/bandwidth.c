@@ -1,6 +1,7 @@
-/* Read bandwidth probe: every pool thread streams its own part of one large buffer (as four
- * interleaved streams, see read_avx2); the best of a few passes counts (the first also pulls the
- * pages in). */
+/* What this machine can do, measured: the read bandwidth (every pool thread streams its own part
+ * of one large buffer, as four interleaved streams, see read_avx2; the best of a few passes counts,
+ * the first also pulls the pages in) and the peak int8 multiply-accumulate rate (the compute
+ * roofline of the integer kernels). */
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
@@ -81,5 +82,66 @@ double lm_measure_read_bandwidth(lm_pool *pool, size_t bytes) {
     for (int i = 0; i < 64; i++) keep ^= task.sink[i];
     (void)keep;
     free(buf);
+    return best / 1e9;
+}
+
+/* ---- peak int8 multiply-accumulates ----
+ * Independent accumulators (more than latency x throughput of the instruction), so nothing but the
+ * execution ports limits the rate: AVX-512 VNNI vpdpbusd (64 MACs), AVX2 vpmaddubsw (32 MACs, the
+ * AVX2 kernels' product; its int16 sums are added in pairs by vpmaddwd, not counted). */
+#define PEAK_CHAINS 16
+#define PEAK_ITERS 200000
+
+typedef struct {
+    lm_simd_level level;
+    int32_t sink[64];
+} peak_task;
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int32_t peak_avx512(void) {
+    __m512i acc[PEAK_CHAINS], u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-5);
+    for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = _mm512_set1_epi32(i);
+    for (int n = 0; n < PEAK_ITERS; n++) {
+#pragma GCC unroll 16
+        for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], u, s);
+        __asm__ volatile("" : "+v"(u), "+v"(s)); /* the operands are not loop invariants */
+    }
+    __m512i sum = acc[0];
+    for (int i = 1; i < PEAK_CHAINS; i++) sum = _mm512_add_epi32(sum, acc[i]);
+    return _mm512_reduce_add_epi32(sum);
+}
+
+__attribute__((target("avx2"))) static int32_t peak_avx2(void) {
+    __m256i acc[PEAK_CHAINS], u = _mm256_set1_epi8(3), s = _mm256_set1_epi8(-5);
+    for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = _mm256_set1_epi16((short)i);
+    for (int n = 0; n < PEAK_ITERS; n++) {
+#pragma GCC unroll 16
+        for (int i = 0; i < PEAK_CHAINS; i++) acc[i] = _mm256_add_epi16(acc[i], _mm256_maddubs_epi16(u, s));
+        __asm__ volatile("" : "+x"(u), "+x"(s));
+    }
+    __m256i sum = acc[0];
+    for (int i = 1; i < PEAK_CHAINS; i++) sum = _mm256_add_epi16(sum, acc[i]);
+    return _mm256_extract_epi32(sum, 0);
+}
+
+static void peak_part(void *p, int i, int n) {
+    peak_task *r = p;
+    r->sink[i & 63] = r->level == LM_SIMD_AVX512 ? peak_avx512() : peak_avx2();
+}
+
+double lm_measure_int8_peak(lm_pool *pool) {
+    lm_simd_level level = lm_simd_level_get();
+    if (level == LM_SIMD_SCALAR) return -1.0;
+    peak_task task = {level, {0}};
+    double macs_per_op = level == LM_SIMD_AVX512 ? 64 : 32, best = 0.0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = now_seconds();
+        lm_pool_run(pool, peak_part, &task);
+        double dt = now_seconds() - t0;
+        double rate = (double)lm_pool_size(pool) * PEAK_ITERS * PEAK_CHAINS * macs_per_op / dt;
+        if (dt > 0 && rate > best) best = rate;
+    }
+    volatile int32_t keep = 0;
+    for (int i = 0; i < 64; i++) keep ^= task.sink[i];
+    (void)keep;
     return best / 1e9;
 }

@@ -142,9 +142,20 @@ lm_status lm_qlinear_acc(int64_t *acc, const lm_qact *a, const lm_qweight *W, lm
  * `bytes` buffer (make it several times the last-level cache), best of a few passes.
  * Returns a negative value if the buffer cannot be allocated. */
 double lm_measure_read_bandwidth(lm_pool *pool, size_t bytes);
+/* Peak int8 multiply-accumulates in GMAC/s (1e9 MACs/s) of all pool threads at the SIMD level in
+ * use (AVX-512: vpdpbusd; AVX2: vpmaddubsw), best of a few passes of about 50 ms; negative at the
+ * scalar level. The compute roofline of the integer kernels: prefill tokens/s <= this / MACs per token. */
+double lm_measure_int8_peak(lm_pool *pool);
 
 /* ---- float32 ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K], W [O, K], y [T, O] */
 void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O, lm_pool *pool);
+
+/* ---- float16 weights (a quantized file's embedding and lm_head, used as stored) ----
+ * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K] float32, W [O, K] IEEE half bits, y [T, O] float32
+ * Exactly lm_matmul_f32 of W converted to float32 but for the order of the float sums
+ * (every half is a float). T == 1 streams W (memory bound); T > 1 converts tiles of rows
+ * once and multiplies all T tokens by each. */
+void lm_matmul_f16(float *y, const float *x, const uint16_t *W, int T, int K, int O, lm_pool *pool);
 
 #endif

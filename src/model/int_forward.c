@@ -17,6 +17,9 @@ struct lm_int_session {
     lm_int_token *tok;           /* [max_T] */
     int32_t *u;                  /* [T, D]  residual stream, Q10 */
     int32_t *zx;                 /* [T, E]  in_proj output at F_ip */
+    int8_t *xbc_q;               /* [T, C]  the conv input, pot8 at F_ip */
+    uint8_t *xbc_s;              /* [T, C/8] */
+    int32_t *conv;               /* [T, C]  conv output at F_conv */
     int32_t *y;                  /* [T, di] SSM output at F_y */
     int32_t *delta;              /* [T, D]  out_proj output, Q10 */
     int64_t *acc;                /* [T, max(E, D)] exact linear accumulators */
@@ -30,7 +33,8 @@ void lm_int_session_free(lm_int_session *is) {
     for (int i = 0; is->ws && i < is->n_workers; i++) lm_int_scratch_free(is->ws[i]);
     free(is->ws);
     lm_int_tokens_free(is->tok);
-    free(is->u); free(is->zx); free(is->y); free(is->delta); free(is->acc);
+    free(is->u); free(is->zx); free(is->xbc_q); free(is->xbc_s); free(is->conv); free(is->y); free(is->delta);
+    free(is->acc);
     lm_qact_free(&is->act_in);
     lm_qact_free(&is->act_out);
     free(is);
@@ -55,6 +59,8 @@ lm_status lm_int_session_init(lm_int_session **out, const lm_model *m, lm_pool *
     ALLOC(is->all.h_q, is->all.h_n, "SSM state"); ALLOC(is->all.h_s, is->all.h_n / 8, "SSM state");
     ALLOC(is->st, nl, "integer session"); ALLOC(is->ws, is->n_workers, "integer session");
     ALLOC(is->u, T * D, "integer session"); ALLOC(is->zx, T * E, "integer session");
+    ALLOC(is->xbc_q, T * L0->C, "integer session"); ALLOC(is->xbc_s, T * L0->C / 8, "integer session");
+    ALLOC(is->conv, T * L0->C, "integer session");
     ALLOC(is->y, T * di, "integer session"); ALLOC(is->delta, T * D, "integer session");
     ALLOC(is->acc, T * acc_w, "integer session");
 #undef ALLOC
@@ -106,6 +112,43 @@ static void block_in_part(void *p, int i, int n) {
     }
 }
 
+/* Stage 3a for tokens of part i: xBC -> pot8, the conv input. */
+static void xbc_quant_part(void *p, int i, int n) {
+    layer_task *a = p;
+    lm_int_session *is = a->is;
+    const int C = a->L->C;
+    int t0, t1;
+    lm_pool_split(a->T, i, n, 1, &t0, &t1);
+    for (int t = t0; t < t1; t++)
+        lm_pot_quantize(is->xbc_q + (size_t)t * C, is->xbc_s + (size_t)t * (C / 8),
+                        is->zx + (size_t)t * a->L->E + a->L->d_inner, C, 8);
+}
+
+/* Stage 3b for the channel tiles of part i, every token in order (each channel's conv state is its own). */
+static void conv_part(void *p, int i, int n) {
+    layer_task *a = p;
+    lm_int_session *is = a->is;
+    const int C = a->L->C;
+    lm_int_state *st = &is->st[a->l];
+    int g0, g1;
+    lm_pool_split(C / 8, i, n, 1, &g0, &g1);
+    if (g0 >= g1) return;
+    for (int t = 0; t < a->T; t++)
+        lm_int_conv_channels(is->conv + (size_t)t * C, st->conv_q, st->conv_s, is->xbc_q + (size_t)t * C,
+                             is->xbc_s + (size_t)t * (C / 8), &a->L->conv, g0 * 8, g1 * 8);
+}
+
+/* Stage 3c for tokens of part i: SiLU, dt, dA, dB from the conv output. */
+static void mixer_act_part(void *p, int i, int n) {
+    layer_task *a = p;
+    lm_int_session *is = a->is;
+    int t0, t1;
+    lm_pool_split(a->T, i, n, 1, &t0, &t1);
+    for (int t = t0; t < t1; t++)
+        lm_int_mixer_act(&is->tok[t], is->zx + (size_t)t * a->L->E, is->conv + (size_t)t * a->L->C, a->L, is->ws[i],
+                         NULL);
+}
+
 /* Stage 4 for heads of part i, every token in order (each head's recurrence is its own). */
 static void heads_part(void *p, int i, int n) {
     layer_task *a = p;
@@ -145,8 +188,9 @@ static void layer_forward(lm_int_session *is, int l, int T) {
     layer_task task = {is, L, l, T};
     lm_pool_run(is->pool, block_in_part, &task);
     linear(is->zx, is->acc, &is->act_in, L->in_proj, L->F_ip, T, is->pool);
-    for (int t = 0; t < T; t++)   /* the conv state runs through the tokens in order */
-        lm_int_mixer_in(&is->tok[t], is->zx + (size_t)t * L->E, &is->st[l], L, is->ws[0], NULL);
+    lm_pool_run(is->pool, xbc_quant_part, &task);   /* lm_int_mixer_in, in three passes */
+    lm_pool_run(is->pool, conv_part, &task);
+    lm_pool_run(is->pool, mixer_act_part, &task);
     lm_pool_run(is->pool, heads_part, &task);
     lm_pool_run(is->pool, mixer_out_part, &task);
     linear(is->delta, is->acc, &is->act_out, L->out_proj, LM_RES_F, T, is->pool);

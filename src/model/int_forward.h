@@ -2,9 +2,10 @@
  * over chunks of tokens. The golden model (src/integer, lm_int_block_forward) defines the bits;
  * this runs the same stages with in_proj/out_proj batched over the chunk through the SIMD
  * integer kernels (lm_qlinear_acc + lm_int_linear_round, exactly lm_int_linear_fixed), the
- * per-token stages spread over the pool by token and the state step by head. Every stage is
- * per token and the heads are independent, so the result is the same for any chunking and
- * any thread count. */
+ * per-token stages spread over the pool by token, the conv by channel tile (in token order) and
+ * the state step by head (every unit at the best SIMD level). Every stage is per token, and the
+ * channels of the conv and the heads are independent, so the result is the same for any
+ * chunking and any thread count. */
 #ifndef LM_MODEL_INT_FORWARD_H
 #define LM_MODEL_INT_FORWARD_H
 #include "model/model.h"

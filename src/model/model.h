@@ -1,7 +1,9 @@
 /* The in-memory model: configuration, per-layer weights and where they live.
  * Float tensors are float32; a checkpoint stored as float32 is used in place from its
  * memory map, float16/bfloat16 tensors are converted once at load into owned memory.
- * Quantized models (src/quant) fill the same structure with integer linear layers. */
+ * Quantized models (src/quant) fill the same structure with integer linear layers, and
+ * keep their float16 embedding and lm_head as stored (in the file's map: half the bytes
+ * of float32 to read per decode step; every half converts exactly to a float). */
 #ifndef LM_MODEL_MODEL_H
 #define LM_MODEL_MODEL_H
 #include "lightmamba.h"
@@ -10,13 +12,14 @@
 #include "integer/integer.h"
 #include "quant/hadamard.h"
 
-typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT } lm_linear_kind;
+typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT, LM_LINEAR_F16 } lm_linear_kind;
 
-/* y = W x (+ bias): a linear layer in float32 or in the integer format of kernels.h. */
+/* y = W x (+ bias): a linear layer in float32, IEEE float16 or the integer format of kernels.h. */
 typedef struct {
     lm_linear_kind kind;
     int rows, cols;      /* O x K */
     const float *w;      /* F32: [rows, cols] */
+    const uint16_t *w16; /* F16: [rows, cols] IEEE half bits */
     const float *bias;   /* [rows] or NULL */
     lm_qweight q;        /* INT: weights and scales */
     int abits;           /* INT: activation bits (4 or 8) */
@@ -36,9 +39,12 @@ typedef struct {
 
 struct lm_model {
     lm_config cfg;
-    const float *embedding;  /* [vocab_size, d_model] */
+    /* [vocab_size, d_model], exactly one of the two: float32, or IEEE half bits (quantized
+     * files); read a row with embedding_forward (model/ops.h) */
+    const float *embedding;
+    const uint16_t *embedding_f16;
     const float *norm_f;     /* [d_model] */
-    lm_linear lm_head;       /* [vocab_size, d_model]; w == embedding when tied */
+    lm_linear lm_head;       /* [vocab_size, d_model]; tied: w == embedding (F32) or w16 == embedding_f16 (F16) */
     lm_layer *layers;        /* [n_layer] */
     char *tokenizer_path;    /* tokenizer.json to use with this model */
     /* Storage and inspection (filled by the loaders, released by lm_model_free in src/io):

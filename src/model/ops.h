@@ -11,20 +11,24 @@
 /* out[t] = x[t] / sqrt(mean_i x[t][i]^2 + eps) * w          x, out [T, D], w [D]; out may be x */
 void rmsnorm_forward(float *out, const float *x, const float *w, int T, int D, float eps);
 
+/* x[t] = embedding row tokens[t] as float32 (exact from float16)   x [T, D]; tokens in [0, vocab) */
+void embedding_forward(float *x, const lm_model *m, const int32_t *tokens, int T);
+
 /* y[t] = W x[t] (+ bias)                                      x [T, K], y [T, O]
- * Every linear layer goes through here, whatever its storage (float32 or integer).
+ * Every linear layer goes through here, whatever its storage (float32, float16 or integer).
  * act: scratch for an integer layer's quantized activations (room for T tokens of K
  * channels, L->abits, L->q.wbits); NULL for float layers. */
 void linear_forward(float *y, const float *x, const lm_linear *L, int T, lm_pool *pool, lm_qact *act);
 
-/* Causal depthwise convolution, bias and SiLU:
+/* Causal depthwise convolution, bias and SiLU, of channels [c0, c1):
  *   out[t][c] = SiLU(b[c] + sum_{k<W} w[c][k] * in[t - (W-1) + k][c])
  * where rows before the chunk come from state [W-1, C] (the previous W-1 inputs, oldest
- * first), which is then advanced to the chunk's last W-1 inputs.
+ * first), which is then advanced to the chunk's last W-1 inputs. Channels are independent:
+ * disjoint ranges may run in parallel.
  * in [T, C] with row stride in_stride (a column slice of in_proj's output), out [T, C],
  * w [C, W], b [C] or NULL. */
 void conv1d_silu_forward(float *out, float *state, const float *in, int in_stride,
-                         const float *w, const float *b, int T, int C, int W);
+                         const float *w, const float *b, int T, int C, int W, int c0, int c1);
 
 /* The selective scan of heads [h0, h1) over T tokens, one token at a time:
  *   dt  = clamp(softplus(dt_raw[t][hd] + dt_bias[hd]), dt_min, dt_max)
@@ -36,10 +40,12 @@ void conv1d_silu_forward(float *out, float *state, const float *in, int in_strid
 void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
                  const lm_layer *L, const lm_config *cfg, int T, int h0, int h1);
 
-/* Gated RMSNorm (norm_before_gate = false), per group of d_inner/G channels:
+/* Gated RMSNorm (norm_before_gate = false) is the two steps below:
  *   v = y[t] * SiLU(z[t]);  out[t][i] = v[i] / sqrt(mean_{group(i)} v^2 + eps) * w[i]
- * y, out [T, d_inner] (out may be y), z [T, d_inner] with row stride z_stride, w [d_inner]. */
-void gated_rmsnorm_forward(float *out, const float *y, const float *z, int z_stride, const float *w,
-                           int T, int d_inner, int G, float eps);
+ * The gate, of channels [i0, i1) (disjoint ranges may run in parallel), in place:
+ *   y[t][i] *= SiLU(z[t][i])          y [T, d_inner], z [T, d_inner] with row stride z_stride */
+void silu_gate_forward(float *y, const float *z, int z_stride, int T, int d_inner, int i0, int i1);
+/* RMSNorm of each group of d_inner/G channels, in place     y [T, d_inner], w [d_inner] */
+void group_rmsnorm_forward(float *y, const float *w, int T, int d_inner, int G, float eps);
 
 #endif

@@ -53,6 +53,11 @@ lm_status lm_sampler_init(lm_sampler **out, int n_candidates, float temperature,
     return LM_OK;
 }
 
+int lm_token_candidates(const lm_model *model, const lm_tokenizer *tok) {
+    const int rows = lm_model_config(model)->vocab_size, ids = lm_tokenizer_vocab_size(tok);
+    return ids < rows ? ids : rows;
+}
+
 void lm_sampler_free(lm_sampler *s) {
     if (!s) return;
     free(s->probs);

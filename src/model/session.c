@@ -1,10 +1,12 @@
 /* Sessions: the Mamba2 forward pass over chunks of tokens, with the recurrent state.
  *
  * Per chunk of T <= LM_SESSION_CHUNK tokens, each block runs
- *   xn = RMSNorm(x) ; zxbcdt = in_proj xn           (GEMM over the chunk)
- *   xbc = SiLU(conv1d([conv state ; xBC]) + b)      (causal, depthwise)
- *   y = selective scan(x, B, C, dt) per head         (sequential in t, heads in parallel)
- *   y = gated RMSNorm(y, z) ; x += out_proj y        (GEMM over the chunk)
+ *   xn = RMSNorm(x)                                  (tokens in parallel)
+ *   zxbcdt = in_proj xn                              (GEMM over the chunk)
+ *   xbc = SiLU(conv1d([conv state ; xBC]) + b)      (causal, depthwise; channels in parallel)
+ *   y = selective scan(x, B, C, dt) * SiLU(z)        (sequential in t, heads in parallel)
+ *   y = group RMSNorm(y) (, Hadamard y)              (tokens in parallel)
+ *   x += out_proj y                                  (GEMM over the chunk)
  * then norm_f and lm_head for the rows whose logits are wanted. Decode is T = 1.
  * Memory is fixed by LM_SESSION_CHUNK, whatever the input length. */
 #include "model/session.h"
@@ -14,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static size_t conv_dim(const lm_config *c) { return (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state; }
 static size_t in_proj_width(const lm_config *c) { return 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads; }
@@ -89,19 +92,100 @@ void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx) {
     s->observer_ctx = ctx;
 }
 
-/* The scan of one layer, heads split evenly across the pool's workers. */
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lm_session_set_profile(lm_session *s, lm_stage_profile *p) {
+    s->profile = p;
+    if (p) p->mark = now_seconds();
+}
+
+const char *lm_stage_name(lm_stage stage) {
+    static const char *const names[LM_STAGE_COUNT] = {"norms", "linear", "conv", "ssm", "hadamard", "lm_head",
+                                                      "integer blocks", "other"};
+    return stage >= 0 && stage < LM_STAGE_COUNT ? names[stage] : "?";
+}
+
+/* Charges the time since the previous mark to `stage`. */
+static inline void stage_done(lm_session *s, lm_stage stage) {
+    if (!s->profile) return;
+    double t = now_seconds();
+    s->profile->seconds[stage] += t - s->profile->mark;
+    s->profile->mark = t;
+}
+
+/* The parallel steps of one block. Each part's share is fixed by its index (heads, channels in
+ * whole cache lines, or tokens), and each element is computed the same way whichever part holds
+ * it, so the results do not depend on the number of threads. */
 typedef struct {
     lm_session *s;
     int layer, T;
-} ssm_task;
+} block_task;
 
-static void ssm_task_run(void *arg, int i, int n) {
-    ssm_task *a = arg;
+/* the block's RMSNorm, tokens split over the parts */
+static void norm_task_run(void *arg, int i, int n) {
+    block_task *a = arg;
     const lm_config *c = &a->s->m->cfg;
-    int h0 = (int)((long)c->n_heads * i / n), h1 = (int)((long)c->n_heads * (i + 1) / n);
+    const size_t D = (size_t)c->d_model;
+    int t0, t1;
+    lm_pool_split(a->T, i, n, 1, &t0, &t1);
+    rmsnorm_forward(a->s->xn + t0 * D, a->s->x + t0 * D, a->s->m->layers[a->layer].norm, t1 - t0, (int)D, c->eps);
+}
+
+/* conv1d + SiLU, channels split over the parts */
+static void conv_task_run(void *arg, int i, int n) {
+    block_task *a = arg;
+    const lm_config *c = &a->s->m->cfg;
+    const lm_layer *L = &a->s->m->layers[a->layer];
+    const int C = (int)conv_dim(c);
+    int c0, c1;
+    lm_pool_split(C, i, n, 16, &c0, &c1);
+    conv1d_silu_forward(a->s->xbc, a->s->conv_state + (size_t)a->layer * conv_state_size(c), a->s->zxbcdt + c->d_inner,
+                        (int)in_proj_width(c), L->conv_w, L->conv_b, a->T, C, c->d_conv, c0, c1);
+}
+
+/* the scan, then the SiLU(z) gate, of the part's heads */
+static void ssm_task_run(void *arg, int i, int n) {
+    block_task *a = arg;
+    const lm_config *c = &a->s->m->cfg;
+    int h0, h1;
+    lm_pool_split(c->n_heads, i, n, 1, &h0, &h1);
     ssm_forward(a->s->y, a->s->ssm_state + (size_t)a->layer * ssm_state_size(c), a->s->xbc,
                 a->s->zxbcdt + 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state,
                 (int)in_proj_width(c), &a->s->m->layers[a->layer], c, a->T, h0, h1);
+    silu_gate_forward(a->s->y, a->s->zxbcdt /* z */, (int)in_proj_width(c), a->T, c->d_inner, h0 * c->head_dim,
+                      h1 * c->head_dim);
+}
+
+/* the group RMSNorm of the gated RMSNorm, tokens split over the parts */
+static void gnorm_task_run(void *arg, int i, int n) {
+    block_task *a = arg;
+    const lm_config *c = &a->s->m->cfg;
+    int t0, t1;
+    lm_pool_split(a->T, i, n, 1, &t0, &t1);
+    group_rmsnorm_forward(a->s->y + (size_t)t0 * c->d_inner, a->s->m->layers[a->layer].gnorm, t1 - t0, c->d_inner,
+                          c->n_groups, c->eps);
+}
+
+/* LightMamba's online Hadamard rotation, tokens split over the parts */
+static void rotate_task_run(void *arg, int i, int n) {
+    block_task *a = arg;
+    int t0, t1;
+    lm_pool_split(a->T, i, n, 1, &t0, &t1);
+    lm_hadamard_rotate(a->s->m->rot_inner, a->s->y + (size_t)t0 * a->s->m->cfg.d_inner, t1 - t0);
+}
+
+/* A step whose work grows with the chunk: split over the pool for a chunk, run on the caller
+ * for one token, where it is a few microseconds, no more than a hand-off may cost on a busy
+ * machine (the conv at T = 1 measured no faster split). */
+static void chunk_step(lm_session *s, lm_task_fn fn, block_task *task) {
+    if (task->T > 1)
+        lm_pool_run(s->pool, fn, task);
+    else
+        fn(task, 0, 1);
 }
 
 static void observe(lm_session *s, int layer, lm_site site, const float *x, int T, int K) {
@@ -112,30 +196,41 @@ static void observe(lm_session *s, int layer, lm_site site, const float *x, int 
 static void block_forward(lm_session *s, int l, int T) {
     const lm_config *c = &s->m->cfg;
     const lm_layer *L = &s->m->layers[l];
-    const int D = c->d_model, E = (int)in_proj_width(c);
+    const int D = c->d_model;
 
-    rmsnorm_forward(s->xn, s->x, L->norm, T, D, c->eps);
+    block_task task = {s, l, T};
+    chunk_step(s, norm_task_run, &task);
+    stage_done(s, LM_STAGE_NORM);
     observe(s, l, LM_SITE_IN_PROJ, s->xn, T, D);
     linear_forward(s->zxbcdt, s->xn, &L->in_proj, T, s->pool, &s->act_in);
+    stage_done(s, LM_STAGE_LINEAR);
 
-    conv1d_silu_forward(s->xbc, s->conv_state + (size_t)l * conv_state_size(c), s->zxbcdt + c->d_inner, E,
-                        L->conv_w, L->conv_b, T, (int)conv_dim(c), c->d_conv);
-    ssm_task task = {s, l, T};
-    lm_pool_run(s->pool, ssm_task_run, &task);
-    gated_rmsnorm_forward(s->y, s->y, s->zxbcdt /* z */, E, L->gnorm, T, c->d_inner, c->n_groups, c->eps);
+    chunk_step(s, conv_task_run, &task);
+    stage_done(s, LM_STAGE_CONV);
+    lm_pool_run(s->pool, ssm_task_run, &task); /* with the gate of the gated RMSNorm */
+    stage_done(s, LM_STAGE_SSM);
+    chunk_step(s, gnorm_task_run, &task);
+    stage_done(s, LM_STAGE_NORM);
     /* LightMamba: the online Hadamard rotation of out_proj's input (its transpose is fused into out_proj). */
-    if (s->m->rot_inner) lm_hadamard_rotate(s->m->rot_inner, s->y, T);
+    if (s->m->rot_inner) {
+        chunk_step(s, rotate_task_run, &task);
+        stage_done(s, LM_STAGE_HADAMARD);
+    }
 
     observe(s, l, LM_SITE_OUT_PROJ, s->y, T, c->d_inner);
     linear_forward(s->out, s->y, &L->out_proj, T, s->pool, &s->act_out);
+    stage_done(s, LM_STAGE_LINEAR);
     for (size_t i = 0; i < (size_t)T * D; i++) s->x[i] += s->out[i];
+    stage_done(s, LM_STAGE_OTHER);
 }
 
 /* norm_f then lm_head for rows [r0, r0 + n) of the chunk: logits [n, vocab]. */
 static void head_forward(lm_session *s, int r0, int n, float *logits) {
     const lm_config *c = &s->m->cfg;
     rmsnorm_forward(s->xn, s->x + (size_t)r0 * c->d_model, s->m->norm_f, n, c->d_model, c->eps);
+    stage_done(s, LM_STAGE_NORM);
     linear_forward(logits, s->xn, &s->m->lm_head, n, s->pool, NULL);
+    stage_done(s, LM_STAGE_HEAD);
 }
 
 lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits) {
@@ -146,16 +241,20 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return lm_fail(LM_ERR_ARG, "token id %d at position %zu is outside the vocabulary [0, %d)",
                            (int)tokens[i], i, c->vocab_size);
+    if (s->profile) s->profile->mark = now_seconds();
 
     for (size_t done = 0; done < n;) {
         int T = (int)(n - done < LM_SESSION_CHUNK ? n - done : LM_SESSION_CHUNK);
-        for (int t = 0; t < T; t++)
-            memcpy(s->x + t * D, s->m->embedding + (size_t)tokens[done + t] * D, D * sizeof(float));
-        if (s->int_s)
+        embedding_forward(s->x, s->m, tokens + done, T);
+        stage_done(s, LM_STAGE_OTHER);
+        if (s->int_s) {
             lm_int_session_forward(s->int_s, s->x, T);   /* LightMamba*: the blocks in integers */
-        else
+            stage_done(s, LM_STAGE_INT_BLOCKS);
+        } else {
             for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
+        }
         if (done + T == n) memcpy(s->last_hidden, s->x + (size_t)(T - 1) * D, D * sizeof(float));
+        stage_done(s, LM_STAGE_OTHER);
         if (logits)
             head_forward(s, 0, T, logits + done * V);
         else if (last_logits && done + T == n)
@@ -163,12 +262,14 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         done += T;
     }
     if (logits && last_logits) memcpy(last_logits, logits + (n - 1) * V, V * sizeof(float));
+    stage_done(s, LM_STAGE_OTHER);
     s->n_tokens += n;
     return LM_OK;
 }
 
 lm_status lm_session_last_logits(lm_session *s, float *logits) {
     if (s->n_tokens == 0) return lm_fail(LM_ERR_ARG, "no token has been fed yet: there are no logits to give");
+    if (s->profile) s->profile->mark = now_seconds();
     memcpy(s->x, s->last_hidden, (size_t)s->m->cfg.d_model * sizeof(float));
     head_forward(s, 0, 1, logits);
     return LM_OK;

@@ -29,6 +29,32 @@ struct lm_session {
     /* SSM mode pot8 (LightMamba*): the integer blocks' state and scratch (model/int_forward.h);
      * NULL otherwise. conv_state/ssm_state are then unused. */
     struct lm_int_session *int_s;
+    /* where the time goes (lm_session_set_profile); NULL: not measured */
+    struct lm_stage_profile *profile;
 };
+
+/* Wall time of lm_session_forward / lm_session_last_logits by stage (as seen by the calling
+ * thread; a parallel stage counts once), for `lightmamba bench --profile`. Costs one clock read
+ * per stage when set, one branch when not. */
+typedef enum {
+    LM_STAGE_NORM,        /* block RMSNorm, gated RMSNorm, norm_f */
+    LM_STAGE_LINEAR,      /* in_proj, out_proj (integer layers: with the activation quantization) */
+    LM_STAGE_CONV,        /* causal conv1d + SiLU */
+    LM_STAGE_SSM,         /* the selective scan */
+    LM_STAGE_HADAMARD,    /* LightMamba's online rotation of out_proj's input */
+    LM_STAGE_HEAD,        /* lm_head */
+    LM_STAGE_INT_BLOCKS,  /* SSM mode pot8: the integer blocks, not broken down */
+    LM_STAGE_OTHER,       /* embedding rows, residual adds, copies */
+    LM_STAGE_COUNT
+} lm_stage;
+
+typedef struct lm_stage_profile {
+    double seconds[LM_STAGE_COUNT];
+    double mark;          /* the end of the last stage (internal) */
+} lm_stage_profile;
+
+/* Accumulate into p (zero it first) from now on; NULL stops. */
+void lm_session_set_profile(lm_session *s, lm_stage_profile *p);
+const char *lm_stage_name(lm_stage stage);
 
 #endif

@@ -122,6 +122,8 @@ static uint32_t hash_linear(uint32_t crc, const lm_linear *L) {
     const uint64_t O = (uint64_t)L->rows, K = (uint64_t)L->cols;
     if (L->kind == LM_LINEAR_F32) {
         crc = hash_tensor(crc, L->w, O * K * 4);
+    } else if (L->kind == LM_LINEAR_F16) {
+        crc = hash_tensor(crc, L->w16, O * K * 2);
     } else {
         crc = hash_tensor(crc, L->q.q, O * L->q.row_stride);
         crc = hash_tensor(crc, L->q.scale, O * ((K + 127) / 128));
@@ -134,7 +136,9 @@ static uint32_t model_identity(const lm_model *m) {
     const lm_config *c = &m->cfg;
     const uint64_t D = (uint64_t)c->d_model, H = (uint64_t)c->n_heads, f = sizeof(float);
     const uint64_t conv_dim = (uint64_t)c->d_inner + 2 * (uint64_t)c->n_groups * c->d_state;
-    uint32_t crc = hash_tensor(0, m->embedding, (uint64_t)c->vocab_size * D * f);
+    /* the embedding as held: float32, or the float16 bits of a quantized file */
+    uint32_t crc = m->embedding_f16 ? hash_tensor(0, m->embedding_f16, (uint64_t)c->vocab_size * D * 2)
+                                    : hash_tensor(0, m->embedding, (uint64_t)c->vocab_size * D * f);
     for (int l = 0; l < c->n_layer; l++) {
         const lm_layer *L = &m->layers[l];
         crc = hash_tensor(crc, L->norm, D * f);

@@ -6,8 +6,8 @@ static uint64_t linear_bytes(const lm_linear *L) {
     uint64_t rows = (uint64_t)L->rows, bytes;
     if (L->kind == LM_LINEAR_INT) /* packed rows, one scale byte per 128 inputs, one e0 byte per row */
         bytes = rows * (uint64_t)L->q.row_stride + rows * (uint64_t)((L->cols + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP) + rows;
-    else
-        bytes = rows * (uint64_t)L->cols * sizeof(float);
+    else /* float32 or float16 weights */
+        bytes = rows * (uint64_t)L->cols * (L->kind == LM_LINEAR_F16 ? 2 : sizeof(float));
     return bytes + (L->bias ? rows * sizeof(float) : 0);
 }
 
@@ -22,7 +22,10 @@ void lm_decode_traffic_count(const lm_model *m, lm_decode_traffic *t) {
              DI * f + linear_bytes(&L->out_proj);
     }
     t->lm_head = linear_bytes(&m->lm_head);
-    t->weights = w + D * f /* norm_f */ + t->lm_head + D * f /* embedding row */;
-    t->state = (uint64_t)c->n_layer * ((uint64_t)(c->d_conv - 1) * CD + H * c->head_dim * c->d_state) * f;
+    t->weights = w + D * f /* norm_f */ + t->lm_head + D * (m->embedding_f16 ? 2 : f) /* embedding row */;
+    const uint64_t conv = (uint64_t)c->n_layer * (uint64_t)(c->d_conv - 1) * CD,
+                   ssm = (uint64_t)c->n_layer * H * c->head_dim * c->d_state;
+    /* SSM mode pot8: int8 values and one exponent byte per 8 (model/int_forward.c) */
+    t->state = m->int_layers ? conv + conv / 8 + ssm + ssm / 8 : (conv + ssm) * f;
     t->total = t->weights + 2 * t->state;
 }

@@ -1,12 +1,13 @@
 /* Memory traffic of one decode step (T = 1), counted from the model's tensors as they are
  * held in memory (what the kernels actually read: integer weights packed as stored, with
- * their scale bytes and row exponents; float tensors as float32, the F16 ones of a file
- * included, since they are converted at load):
+ * their scale bytes and row exponents; the embedding and lm_head of a quantized file as its
+ * float16, used in place; other float tensors as float32):
  *   weights  every tensor of every block (norms, in_proj, conv, dt_bias, A, D, gated norm,
  *            out_proj, biases), norm_f, lm_head (once, even when tied) and one embedding row
  *   state    the recurrent state, conv [n_layer, d_conv-1, conv_dim] and SSM [n_layer, H, P, N]
- *            float32, read once and written once per step (it is larger than the caches at
- *            real sizes: 168 MB for Mamba2-2.7B)
+ *            float32 (SSM mode pot8: int8 with one exponent byte per 8 values), read once and
+ *            written once per step (it is larger than the caches at real sizes: 168 MB for
+ *            Mamba2-2.7B in float32)
  *   total    weights + 2 * state
  * Activations (a few d_inner-wide vectors per layer) stay in cache and are not counted. */
 #ifndef LM_MODEL_TRAFFIC_H

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "model/int_forward.h"
+#include "model/ops.h"
 #include "model/session.h"
 
 enum { MAX_ARRAYS = 128, NAME_MAX_LEN = 64 };
@@ -117,15 +118,8 @@ static void remove_tmp(const vec_writer *w) {
     rmdir(w->tmp);
 }
 
-static int32_t argmax(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, int layer, const char *dir,
-                          int n_threads, lm_vectors_result *result) {
+lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, int n_candidates, int layer,
+                          const char *dir, int n_threads, lm_vectors_result *result) {
     const lm_config *c = &m->cfg;
     if (!m->int_layers)
         return lm_fail(LM_ERR_ARG, "vectors: the model is not an integer model (quantize it with --ssm pot8)");
@@ -133,27 +127,32 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
         return lm_fail(LM_ERR_ARG, "vectors: layer %d is out of range (the model has %d layers: 0..%d)", layer,
                        c->n_layer, c->n_layer - 1);
     if (n_ids == 0) return lm_fail(LM_ERR_ARG, "vectors: the prompt has no tokens");
+    if (n_candidates < 1 || n_candidates > c->vocab_size)
+        return lm_fail(LM_ERR_ARG, "vectors: %d candidate tokens is out of range [1, %d]", n_candidates, c->vocab_size);
     struct stat sb;
     if (lstat(dir, &sb) == 0) return lm_fail(LM_ERR_ARG, "vectors: %s already exists (remove it first)", dir);
     if (strlen(dir) > 4000) return lm_fail(LM_ERR_ARG, "vectors: output path too long");
 
     lm_session *s = NULL;
-    float *logits = NULL;
+    lm_sampler *greedy = NULL;
+    float *logits = NULL, *row = NULL;
     int32_t *u = NULL;
     lm_int_scratch *ws = NULL;
     vec_writer *w = NULL;
     char tmp[4096];
     int made_tmp = 0;
     lm_status st = lm_session_init(&s, m, n_threads);
+    if (!st) st = lm_sampler_init(&greedy, n_candidates, 0.0f, 1.0f, 0);
     if (!st) st = lm_calloc(&logits, (size_t)c->vocab_size, sizeof *logits, "vectors");
     if (!st) st = lm_calloc(&u, (size_t)c->d_model, sizeof *u, "vectors");
+    if (!st) st = lm_calloc(&row, (size_t)c->d_model, sizeof *row, "vectors");
     if (!st) st = lm_calloc(&w, 1, sizeof *w, "vectors");
     if (!st) st = lm_int_scratch_init(&ws, &m->int_layers[0]);
     /* the prompt's prefill, then the greedy next token as the decode step's input */
     if (!st) st = lm_session_forward(s, ids, n_ids, NULL, logits);
     int32_t token = 0;
     if (!st) {
-        token = argmax(logits, c->vocab_size);
+        token = lm_sampler_sample(greedy, logits);
         snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", dir);
         if (!mkdtemp(tmp))
             st = lm_fail(LM_ERR_IO, "vectors: cannot create a directory beside %s: %s", dir, strerror(errno));
@@ -163,7 +162,8 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
     if (!st) {
         /* the step's residual through the layers before (the same golden step the session takes) */
         w->tmp = tmp;
-        lm_int_residual_from_f32(u, m->embedding + (size_t)token * c->d_model, c->d_model);
+        embedding_forward(row, m, &token, 1);
+        lm_int_residual_from_f32(u, row, c->d_model);
         for (int l = 0; l < layer; l++)
             lm_int_block_forward(u, lm_int_session_state(s->int_s, l), &m->int_layers[l], ws);
         const lm_int_layer *L = &m->int_layers[layer];
@@ -178,8 +178,10 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
     if (st && made_tmp) remove_tmp(w);
     if (!st && result) *result = (lm_vectors_result){token, w->n};
     lm_int_scratch_free(ws);
+    lm_sampler_free(greedy);
     lm_session_free(s);
     free(logits);
+    free(row);
     free(u);
     free(w);
     return st;

@@ -12,10 +12,12 @@ typedef struct {
     int n_arrays;
 } lm_vectors_result;
 
-/* ids [n_ids] the prompt (>= 1 token); layer in [0, n_layer); m quantized with SSM mode pot8.
+/* ids [n_ids] the prompt (>= 1 token); the greedy next token is chosen among ids [0, n_candidates)
+ * (lm_token_candidates: the tokenizer's ids, not a padded vocabulary's extra rows), 1 <= n_candidates
+ * <= vocab_size; layer in [0, n_layer); m quantized with SSM mode pot8.
  * Writes dir/manifest.json and one file per array into a fresh dir.tmp.XXXXXX beside dir, then
  * renames it to dir: dir appears whole or not at all. dir must not exist. */
-lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, int layer, const char *dir,
-                          int n_threads, lm_vectors_result *result);
+lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, int n_candidates, int layer,
+                          const char *dir, int n_threads, lm_vectors_result *result);
 
 #endif

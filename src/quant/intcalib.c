@@ -72,7 +72,7 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
                     s = lm_fail(LM_ERR_ARG, "integer calibration: token id %d is outside the vocabulary", (int)id);
                     break;
                 }
-                memcpy(r.x + t * D, m->embedding + (size_t)id * D, D * sizeof(float));
+                embedding_forward(r.x + t * D, m, &id, 1);
             }
             if (s) break;
             chunk_forward(&r, cal, n);

@@ -222,8 +222,12 @@ static void collect_tensors(tensor_list *L, const lm_model *m) {
     const lm_config *c = &m->cfg;
     const uint64_t D = (uint64_t)c->d_model, V = (uint64_t)c->vocab_size, DI = (uint64_t)c->d_inner,
                    H = (uint64_t)c->n_heads, CD = DI + 2 * (uint64_t)c->n_groups * c->d_state;
-    /* The embedding and an untied lm_head are stored as float16 (the checkpoints' own precision). */
-    list_add_f16(L, "backbone.embeddings.weight", SHAPE(V, D), m->embedding);
+    /* The embedding and an untied lm_head are stored as float16 (the checkpoints' own precision);
+     * a model loaded from a file holds them as float16 already. */
+    if (m->embedding_f16)
+        list_add(L, "backbone.embeddings.weight", DT_F16, SHAPE(V, D), m->embedding_f16);
+    else
+        list_add_f16(L, "backbone.embeddings.weight", SHAPE(V, D), m->embedding);
     for (int i = 0; i < c->n_layer; i++) {
         const lm_layer *ly = &m->layers[i];
         char p[NAME_BYTES], name[NAME_BYTES + 32];
@@ -244,8 +248,10 @@ static void collect_tensors(tensor_list *L, const lm_model *m) {
     }
     list_add(L, "backbone.norm_f.weight", DT_F32, SHAPE(D), m->norm_f);
     if (!c->tie_embeddings) {
-        if (m->lm_head.kind != LM_LINEAR_F32)
+        if (m->lm_head.kind == LM_LINEAR_INT)
             L->status = lm_fail(LM_ERR_UNSUPPORTED, "an integer lm_head cannot be stored (format version 1)");
+        else if (m->lm_head.kind == LM_LINEAR_F16)
+            list_add(L, "lm_head.weight", DT_F16, SHAPE(V, D), m->lm_head.w16);
         else
             list_add_f16(L, "lm_head.weight", SHAPE(V, D), m->lm_head.w);
     }
@@ -532,6 +538,21 @@ static lm_status take_float(qloader *L, const char *name, int optional, int ndim
     return LM_OK;
 }
 
+/* The embedding or the lm_head, used in place from the map as stored: F16 in *h (for the float16
+ * kernels: half the bytes to read of float32), F32 in *f; the other pointer is NULL. */
+static lm_status take_f16_or_f32(qloader *L, const char *name, int ndim, const uint64_t *shape, const float **f,
+                                 const uint16_t **h) {
+    const qtensor *t;
+    *f = NULL;
+    *h = NULL;
+    LM_TRY(take(L, name, 0, 1u << DT_F32 | 1u << DT_F16, ndim, shape, &t));
+    if (t->dtype == DT_F16)
+        *h = t->data;
+    else
+        *f = t->data;
+    return LM_OK;
+}
+
 /* Weights outside [-qmax, qmax] (the nibble -8, the byte -128) break the kernels' contract. */
 static int weights_in_range(const qtensor *t) {
     const unsigned char *p = t->data;
@@ -540,7 +561,7 @@ static int weights_in_range(const qtensor *t) {
     return 1;
 }
 
-/* A linear layer: integer (qweight, scales, e0) when `integer`, else float (weight). */
+/* A linear layer: integer (qweight, scales, e0) when `integer`, else float16 or float32 (weight). */
 static lm_status take_linear(qloader *L, const char *prefix, int integer, int rows, int cols, lm_linear *lin) {
     char name[NAME_BYTES + 32];
     const uint64_t O = (uint64_t)rows, K = (uint64_t)cols;
@@ -570,9 +591,9 @@ static lm_status take_linear(qloader *L, const char *prefix, int integer, int ro
             if ((s[i] & 15) > LM_WEXP_MAX || (s[i] >> 4) > LM_WEXP_MAX)
                 return lm_fail(LM_ERR_FORMAT, "%s: tensor %s.scales has an exponent above %d", L->path, prefix, LM_WEXP_MAX);
     } else {
-        lin->kind = LM_LINEAR_F32;
         snprintf(name, sizeof name, "%s.weight", prefix);
-        LM_TRY(take_float(L, name, 0, SHAPE(O, K), &lin->w));
+        LM_TRY(take_f16_or_f32(L, name, SHAPE(O, K), &lin->w, &lin->w16));
+        lin->kind = lin->w16 ? LM_LINEAR_F16 : LM_LINEAR_F32;
     }
     snprintf(name, sizeof name, "%s.bias", prefix);
     if (integer && L->m->cfg.proj_bias) /* use_bias: in_proj and out_proj (the integer layers) only */
@@ -698,7 +719,7 @@ static lm_status bind_model(qloader *L) {
     const uint64_t D = (uint64_t)c->d_model, V = (uint64_t)c->vocab_size, DI = (uint64_t)c->d_inner,
                    H = (uint64_t)c->n_heads, CD = DI + 2 * (uint64_t)c->n_groups * c->d_state;
     const int E = (int)(2 * DI + 2 * (uint64_t)c->n_groups * c->d_state + H);
-    LM_TRY(take_float(L, "backbone.embeddings.weight", 0, SHAPE(V, D), &m->embedding));
+    LM_TRY(take_f16_or_f32(L, "backbone.embeddings.weight", SHAPE(V, D), &m->embedding, &m->embedding_f16));
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
     for (int i = 0; i < c->n_layer; i++) {
         lm_layer *ly = &m->layers[i];
@@ -719,7 +740,8 @@ static lm_status bind_model(qloader *L) {
     }
     LM_TRY(take_float(L, "backbone.norm_f.weight", 0, SHAPE(D), &m->norm_f));
     if (c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+        m->lm_head = (lm_linear){.kind = m->embedding_f16 ? LM_LINEAR_F16 : LM_LINEAR_F32, .rows = c->vocab_size,
+                                 .cols = c->d_model, .w = m->embedding, .w16 = m->embedding_f16};
     else
         LM_TRY(take_linear(L, "lm_head", 0, c->vocab_size, c->d_model, &m->lm_head));
     if (m->quant.ssm_mode == LM_SSM_POT8) {
