@@ -150,6 +150,10 @@ double lm_measure_int8_peak(lm_pool *pool);
 /* ---- float32 ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K], W [O, K], y [T, O] */
 void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O, lm_pool *pool);
+/* The float matmuls' common start: 0 when nothing is left to compute (T or O empty; K empty
+ * sets y to 0), else 1. The first time a GEMM comes (T > 1) it makes OpenBLAS single-threaded:
+ * our pool already splits the rows over the cores. */
+int lm_matmul_start(float *y, int T, int K, int O);
 
 /* ---- float16 weights (a quantized file's embedding and lm_head, used as stored) ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K] float32, W [O, K] IEEE half bits, y [T, O] float32

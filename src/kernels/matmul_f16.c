@@ -14,7 +14,6 @@
 
 #include <cblas.h>
 #include <immintrin.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "common/half.h"
@@ -209,18 +208,8 @@ static void matmul_f16_part(void *p, int i, int n) {
     free(tile);
 }
 
-static void openblas_single_thread(void) { openblas_set_num_threads(1); }
-
 void lm_matmul_f16(float *y, const float *x, const uint16_t *W, int T, int K, int O, lm_pool *pool) {
-    if (T <= 0 || O <= 0) return;
-    if (K <= 0) {
-        for (size_t i = 0; i < (size_t)T * O; i++) y[i] = 0.0f;
-        return;
-    }
-    if (T > 1) {
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
-        pthread_once(&once, openblas_single_thread);
-    }
+    if (!lm_matmul_start(y, T, K, O)) return;
     lm_simd_level level = lm_simd_level_get();
     /* every AVX2 CPU has F16C (Intel since Ivy Bridge, AMD since Piledriver), but check */
     if (level == LM_SIMD_AVX2 && !__builtin_cpu_supports("f16c")) level = LM_SIMD_SCALAR;

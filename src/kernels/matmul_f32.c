@@ -125,16 +125,21 @@ static void matmul_f32_part(void *p, int i, int n) {
 
 static void openblas_single_thread(void) { openblas_set_num_threads(1); }
 
-void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O, lm_pool *pool) {
-    if (T <= 0 || O <= 0) return;
+int lm_matmul_start(float *y, int T, int K, int O) {
+    if (T <= 0 || O <= 0) return 0;
     if (K <= 0) {
         for (size_t i = 0; i < (size_t)T * O; i++) y[i] = 0.0f;
-        return;
+        return 0;
     }
     if (T > 1) {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         pthread_once(&once, openblas_single_thread);
     }
+    return 1;
+}
+
+void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O, lm_pool *pool) {
+    if (!lm_matmul_start(y, T, K, O)) return;
     matmul_f32_task task = {y, x, W, T, K, O, lm_simd_level_get()};
     lm_pool_run(pool, matmul_f32_part, &task);
 }
