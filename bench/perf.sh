@@ -19,7 +19,7 @@ RUNS=${RUNS:-3}
 PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
 MODELS=${MODELS:-"mamba2-130m mamba2-1.3b mamba2-2.7b"}
-FLOAT=${FLOAT:-"mamba2-130m mamba2-1.3b"}
+FLOAT=${FLOAT-"mamba2-130m mamba2-1.3b"}  # FLOAT="" : no float32 rows
 BIN=${LM_BIN:-build/lightmamba}
 [ -x "$BIN" ] || BIN=$(bash scripts/setup.sh | tail -n 1)/lightmamba
 mkdir -p "$DIR"
