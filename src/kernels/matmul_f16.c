@@ -37,41 +37,44 @@ static void convert_f16_scalar(float *dst, const uint16_t *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = lm_f16_to_f32(src[i]);
 }
 
-/* ---- AVX-512 (vcvtph2ps zmm: 16 halves) ----
- * y[r][0] = w[r] . x for nr rows at any addresses, in lockstep. Called with constant nr so the
- * loops unroll and the accumulators stay in registers. */
+/* ---- SIMD: y[r][0] = w[r] . x for nr rows at any addresses, in lockstep ----
+ * One body for both instruction sets: V halves per vector (16 on AVX-512, 8 on AVX2), two
+ * accumulators per row over a step of 2V columns, then one vector of V, then a scalar tail.
+ * Called with constant nr so the loops unroll and the accumulators stay in registers. */
+#define F16_ROWS(name, attr, vec, V, zero, loadx, loadw, fmadd, add, hsum)                       \
+    attr void name(float *const *y, const float *x, const uint16_t *const *w, int K, int nr) {    \
+        vec acc[F16_STREAMS][2];                                                                  \
+        _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = zero();      \
+        int k = 0;                                                                                \
+        for (; k + 2 * (V) <= K; k += 2 * (V)) {                                                  \
+            vec x0 = loadx(x + k), x1 = loadx(x + k + (V));                                       \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) {                                \
+                acc[r][0] = fmadd(loadw(w[r] + k), x0, acc[r][0]);                                \
+                acc[r][1] = fmadd(loadw(w[r] + k + (V)), x1, acc[r][1]);                          \
+            }                                                                                     \
+        }                                                                                         \
+        if (k + (V) <= K) {                                                                       \
+            vec x0 = loadx(x + k);                                                                \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) acc[r][0] =                      \
+                fmadd(loadw(w[r] + k), x0, acc[r][0]);                                            \
+            k += (V);                                                                             \
+        }                                                                                         \
+        _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) {                                    \
+            float s = hsum(add(acc[r][0], acc[r][1]));                                            \
+            for (int j = k; j < K; j++) s += lm_f16_to_f32(w[r][j]) * x[j];                       \
+            *y[r] = s;                                                                            \
+        }                                                                                         \
+    }
+
+/* AVX-512: vcvtph2ps zmm, 16 halves */
 #define F16_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
 F16_AVX512 __m512 load16_avx512(const uint16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
 
-F16_AVX512 void rows_f16_avx512(float *const *y, const float *x, const uint16_t *const *w, int K, int nr) {
-    __m512 acc[F16_STREAMS][2];
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 32 <= K; k += 32) { /* one 64-byte line of each row */
-        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) {
-            acc[r][0] = _mm512_fmadd_ps(load16_avx512(w[r] + k), x0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(load16_avx512(w[r] + k + 16), x1, acc[r][1]);
-        }
-    }
-    if (k + 16 <= K) {
-        __m512 x0 = _mm512_loadu_ps(x + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) acc[r][0] = _mm512_fmadd_ps(load16_avx512(w[r] + k), x0, acc[r][0]);
-        k += 16;
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) {
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-        for (int j = k; j < K; j++) s += lm_f16_to_f32(w[r][j]) * x[j];
-        *y[r] = s;
-    }
-}
+F16_ROWS(rows_f16_avx512, F16_AVX512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, load16_avx512, _mm512_fmadd_ps,
+         _mm512_add_ps, _mm512_reduce_add_ps)
 
-/* ---- AVX2 + F16C + FMA (vcvtph2ps ymm: 8 halves), the same structure ---- */
+/* AVX2 + F16C + FMA: vcvtph2ps ymm, 8 halves */
 #define F16_AVX2 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
 
 F16_AVX2 __m256 load8_avx2(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
@@ -83,32 +86,8 @@ F16_AVX2 float hsum8_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-F16_AVX2 void rows_f16_avx2(float *const *y, const float *x, const uint16_t *const *w, int K, int nr) {
-    __m256 acc[F16_STREAMS][2];
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 16 <= K; k += 16) {
-        __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) {
-            acc[r][0] = _mm256_fmadd_ps(load8_avx2(w[r] + k), x0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(load8_avx2(w[r] + k + 8), x1, acc[r][1]);
-        }
-    }
-    if (k + 8 <= K) {
-        __m256 x0 = _mm256_loadu_ps(x + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < nr; r++) acc[r][0] = _mm256_fmadd_ps(load8_avx2(w[r] + k), x0, acc[r][0]);
-        k += 8;
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < nr; r++) {
-        float s = hsum8_avx2(_mm256_add_ps(acc[r][0], acc[r][1]));
-        for (int j = k; j < K; j++) s += lm_f16_to_f32(w[r][j]) * x[j];
-        *y[r] = s;
-    }
-}
+F16_ROWS(rows_f16_avx2, F16_AVX2, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, load8_avx2, _mm256_fmadd_ps,
+         _mm256_add_ps, hsum8_avx2)
 
 /* Rows [o0, o1) as F16_STREAMS streams: the range cut into that many equal parts, one row of
  * each part at a time (four far-apart sequential streams per core keep enough misses in flight,
