@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     int32_t *ids;
     if (lm_model_init(&src, path) || lm_model_clone_f32(&m, src)) die(NULL);
     if (lm_read_file(LM_SOURCE_DIR "/data/calib_wikitext2_valid.txt", &text, &len) ||
-        lm_tokenizer_init(&tok, lm_model_tokenizer_path(src)) || lm_tokenizer_encode(tok, text, len, &ids, &n_ids))
+        lm_tokenizer_init_for_model(&tok, src) || lm_tokenizer_encode(tok, text, len, &ids, &n_ids))
         die(NULL);
     if (n_ids < 2 * WINDOW) die("calibration text too short");
     const lm_config *c = &m->cfg;

@@ -29,6 +29,11 @@ const char *lm_last_error(void);
 /* A short name of a status code ("io error", "format error", ...). */
 const char *lm_status_name(lm_status s);
 
+/* The folder holding the bundled data (tokenizer.json, calib_wikitext2_valid.txt, platforms/):
+ * by default found beside the binary (DIR/share/lightmamba or DIR/../share/lightmamba) or in the
+ * install folder. dir = NULL restores the search. Not thread-safe: call it before anything else. */
+lm_status lm_set_data_dir(const char *dir);
+
 /* ---- model ---- */
 /* A Mamba2 configuration, every field read from the checkpoint's config.json. */
 typedef struct {
@@ -62,7 +67,7 @@ typedef struct lm_model lm_model;
  * or a sharded model.safetensors.index.json; tensors F32, F16 or BF16 (held as float32;
  * F32 data is used in place from the memory map). Every tensor's shape is checked against
  * the config; a missing one is an error naming it; unknown extra tensors are ignored (listed
- * as unused in the tensor table). The tokenizer is $LM_TOKENIZER if set, else the
+ * as unused in the tensor table). lm_tokenizer_init_for_model gives its tokenizer: the
  * directory's tokenizer.json, else the bundled GPT-NeoX one. */
 lm_status lm_model_init(lm_model **model, const char *path);
 void lm_model_free(lm_model *model);
@@ -92,6 +97,12 @@ uint64_t lm_model_n_params(const lm_model *model);
  * tokenizer may serve several threads. */
 typedef struct lm_tokenizer lm_tokenizer;
 lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_json_path);
+/* The same from the bytes of a tokenizer.json (len bytes, need not be NUL-terminated); `what`
+ * names the source in error messages (NULL: "tokenizer.json"). */
+lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *json, size_t len, const char *what);
+/* The tokenizer that belongs to a model: the one embedded in a quantized model file, else the
+ * model directory's tokenizer.json, else the bundled GPT-NeoX one. */
+lm_status lm_tokenizer_init_for_model(lm_tokenizer **tok, const lm_model *model);
 void lm_tokenizer_free(lm_tokenizer *tok);
 /* UTF-8 text (len bytes) -> token ids (*ids malloc'd, caller frees). Invalid UTF-8 -> LM_ERR_FORMAT naming the byte offset. */
 lm_status lm_tokenizer_encode(const lm_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);

@@ -19,7 +19,7 @@
 
 #include "check.h"
 #include "integer/integer.h"
-#include "quant/hadamard.h"
+#include "kernels/hadamard.h"
 #include "model/int_forward.h"
 #include "model/model.h"
 #include "quant/quantize.h"

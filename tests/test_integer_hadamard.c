@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "integer/integer.h"
-#include "quant/hadamard.h"
+#include "kernels/hadamard.h"
 
 static uint64_t rng_state = 0x5851F42D4C957F2Dull;
 static uint64_t rng_u64(void) {

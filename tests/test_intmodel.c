@@ -18,7 +18,7 @@
 #include "model/ops.h"
 #include "model/session.h"
 #include "model/vectors.h"
-#include "quant/qfile.h"
+#include "model/qfile.h"
 
 #define N_TOKENS 150   /* three chunks, the last one short */
 
@@ -186,7 +186,7 @@ static void test_file(lm_model *m, const char *path) {
     snprintf(p3, sizeof p3, "%s/bad.lmq", tmpdir);
     char *tok = NULL;
     size_t tok_len = 0;
-    CHECK_OK(lm_qfile_tokenizer_json(path, &tok, &tok_len));
+    CHECK_OK(lm_model_tokenizer_json(m, &tok, &tok_len));
     /* loaded -> written again: the same bytes */
     CHECK_OK(lm_qfile_write(p2, m, tok, tok_len));
     CHECK(files_equal(path, p2), "a loaded pot8 model written again differs from its file");
@@ -416,7 +416,7 @@ static void test_vectors(const lm_model *m, int layer) {
 static void test_vectors_candidates(const lm_model *m) {
     const int V = lm_model_config(m)->vocab_size;
     lm_tokenizer *tok = NULL;
-    CHECK_OK(lm_tokenizer_init(&tok, lm_model_tokenizer_path(m)));
+    CHECK_OK(lm_tokenizer_init_for_model(&tok, m));
     if (!tok) return;
     const int n_tok = lm_token_candidates(m, tok);
     CHECK(n_tok == lm_tokenizer_vocab_size(tok) && n_tok < V, "candidates %d: tokenizer %d ids, model %d rows", n_tok,

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "io/io.h"
+#include "format/config.h"
 #include "synth_checkpoint.h"
 
 static char dir[64];

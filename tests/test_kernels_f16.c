@@ -26,7 +26,7 @@
 #include "model/ops.h"
 #include "model/session.h"
 #include "model/traffic.h"
-#include "quant/qfile.h"
+#include "model/qfile.h"
 
 static double gamma_n(int n) {
     const double u = 0x1p-24;
@@ -241,7 +241,7 @@ static void test_model(const lm_model *fm, lm_quant_method method, const int32_t
     /* written again: the same bytes (the float16 tensors pass through unchanged) */
     char *tok = NULL, *x = NULL, *y = NULL;
     size_t tok_len = 0, nx = 0, ny = 0;
-    CHECK_OK(lm_qfile_tokenizer_json(path, &tok, &tok_len));
+    CHECK_OK(lm_model_tokenizer_json(qm, &tok, &tok_len));
     CHECK_OK(lm_qfile_write(again, qm, tok, tok_len));
     CHECK_OK(lm_read_file(path, &x, &nx));
     CHECK_OK(lm_read_file(again, &y, &ny));

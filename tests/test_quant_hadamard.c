@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "quant/hadamard.h"
+#include "kernels/hadamard.h"
 
 /* H H^T == n I exactly: rows packed as bitsets (bit set = -1), dot(i, j) = n - 2 popcount(r_i ^ r_j). */
 static int check_orthogonal(const int8_t *H, int n) {

@@ -4,14 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/datadir.h"
 #include "common/error.h"
 #include "common/file.h"
-#include "io/io.h"
+#include "format/config.h"
 #include "sim/sim.h"
 
-#ifndef LM_HW_PLATFORM_DIR
-#define LM_HW_PLATFORM_DIR "hw/platforms"
-#endif
 
 typedef struct { const char *key; double *dval; int *ival; long *lval; double lo, hi; } field_t;
 
@@ -108,15 +106,10 @@ lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     if (is_file) {
         path = strdup(name_or_path);
     } else {
-        const char *dir = getenv("LM_HW_PLATFORMS");
-        if (!dir || !*dir) dir = LM_HW_PLATFORM_DIR;
-        size_t n = strlen(dir) + strlen(name_or_path) + 8;
-        path = malloc(n);
-        if (path) snprintf(path, n, "%s/%s.json", dir, name_or_path);
-        if (path && !lm_file_exists(path)) {
-            free(path);
-            return lm_fail(LM_ERR_ARG, "unknown platform '%s' (vck190, u280, or a platform JSON file; looked in %s)", name_or_path, dir);
-        }
+        /* The bundled platforms: platforms/NAME.json in the data folder (common/datadir.h). */
+        char name[128];
+        if (snprintf(name, sizeof name, "platforms/%s.json", name_or_path) >= (int)sizeof name || lm_data_path(name, &path))
+            return lm_fail(LM_ERR_ARG, "unknown platform '%s' (vck190, u280, or a platform JSON file)", name_or_path);
     }
     if (!path) return lm_fail(LM_ERR_NOMEM, "out of memory");
     char *text;
@@ -136,5 +129,5 @@ lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     return st;
 }
 
-/* The table of named configs lives in src/io (shared with lightmamba synth). */
+/* The table of named configs lives in src/format (shared with lightmamba synth). */
 lm_status lm_hw_model_load(lm_config *c, const char *name_or_path) { return lm_config_named(c, name_or_path); }

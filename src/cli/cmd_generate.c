@@ -87,7 +87,7 @@ static int run_generate(int argc, char **argv) {
         cli_error("%s", lm_last_error());
         goto done;
     }
-    if (lm_tokenizer_init(&tok, lm_model_tokenizer_path(model)) != LM_OK) {
+    if (lm_tokenizer_init_for_model(&tok, model) != LM_OK) {
         cli_error("%s", lm_last_error());
         goto done;
     }

@@ -57,7 +57,7 @@ static int run_perplexity(int argc, char **argv) {
         cli_error("nothing to score: %s is empty", text_file);
         goto done;
     }
-    if (lm_model_init(&model, model_dir) != LM_OK || lm_tokenizer_init(&tok, lm_model_tokenizer_path(model)) != LM_OK ||
+    if (lm_model_init(&model, model_dir) != LM_OK || lm_tokenizer_init_for_model(&tok, model) != LM_OK ||
         lm_session_init(&session, model, n_threads) != LM_OK) {
         cli_error("%s", lm_last_error());
         goto done;

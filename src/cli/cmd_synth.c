@@ -6,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
-#include "io/io.h"
+#include "format/config.h"
 #include "quant/synth.h"
 
 static const char usage[] =

@@ -42,7 +42,7 @@ static int run_vectors(int argc, char **argv) {
     size_t n_ids = 0;
     lm_vectors_result r;
     lm_status s = lm_model_init(&m, model_path);
-    if (!s) s = lm_tokenizer_init(&tok, lm_model_tokenizer_path(m));
+    if (!s) s = lm_tokenizer_init_for_model(&tok, m);
     if (!s) s = lm_tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids);
     if (!s && n_ids == 0) {
         lm_tokenizer_free(tok); lm_model_free(m); free(ids);

@@ -103,6 +103,9 @@ int lm_act_quantize(float x, int e, int bits);
  * (q, sa, eb) plus a copy laid out for the kernels of `wbits`-bit weights. */
 #define LM_ACT_GROUP 8      /* channels per activation exponent */
 #define LM_WEIGHT_GROUP 128 /* input columns per weight scale */
+#define LM_WEXP_MAX 7       /* s1, s2 in [0, LM_WEXP_MAX] */
+static inline int lm_wgroups(int cols) { return (cols + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP; }
+static inline int lm_qmax(int bits) { return (1 << (bits - 1)) - 1; }   /* weights in [-qmax, qmax] */
 typedef struct {
     int max_T, K, abits, wbits;
     int T;                  /* tokens held */

@@ -163,15 +163,18 @@ static void convert_f16(const matmul_f16_task *m, float *dst, const uint16_t *sr
 static void matmul_f16_part(void *p, int i, int n) {
     const matmul_f16_task *m = p;
     int o0, o1;
-    lm_pool_split(m->O, i, n, 16, &o0, &o1);
-    if (o0 >= o1) return;
     if (m->T == 1) {
-        gemv_f16(m, m->y, m->x, o0, o1);
+        lm_pool_split(m->O, i, n, 16, &o0, &o1);
+        if (o0 < o1) gemv_f16(m, m->y, m->x, o0, o1);
         return;
     }
+    /* Parts are whole tiles of one global grid, so every row is computed by the same sgemm call
+     * shape whatever the thread count (sgemm's sums depend on the tile it sees): prefill logits
+     * are then bit-identical across thread counts. */
     int tile_rows = F16_TILE_BYTES / (int)sizeof(float) / m->K / 16 * 16;
     if (tile_rows < 16) tile_rows = 16;
-    if (tile_rows > o1 - o0) tile_rows = o1 - o0;
+    lm_pool_split(m->O, i, n, tile_rows, &o0, &o1);
+    if (o0 >= o1) return;
     float *tile = aligned_alloc(64, ((size_t)tile_rows * m->K * sizeof(float) + 63) / 64 * 64);
     if (!tile) { /* no scratch memory: one token at a time through the GEMV (slower, as exact) */
         for (int t = 0; t < m->T; t++) gemv_f16(m, m->y + (size_t)t * m->O, m->x + (size_t)t * m->K, o0, o1);

@@ -10,7 +10,7 @@
 #include "common/file.h"
 #include "kernels/kernels.h"
 #include "integer/integer.h"
-#include "quant/hadamard.h"
+#include "kernels/hadamard.h"
 
 typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT, LM_LINEAR_F16 } lm_linear_kind;
 
@@ -46,7 +46,11 @@ struct lm_model {
     const float *norm_f;     /* [d_model] */
     lm_linear lm_head;       /* [vocab_size, d_model]; tied: w == embedding (F32) or w16 == embedding_f16 (F16) */
     lm_layer *layers;        /* [n_layer] */
-    char *tokenizer_path;    /* tokenizer.json to use with this model */
+    /* The tokenizer: embedded bytes (a quantized file's, in its map), else the file at tokenizer_path,
+     * else (both NULL) the bundled one. tokenizer_path also names the source for `info`. */
+    char *tokenizer_path;
+    const char *tokenizer_json;
+    size_t tokenizer_json_len;
     /* Storage and inspection (filled by the loaders, released by lm_model_free in src/io):
      * the tensor table for `info` (names owned), the open checkpoint whose memory map F32
      * tensors point into, and the float32 buffers the model owns (converted tensors, A). */
@@ -65,5 +69,9 @@ struct lm_model {
      * owned through `owned`, arrays in the file's map; the quantizer frees its own. */
     lm_int_layer *int_layers;
 };
+
+/* A copy of the model's tokenizer.json bytes (*json malloc'd, NUL-terminated; *len excludes the NUL),
+ * for writing it into a quantized model file. */
+lm_status lm_model_tokenizer_json(const lm_model *m, char **json, size_t *len);
 
 #endif

@@ -17,7 +17,7 @@
 #include "common/crc32c.h"
 #include "common/error.h"
 #include "common/file.h"
-#include "io/io.h"
+#include "format/config.h"
 
 #define STATE_MAGIC "LMSTATE" /* 7 characters + NUL: 8 bytes */
 #define STATE_VERSION 1

@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/datadir.h"
 #include "common/error.h"
 #include "common/file.h"
 #include "quant/calib.h"
 #include "quant/intcalib.h"
-#include "quant/qfile.h"
+#include "model/qfile.h"
 #include "quant/quantize.h"
 #include "quant/transform.h"
 
@@ -88,27 +89,16 @@ static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, co
     return s;
 }
 
-/* The bundled calibration text lies beside the bundled tokenizer (data/). */
-static char *default_calib_path(void) {
-    const char *tok = LM_DEFAULT_TOKENIZER, *slash = strrchr(tok, '/');
-    size_t dir = slash ? (size_t)(slash - tok) + 1 : 0;
-    static const char name[] = "calib_wikitext2_valid.txt";
-    char *p = malloc(dir + sizeof name);
-    if (p) {
-        memcpy(p, tok, dir);
-        memcpy(p + dir, name, sizeof name);
-    }
-    return p;
-}
-
-static lm_status load_calibration_ids(const char *tokenizer_path, const char *calib_path, int32_t **ids, size_t *n_ids) {
+/* The calibration text (calib_path, else the bundled WikiText-2 validation text) as the model's tokens. */
+static lm_status load_calibration_ids(const lm_model *src, const char *calib_path, int32_t **ids, size_t *n_ids) {
     char *text = NULL, *fallback = NULL;
     size_t len = 0;
     lm_tokenizer *tok = NULL;
-    if (!calib_path && !(calib_path = fallback = default_calib_path())) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    if (!calib_path) LM_TRY(lm_data_path("calib_wikitext2_valid.txt", &fallback));
+    if (!calib_path) calib_path = fallback;
     lm_status s = lm_read_file(calib_path, &text, &len);
     if (s == LM_OK && len == 0) s = lm_fail(LM_ERR_ARG, "calibration text %s is empty", calib_path);
-    if (s == LM_OK) s = lm_tokenizer_init(&tok, tokenizer_path);
+    if (s == LM_OK) s = lm_tokenizer_init_for_model(&tok, src);
     if (s == LM_OK) s = lm_tokenizer_encode(tok, text, len, ids, n_ids);
     lm_tokenizer_free(tok);
     free(text);
@@ -132,10 +122,9 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
     lm_calib_stats st = {0};
     lm_int_calib *int_cal = NULL;
     lm_int_layer *int_layers = NULL;
-    const char *tok_path = lm_model_tokenizer_path(src);
     lm_status s = lm_model_clone_f32(&m, src);
-    if (!s) s = lm_read_file(tok_path, &tok_json, &tok_len);
-    if (!s && (need_amax || need_hessian || need_int)) s = load_calibration_ids(tok_path, calib_path, &ids, &n_ids);
+    if (!s) s = lm_model_tokenizer_json(src, &tok_json, &tok_len);
+    if (!s && (need_amax || need_hessian || need_int)) s = load_calibration_ids(src, calib_path, &ids, &n_ids);
     if (!s && need_amax) {
         s = lm_calibrate(m, ids, n_ids, q.calib_samples, q.calib_len, n_threads, 1, 0, &st, progress, progress_ctx);
         for (int l = 0; !s && l < m->cfg.n_layer; l++)

@@ -50,7 +50,7 @@ void lm_qweight_dequantize(const lm_qweight *w, float *out) {
     int8_t *q = malloc((size_t)w->cols);
     for (int o = 0; o < w->rows && q; o++) {
         lm_qweight_row(w, o, q);
-        for (int k = 0; k < w->cols; k++) out[(size_t)o * w->cols + k] = (float)q[k] * lm_qweight_scale(w, o, k / LM_WGROUP);
+        for (int k = 0; k < w->cols; k++) out[(size_t)o * w->cols + k] = (float)q[k] * lm_qweight_scale(w, o, k / LM_WEIGHT_GROUP);
     }
     free(q);
 }
@@ -139,8 +139,8 @@ static int row_best_e0(const float *w, int K, int qmax) {
         if (e0 < INT8_MIN || e0 > INT8_MAX - LM_WEXP_MAX) continue;
         double err = 0;
         uint8_t pair;
-        for (int k0 = 0; k0 < K && err < best; k0 += LM_WGROUP)
-            err += lm_wgroup_best_pair(w + k0, K - k0 < LM_WGROUP ? K - k0 : LM_WGROUP, e0, qmax, &pair);
+        for (int k0 = 0; k0 < K && err < best; k0 += LM_WEIGHT_GROUP)
+            err += lm_wgroup_best_pair(w + k0, K - k0 < LM_WEIGHT_GROUP ? K - k0 : LM_WEIGHT_GROUP, e0, qmax, &pair);
         if (err < best) {
             best = err;
             best_e0 = e0;
@@ -168,7 +168,7 @@ static void rtn_rows(void *ctx, int i, int n) {
         int e0 = row_best_e0(w, t->K, qmax);
         t->out->e0[o] = (int8_t)e0;
         for (int g = 0; g < G; g++) {
-            int k0 = g * LM_WGROUP, len = t->K - k0 < LM_WGROUP ? t->K - k0 : LM_WGROUP;
+            int k0 = g * LM_WEIGHT_GROUP, len = t->K - k0 < LM_WEIGHT_GROUP ? t->K - k0 : LM_WEIGHT_GROUP;
             uint8_t *pair = &t->out->scale[(size_t)o * G + g];
             lm_wgroup_best_pair(w + k0, len, e0, qmax, pair);
             float s = pair_scale(*pair, e0);
@@ -258,13 +258,13 @@ typedef struct {
 
 /* GPTQ over rows [o0, o1): rows are independent given U. Columns go in blocks of one scale
  * group; within a block each column's error is pushed to the block's later columns at once
- * and, after the block, to all later columns by one rank-LM_WGROUP update (the "lazy batch"). */
+ * and, after the block, to all later columns by one rank-LM_WEIGHT_GROUP update (the "lazy batch"). */
 static void gptq_rows(void *ctx, int i, int n) {
     gptq_task *t = ctx;
     const int K = t->K, G = lm_wgroups(K), qmax = lm_qmax(t->out->view.wbits);
     int o0 = (int)((long)t->O * i / n), o1 = (int)((long)t->O * (i + 1) / n), R = o1 - o0;
     if (R <= 0) return;
-    float *W = malloc((size_t)R * K * sizeof *W), *Err = malloc((size_t)R * LM_WGROUP * sizeof *Err);
+    float *W = malloc((size_t)R * K * sizeof *W), *Err = malloc((size_t)R * LM_WEIGHT_GROUP * sizeof *Err);
     int8_t *Q = malloc((size_t)R * K);
     if (!W || !Err || !Q) {
         free(W);
@@ -280,7 +280,7 @@ static void gptq_rows(void *ctx, int i, int n) {
             if (t->dead[k]) W[(size_t)r * K + k] = 0.0f;
     }
     for (int g = 0; g < G; g++) {
-        int k0 = g * LM_WGROUP, k1 = k0 + LM_WGROUP < K ? k0 + LM_WGROUP : K, B = k1 - k0;
+        int k0 = g * LM_WEIGHT_GROUP, k1 = k0 + LM_WEIGHT_GROUP < K ? k0 + LM_WEIGHT_GROUP : K, B = k1 - k0;
         for (int r = 0; r < R; r++) {
             int o = o0 + r;
             float *w = W + (size_t)r * K;
@@ -293,11 +293,11 @@ static void gptq_rows(void *ctx, int i, int n) {
                 const float *u = t->U + (size_t)k * K;
                 float err = (w[k] - (float)q * s) / u[k];
                 for (int j = k + 1; j < k1; j++) w[j] -= err * u[j];
-                Err[(size_t)r * LM_WGROUP + (k - k0)] = err;
+                Err[(size_t)r * LM_WEIGHT_GROUP + (k - k0)] = err;
             }
             /* w[k1:] -= Err[r, :B] @ U[k0:k1, k1:] */
             for (int b = 0; b < B; b++) {
-                float e = Err[(size_t)r * LM_WGROUP + b];
+                float e = Err[(size_t)r * LM_WEIGHT_GROUP + b];
                 const float *u = t->U + (size_t)(k0 + b) * K;
                 for (int j = k1; j < K; j++) w[j] -= e * u[j];
             }

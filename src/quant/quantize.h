@@ -16,9 +16,6 @@
 #include <stdint.h>
 #include "kernels/kernels.h"
 
-#define LM_WGROUP 128   /* input columns per weight scale */
-#define LM_WEXP_MAX 7   /* s1, s2 in [0, LM_WEXP_MAX] */
-
 /* Writable storage of one quantized matrix; `view` points into it (what lm_linear holds). */
 typedef struct {
     lm_qweight view;
@@ -27,8 +24,6 @@ typedef struct {
     int8_t *e0;        /* [rows] */
 } lm_qweight_buf;
 
-static inline int lm_wgroups(int cols) { return (cols + LM_WGROUP - 1) / LM_WGROUP; }
-static inline int lm_qmax(int bits) { return (1 << (bits - 1)) - 1; }
 
 /* Allocates (zeroed) storage for an O x K matrix of wbits (4 or 8). */
 lm_status lm_qweight_buf_init(lm_qweight_buf *b, int rows, int cols, int wbits);

@@ -42,8 +42,10 @@ static lm_status clone_into(lm_model *m, const lm_model *src) {
     const size_t D = (size_t)c->d_model, DI = (size_t)c->d_inner, H = (size_t)c->n_heads,
                  CD = DI + 2 * (size_t)c->n_groups * c->d_state;
     m->cfg = *c;
-    if (!(m->tokenizer_path = strdup(src->tokenizer_path ? src->tokenizer_path : "")))
+    if (src->tokenizer_path && !(m->tokenizer_path = strdup(src->tokenizer_path)))
         return lm_fail(LM_ERR_NOMEM, "out of memory");
+    m->tokenizer_json = src->tokenizer_json; /* in src's map, which outlives the clone */
+    m->tokenizer_json_len = src->tokenizer_json_len;
     LM_TRY(own_copy(m, src->embedding, (size_t)c->vocab_size * D, &m->embedding));
     LM_TRY(own_copy(m, src->norm_f, D, &m->norm_f));
     if (c->tie_embeddings)

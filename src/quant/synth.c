@@ -12,10 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/datadir.h"
 #include "common/error.h"
 #include "common/file.h"
 #include "model/model.h"
-#include "quant/qfile.h"
+#include "model/qfile.h"
 #include "quant/quantize.h"
 #include "quant/transform.h"
 
@@ -193,7 +194,7 @@ static void quantize_rows(void *p, int i, int n) {
         const int e0 = m > 0 ? E - 1 - 6 : 0;
         t->out->e0[o] = (int8_t)e0;
         for (int g = 0; g < G; g++) {
-            const int k0 = g * LM_WGROUP, len = K - k0 < LM_WGROUP ? K - k0 : LM_WGROUP;
+            const int k0 = g * LM_WEIGHT_GROUP, len = K - k0 < LM_WEIGHT_GROUP ? K - k0 : LM_WEIGHT_GROUP;
             uint8_t *pair = &t->out->scale[(size_t)o * G + g];
             lm_wgroup_best_pair(w + k0, len, e0, qmax, pair);
             const float s = ldexpf((float)lm_wscale_mult(*pair), e0);
@@ -268,6 +269,15 @@ static lm_status bind_tensor(void *ctx, const tensor_desc *t) {
     return LM_OK;
 }
 
+/* The bundled GPT-NeoX tokenizer.json, embedded in or written beside every synthetic model. */
+static lm_status read_bundled_tokenizer(char **json, size_t *len) {
+    char *path = NULL;
+    LM_TRY(lm_data_path("tokenizer.json", &path));
+    lm_status s = lm_read_file(path, json, len);
+    free(path);
+    return s;
+}
+
 lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quant_settings *q, uint64_t seed,
                              int n_threads) {
     LM_TRY(check_config(c));
@@ -288,7 +298,7 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     const size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
     char *tok = NULL;
     size_t tok_len = 0;
-    lm_status s = lm_read_file(LM_DEFAULT_TOKENIZER, &tok, &tok_len);
+    lm_status s = read_bundled_tokenizer(&tok, &tok_len);
     if (!s) s = lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers");
     if (!s) s = lm_calloc(&b.scratch, biggest, sizeof(float), "weights of one layer");
     if (!s && m->quant.rotated) s = lm_hadamard_init(&m->rot_inner, c->d_inner); /* fails early on an unsupported d_inner */
@@ -431,7 +441,7 @@ lm_status lm_synth_float(const char *dir, const lm_config *c, uint64_t seed, int
     if (!s) s = write_text_file(dir, "config.json", cfg.text, cfg.len);
     char *tok = NULL;
     size_t tok_len = 0;
-    if (!s) s = lm_read_file(LM_DEFAULT_TOKENIZER, &tok, &tok_len);
+    if (!s) s = read_bundled_tokenizer(&tok, &tok_len);
     if (!s) s = write_text_file(dir, "tokenizer.json", tok, tok_len);
     free(tok);
     free(path);

@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
-#include "quant/qfile.h"
+#include "common/datadir.h"
 #include "tokenizer/tokenizer.h"
 
 /* GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves, the other 68
@@ -345,34 +345,26 @@ static lm_status load(lm_tokenizer *t, json_object *root, const char *path) {
     return compile_pattern(t);
 }
 
-lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *path) {
+lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *data, size_t len, const char *what) {
     *tok = NULL;
-    if (!path) path = LM_DEFAULT_TOKENIZER;
-    char *data;
-    size_t len;
-    /* A quantized model file carries its own tokenizer.json (src/quant/qfile.h). */
-    LM_TRY(lm_qfile_probe(path) ? lm_qfile_tokenizer_json(path, &data, &len) : lm_read_file(path, &data, &len));
+    if (!what) what = "tokenizer.json";
     json_tokener *jt = json_tokener_new();
-    if (!jt) {
-        free(data);
-        return lm_fail(LM_ERR_NOMEM, "out of memory parsing %s", path);
-    }
+    if (!jt) return lm_fail(LM_ERR_NOMEM, "out of memory parsing %s", what);
     json_object *root = json_tokener_parse_ex(jt, data, (int)(len < INT32_MAX ? len : INT32_MAX));
     enum json_tokener_error jerr = json_tokener_get_error(jt);
     size_t end = json_tokener_get_parse_end(jt);
     json_tokener_free(jt);
     while (end < len && strchr(" \t\r\n", data[end])) end++;
-    free(data);
     if (!root || jerr != json_tokener_success || end != len) {
         json_object_put(root);
         const char *why = jerr == json_tokener_continue ? "unexpected end of file"
                           : jerr != json_tokener_success  ? json_tokener_error_desc(jerr)
                                                           : "trailing data after the document";
-        return lm_fail(LM_ERR_FORMAT, "%s: malformed JSON near byte %zu: %s", path, end, why);
+        return lm_fail(LM_ERR_FORMAT, "%s: malformed JSON near byte %zu: %s", what, end, why);
     }
     lm_tokenizer *t = NULL;
     lm_status s = lm_calloc(&t, 1, sizeof *t, "tokenizer");
-    if (s == LM_OK) s = load(t, root, path);
+    if (s == LM_OK) s = load(t, root, what);
     json_object_put(root);
     if (s != LM_OK) {
         lm_tokenizer_free(t);
@@ -380,6 +372,18 @@ lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *path) {
     }
     *tok = t;
     return LM_OK;
+}
+
+lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *path) {
+    *tok = NULL;
+    char *bundled = NULL, *data = NULL;
+    size_t len = 0;
+    if (!path) LM_TRY(lm_data_path("tokenizer.json", &bundled));
+    lm_status s = lm_read_file(path ? path : bundled, &data, &len);
+    if (s == LM_OK) s = lm_tokenizer_init_json(tok, data, len, path ? path : bundled);
+    free(data);
+    free(bundled);
+    return s;
 }
 
 void lm_tokenizer_free(lm_tokenizer *t) {

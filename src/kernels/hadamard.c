@@ -1,5 +1,5 @@
 /* Hadamard matrices by construction (Sylvester, Paley I, Paley II) and the fast transform. */
-#include "quant/hadamard.h"
+#include "kernels/hadamard.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
-#include "io/io.h"
+#include "format/config.h"
 
 static const struct {
     const char *name;

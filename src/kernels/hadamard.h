@@ -13,8 +13,8 @@
  * Index layout: entry i of a vector is (b, a) with i = b * 2^k + a. Applying H_n means a fast
  * Walsh-Hadamard transform over each contiguous block of 2^k entries, then the m x m +-1
  * matrix across blocks (entry a of every block). */
-#ifndef LM_QUANT_HADAMARD_H
-#define LM_QUANT_HADAMARD_H
+#ifndef LM_KERNELS_HADAMARD_H
+#define LM_KERNELS_HADAMARD_H
 #include <stdint.h>
 #include "lightmamba.h"
 

@@ -1,8 +1,8 @@
 /* The quantized model file (docs/quantized-format.md): one self-contained, memory-mappable
  * file holding the configuration, the quantization settings, the tokenizer.json bytes and
  * every tensor, 64-byte aligned, with a CRC-32C over the whole file checked at load. */
-#ifndef LM_QUANT_QFILE_H
-#define LM_QUANT_QFILE_H
+#ifndef LM_MODEL_QFILE_H
+#define LM_MODEL_QFILE_H
 #include <stddef.h>
 #include "model/model.h"
 
@@ -13,14 +13,8 @@
  * tokenizer.json bytes, atomically: a failure leaves no file at path. */
 lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokenizer_json, size_t tokenizer_len);
 
-/* 1 when path is a regular file that starts with the magic. */
-int lm_qfile_probe(const char *path);
-
 /* Fills a zeroed model from a quantized file (lm_model_init calls this for regular files). Every
  * header field, table entry, offset and size is validated and the checksum verified before use. */
 lm_status lm_qfile_load(lm_model *m, const char *path);
-
-/* The embedded tokenizer.json (*json malloc'd, NUL-terminated; *len excludes the NUL). */
-lm_status lm_qfile_tokenizer_json(const char *path, char **json, size_t *len);
 
 #endif

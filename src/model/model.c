@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/datadir.h"
 #include "common/error.h"
 #include "common/file.h"
-#include "io/io.h"
+#include "format/safetensors.h"
 #include "model/model.h"
-#include "quant/qfile.h"
+#include "model/qfile.h"
 
 typedef struct {
     lm_model *m;
@@ -154,20 +155,15 @@ static lm_status load_weights(loader *L) {
     return take_linear(L, "lm_head", 0, c->vocab_size, c->d_model, &m->lm_head);
 }
 
+/* The directory's own tokenizer.json when there is one, else (NULL) the bundled one. */
 static lm_status set_tokenizer_path(lm_model *m, const char *dir) {
-    const char *env = getenv("LM_TOKENIZER");
     char *local = lm_path_join(dir, "tokenizer.json");
     if (!local) return lm_fail(LM_ERR_NOMEM, "out of memory");
-    if (env && *env) {
-        free(local);
-        m->tokenizer_path = strdup(env);
-    } else if (lm_file_exists(local)) {
+    if (lm_file_exists(local))
         m->tokenizer_path = local;
-    } else {
+    else
         free(local);
-        m->tokenizer_path = strdup(LM_DEFAULT_TOKENIZER);
-    }
-    return m->tokenizer_path ? LM_OK : lm_fail(LM_ERR_NOMEM, "out of memory");
+    return LM_OK;
 }
 
 static lm_status load_directory(lm_model *m, const char *dir) {
@@ -226,7 +222,28 @@ void lm_model_free(lm_model *m) {
 }
 
 const lm_config *lm_model_config(const lm_model *m) { return &m->cfg; }
-const char *lm_model_tokenizer_path(const lm_model *m) { return m->tokenizer_path; }
+const char *lm_model_tokenizer_path(const lm_model *m) { return m->tokenizer_path ? m->tokenizer_path : "(bundled)"; }
+
+lm_status lm_tokenizer_init_for_model(lm_tokenizer **tok, const lm_model *m) {
+    if (m->tokenizer_json) return lm_tokenizer_init_json(tok, m->tokenizer_json, m->tokenizer_json_len, m->tokenizer_path);
+    return lm_tokenizer_init(tok, m->tokenizer_path);
+}
+
+lm_status lm_model_tokenizer_json(const lm_model *m, char **json, size_t *len) {
+    *json = NULL;
+    *len = 0;
+    if (!m->tokenizer_json) {
+        char *bundled = NULL;
+        if (!m->tokenizer_path) LM_TRY(lm_data_path("tokenizer.json", &bundled));
+        lm_status s = lm_read_file(m->tokenizer_path ? m->tokenizer_path : bundled, json, len);
+        free(bundled);
+        return s;
+    }
+    LM_TRY(lm_calloc(json, m->tokenizer_json_len + 1, 1, "tokenizer"));
+    memcpy(*json, m->tokenizer_json, m->tokenizer_json_len);
+    *len = m->tokenizer_json_len;
+    return LM_OK;
+}
 int lm_model_n_tensors(const lm_model *m) { return m->n_tensors; }
 const lm_tensor_info *lm_model_tensor(const lm_model *m, int i) {
     return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;

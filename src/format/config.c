@@ -10,7 +10,7 @@
  *     dt_limit, ...} with mamba_ssm's defaults for absent keys.
  * JSON null counts as absent. Numbers may be the Python literals Infinity/NaN (json-c reads
  * them) or transformers 5's {"__float__": "Infinity"}. */
-#include "io/io.h"
+#include "format/config.h"
 
 #include <ctype.h>
 #include <limits.h>

@@ -4,7 +4,8 @@
  * implementation (huggingface/safetensors), the tensors must tile the data section
  * exactly: no overlap, no hole, nothing after the last tensor. That also catches a name
  * written twice in the header (the JSON parser keeps one of the two, leaving a hole). */
-#include "io/io.h"
+#include "format/config.h"
+#include "format/safetensors.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  *   (64-aligned)    tokenizer.json bytes
  *   (64-aligned)    each tensor's data, in table order
  * All integers little-endian. The CRC covers every byte of the file, the CRC field read as zero. */
-#include "quant/qfile.h"
+#include "model/qfile.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -15,8 +15,7 @@
 #include "common/crc32c.h"
 #include "common/error.h"
 #include "common/half.h"
-#include "io/io.h"
-#include "quant/quantize.h"
+#include "format/config.h"
 
 enum {
     HEADER_BYTES = 256,
@@ -759,7 +758,7 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     LM_TRY(lm_map_file(path, &m->qfile));
     const unsigned char *d = m->qfile.data;
     size_t size = m->qfile.size;
-    qheader h;
+    qheader h = {0};
     LM_TRY(check_header(path, d, size, &h));
 
     uint32_t cf[N_CONFIG], sf[N_SETTINGS];
@@ -795,32 +794,10 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     free(L.t);
     free(L.used);
     LM_TRY(s);
-    const char *env = getenv("LM_TOKENIZER");
-    m->tokenizer_path = strdup(env && *env ? env : path);
-    return m->tokenizer_path ? LM_OK : lm_fail(LM_ERR_NOMEM, "out of memory");
-}
-
-int lm_qfile_probe(const char *path) {
-    if (!lm_file_exists(path)) return 0;
-    FILE *f = fopen(path, "rb");
-    char magic[8];
-    int yes = f && fread(magic, 1, 8, f) == 8 && memcmp(magic, LM_QFILE_MAGIC, 8) == 0;
-    if (f) fclose(f);
-    return yes;
-}
-
-lm_status lm_qfile_tokenizer_json(const char *path, char **json, size_t *len) {
-    *json = NULL;
-    *len = 0;
-    lm_mapping map;
-    LM_TRY(lm_map_file(path, &map));
-    qheader h;
-    lm_status s = check_header(path, map.data, map.size, &h);
-    if (s == LM_OK && !h.tok_bytes) s = lm_fail(LM_ERR_FORMAT, "%s: no tokenizer is embedded", path);
-    if (s == LM_OK && (s = lm_calloc(json, h.tok_bytes + 1, 1, "tokenizer")) == LM_OK) {
-        memcpy(*json, map.data + h.tok_offset, h.tok_bytes);
-        *len = h.tok_bytes;
+    if (h.tok_bytes) {
+        m->tokenizer_json = (const char *)d + h.tok_offset;
+        m->tokenizer_json_len = h.tok_bytes;
+        if (!(m->tokenizer_path = strdup(path))) return lm_fail(LM_ERR_NOMEM, "out of memory");
     }
-    lm_unmap_file(&map);
-    return s;
+    return LM_OK;
 }
