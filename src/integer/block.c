@@ -210,10 +210,15 @@ lm_status lm_int_layer_set_rotation(lm_int_layer *L, const float *gnorm, const i
 
 void lm_int_layer_scalars(const lm_int_layer *L, int32_t out[LM_INT_SCALARS]) {
     const int32_t v[LM_INT_SCALARS] = {
-        L->F_ip, L->conv.F_out, L->F_u, L->F_zs, L->F_dt, L->exp.F_in, L->F_dA, L->F_dB, L->F_h, L->F_y, L->F_g,
-        L->dt_lo, L->dt_hi, L->norm.F_out, L->norm.e_gamma, (int32_t)(uint32_t)L->norm.eps_term,
-        (int32_t)(uint32_t)(L->norm.eps_term >> 32), L->gnorm.F_out, L->gnorm.e_gamma,
-        (int32_t)(uint32_t)L->gnorm.eps_term, (int32_t)(uint32_t)(L->gnorm.eps_term >> 32), L->abits, L->rot_m, L->F_rot};
+        [LM_SC_F_IP] = L->F_ip, [LM_SC_F_CONV] = L->conv.F_out, [LM_SC_F_U] = L->F_u, [LM_SC_F_ZS] = L->F_zs,
+        [LM_SC_F_DT] = L->F_dt, [LM_SC_F_DTA] = L->exp.F_in, [LM_SC_F_DA] = L->F_dA, [LM_SC_F_DB] = L->F_dB,
+        [LM_SC_F_H] = L->F_h, [LM_SC_F_Y] = L->F_y, [LM_SC_F_G] = L->F_g, [LM_SC_DT_LO] = L->dt_lo,
+        [LM_SC_DT_HI] = L->dt_hi, [LM_SC_NORM_F_OUT] = L->norm.F_out, [LM_SC_NORM_E_GAMMA] = L->norm.e_gamma,
+        [LM_SC_NORM_EPS_LO] = (int32_t)(uint32_t)L->norm.eps_term,
+        [LM_SC_NORM_EPS_HI] = (int32_t)(uint32_t)(L->norm.eps_term >> 32), [LM_SC_GNORM_F_OUT] = L->gnorm.F_out,
+        [LM_SC_GNORM_E_GAMMA] = L->gnorm.e_gamma, [LM_SC_GNORM_EPS_LO] = (int32_t)(uint32_t)L->gnorm.eps_term,
+        [LM_SC_GNORM_EPS_HI] = (int32_t)(uint32_t)(L->gnorm.eps_term >> 32), [LM_SC_ABITS] = L->abits,
+        [LM_SC_ROT_M] = L->rot_m, [LM_SC_F_ROT] = L->F_rot};
     memcpy(out, v, sizeof v);
 }
 

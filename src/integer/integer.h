@@ -295,12 +295,18 @@ void lm_int_layer_free(lm_int_layer *L);
  * Hm [m, m] (lm_hadamard_base_matrix of the d_inner transform) is kept by pointer. */
 lm_status lm_int_layer_set_rotation(lm_int_layer *L, const float *gnorm, const int8_t *Hm, int m);
 
-/* The layer's scalar parameters as one int32 vector (the model file's and the vectors dump's
- * order): F_ip, F_conv, F_u, F_zs, F_dt, F_dtA, F_dA, F_dB, F_h, F_y, F_g, dt_lo, dt_hi,
- * norm.F_out, norm.e_gamma, norm.eps_term (low, high 32 bits), gnorm.F_out, gnorm.e_gamma,
- * gnorm.eps_term (low, high), abits, rot_m, F_rot. F_conv and F_dtA are conv.F_out and the exp
- * table's F_in; the LUTs carry their own (alpha, k, F_in, F_out, tail_identity). */
-#define LM_INT_SCALARS 24
+/* The layer's scalar parameters as one int32 vector, indexed by name (the model file's and the
+ * vectors dump's order). F_CONV and F_DTA are conv.F_out and the exp table's F_in; each eps_term
+ * is stored as its low and high 32 bits; the LUTs carry their own (alpha, k, F_in, F_out,
+ * tail_identity). */
+typedef enum {
+    LM_SC_F_IP, LM_SC_F_CONV, LM_SC_F_U, LM_SC_F_ZS, LM_SC_F_DT, LM_SC_F_DTA, LM_SC_F_DA, LM_SC_F_DB, LM_SC_F_H,
+    LM_SC_F_Y, LM_SC_F_G, LM_SC_DT_LO, LM_SC_DT_HI,
+    LM_SC_NORM_F_OUT, LM_SC_NORM_E_GAMMA, LM_SC_NORM_EPS_LO, LM_SC_NORM_EPS_HI,
+    LM_SC_GNORM_F_OUT, LM_SC_GNORM_E_GAMMA, LM_SC_GNORM_EPS_LO, LM_SC_GNORM_EPS_HI,
+    LM_SC_ABITS, LM_SC_ROT_M, LM_SC_F_ROT,
+    LM_INT_SCALARS
+} lm_int_scalar;
 void lm_int_layer_scalars(const lm_int_layer *L, int32_t out[LM_INT_SCALARS]);
 
 /* The recurrent state of one layer: conv rows and h, both pot8. Zeroed = a new sequence. */

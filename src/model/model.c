@@ -1,4 +1,4 @@
-/* lm_model_init for float checkpoints: a model directory (config.json + safetensors)
+/* The model's lifecycle (lm_model_init, lm_model_free, the memory it owns) and its loader for float checkpoints: a model directory (config.json + safetensors)
  * -> struct lm_model (src/model/model.h), every tensor's shape checked against the config.
  * F32 tensors whose data is 4-byte aligned are used in place from the memory map; F16 and
  * BF16 (and unaligned F32) tensors are converted once into float32 buffers the model owns. */
@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "format/safetensors.h"
+#include "model/layout.h"
 #include "model/model.h"
 #include "model/qfile.h"
 
@@ -21,16 +22,22 @@ typedef struct {
     unsigned char *used;   /* [st->n_tensors]: taken by the model */
 } loader;
 
-/* Allocates n floats (64-byte aligned for SIMD loads), owned by the model. */
-static lm_status own_floats(lm_model *m, size_t n, const char *what, float **out) {
-    *out = NULL;
+lm_status lm_model_adopt(lm_model *m, void *p) {
     void **grown = realloc(m->owned, ((size_t)m->n_owned + 1) * sizeof *grown);
-    if (!grown) return lm_fail(LM_ERR_NOMEM, "out of memory for %s", what);
+    if (!grown) {
+        free(p);
+        return lm_fail(LM_ERR_NOMEM, "out of memory");
+    }
     m->owned = grown;
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p) return lm_fail(LM_ERR_NOMEM, "cannot allocate %zu bytes for %s", bytes, what);
     m->owned[m->n_owned++] = p;
+    return LM_OK;
+}
+
+lm_status lm_model_own(lm_model *m, size_t bytes, void **out) {
+    *out = NULL;
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64 * !bytes);
+    if (!p) return lm_fail(LM_ERR_NOMEM, "cannot allocate %zu bytes", bytes);
+    LM_TRY(lm_model_adopt(m, p));
     *out = p;
     return LM_OK;
 }
@@ -85,7 +92,7 @@ static lm_status take(loader *L, const char *name, int optional, int ndim, const
         return LM_OK;
     }
     float *buf;
-    LM_TRY(own_floats(L->m, t->numel, name, &buf));
+    LM_TRY(lm_model_own(L->m, t->numel * sizeof *buf, (void **)&buf));
     lm_st_tensor_to_f32(buf, t);
     *out = buf;
     return LM_OK;
@@ -93,66 +100,47 @@ static lm_status take(loader *L, const char *name, int optional, int ndim, const
 
 #define SHAPE(...) (sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
 
-static lm_status take_linear(loader *L, const char *prefix, int has_bias, int rows, int cols, lm_linear *lin) {
-    char name[160];
-    lin->kind = LM_LINEAR_F32;
-    lin->rows = rows;
-    lin->cols = cols;
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    LM_TRY(take(L, name, 0, SHAPE(rows, cols), &lin->w));
-    if (!has_bias) return LM_OK;
-    snprintf(name, sizeof name, "%s.bias", prefix);
-    return take(L, name, 0, SHAPE(rows), &lin->bias);
-}
-
-static lm_status load_layer(loader *L, int i, lm_layer *ly) {
-    const lm_config *c = &L->m->cfg;
-    const int64_t H = c->n_heads, GN = (int64_t)c->n_groups * c->d_state;
-    const int64_t conv_dim = c->d_inner + 2 * GN;
-    const int64_t in_rows = 2 * (int64_t)c->d_inner + 2 * GN + H; /* [z | x | B | C | dt] */
-    char p[128], name[160];
-    snprintf(p, sizeof p, "backbone.layers.%d", i);
-#define NAME(suffix) (snprintf(name, sizeof name, "%s.%s", p, suffix), name)
-    LM_TRY(take(L, NAME("norm.weight"), 0, SHAPE(c->d_model), &ly->norm));
-    snprintf(p, sizeof p, "backbone.layers.%d.mixer", i);
-    LM_TRY(take_linear(L, NAME("in_proj"), c->proj_bias, (int)in_rows, c->d_model, &ly->in_proj));
-    LM_TRY(take(L, NAME("conv1d.weight"), 0, SHAPE(conv_dim, 1, c->d_conv), &ly->conv_w));
-    if (c->conv_bias) LM_TRY(take(L, NAME("conv1d.bias"), 0, SHAPE(conv_dim), &ly->conv_b));
-    LM_TRY(take(L, NAME("dt_bias"), 0, SHAPE(H), &ly->dt_bias));
-    /* A = -exp(A_log), once, into owned memory. */
-    const float *A_log;
-    float *A;
-    LM_TRY(take(L, NAME("A_log"), 0, SHAPE(H), &A_log));
-    LM_TRY(own_floats(L->m, (size_t)H, "A", &A));
-    for (int h = 0; h < H; h++) A[h] = -expf(A_log[h]);
-    ly->A = A;
-    LM_TRY(take(L, NAME("D"), 0, SHAPE(H), &ly->D));
-    LM_TRY(take(L, NAME("norm.weight"), 0, SHAPE(c->d_inner), &ly->gnorm));
-    LM_TRY(take_linear(L, NAME("out_proj"), c->proj_bias, c->d_model, c->d_inner, &ly->out_proj));
-#undef NAME
+/* One tensor of the layout (model/layout.h) from the checkpoint into its place in the model. */
+static lm_status take_tensor(void *ctx, const lm_tensor_desc *t) {
+    loader *L = ctx;
+    const char *name = t->name;
+    /* Hugging Face names the embedding backbone.embeddings, state-spaces backbone.embedding. */
+    if (t->role == LM_T_EMBEDDING && !lm_safetensors_find(L->st, name)) {
+        name = "backbone.embedding.weight";
+        if (!lm_safetensors_find(L->st, name))
+            return lm_fail(LM_ERR_FORMAT, "%s: tensor backbone.embeddings.weight (or backbone.embedding.weight) is missing",
+                           L->dir);
+    }
+    const float *data;
+    if (t->role == LM_T_CONV_W)
+        LM_TRY(take(L, name, 0, SHAPE(t->rows, 1, t->cols), &data));
+    else if (t->cols)
+        LM_TRY(take(L, name, 0, SHAPE(t->rows, t->cols), &data));
+    else
+        LM_TRY(take(L, name, 0, SHAPE(t->rows), &data));
+    if (t->role == LM_T_A_LOG) { /* A = -exp(A_log), once, into owned memory */
+        float *A;
+        LM_TRY(lm_model_own(L->m, (size_t)t->rows * sizeof *A, (void **)&A));
+        for (int h = 0; h < t->rows; h++) A[h] = -expf(data[h]);
+        data = A;
+    }
+    lm_linear *lin = lm_tensor_linear(L->m, t);
+    if (lin)
+        *lin = (lm_linear){.kind = LM_LINEAR_F32, .rows = t->rows, .cols = t->cols, .w = data};
+    else
+        *lm_tensor_slot(L->m, t) = data;
     return LM_OK;
 }
 
 static lm_status load_weights(loader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
-    /* Hugging Face names the embedding backbone.embeddings, state-spaces backbone.embedding. */
-    const char *emb = lm_safetensors_find(L->st, "backbone.embeddings.weight") ? "backbone.embeddings.weight"
-                      : lm_safetensors_find(L->st, "backbone.embedding.weight") ? "backbone.embedding.weight"
-                                                                                 : NULL;
-    if (!emb)
-        return lm_fail(LM_ERR_FORMAT, "%s: tensor backbone.embeddings.weight (or backbone.embedding.weight) is missing",
-                       L->dir);
-    LM_TRY(take(L, emb, 0, SHAPE(c->vocab_size, c->d_model), &m->embedding));
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
-    for (int i = 0; i < c->n_layer; i++) LM_TRY(load_layer(L, i, &m->layers[i]));
-    LM_TRY(take(L, "backbone.norm_f.weight", 0, SHAPE(c->d_model), &m->norm_f));
-    if (c->tie_embeddings) {
-        /* A tied checkpoint may still carry a copy of lm_head.weight (state-spaces does); it is unused. */
+    LM_TRY(lm_layout_walk(c, take_tensor, L));
+    /* A tied checkpoint may still carry a copy of lm_head.weight (state-spaces does); it is unused. */
+    if (c->tie_embeddings)
         m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
-        return LM_OK;
-    }
-    return take_linear(L, "lm_head", 0, c->vocab_size, c->d_model, &m->lm_head);
+    return LM_OK;
 }
 
 /* The directory's own tokenizer.json when there is one, else (NULL) the bundled one. */

@@ -70,6 +70,11 @@ struct lm_model {
     lm_int_layer *int_layers;
 };
 
+/* Memory the model owns (freed by lm_model_free): lm_model_own allocates `bytes` (64-byte aligned
+ * for SIMD loads); lm_model_adopt takes over p, a malloc'd buffer (freed here if that fails). */
+lm_status lm_model_own(lm_model *m, size_t bytes, void **out);
+lm_status lm_model_adopt(lm_model *m, void *p);
+
 /* A copy of the model's tokenizer.json bytes (*json malloc'd, NUL-terminated; *len excludes the NUL),
  * for writing it into a quantized model file. */
 lm_status lm_model_tokenizer_json(const lm_model *m, char **json, size_t *len);

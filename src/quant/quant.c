@@ -51,17 +51,6 @@ static lm_status check_settings(const lm_quant_settings *q) {
 }
 
 /* Hands a heap block to the model (freed by lm_model_free). */
-static lm_status give(lm_model *m, void *p) {
-    void **g = realloc(m->owned, ((size_t)m->n_owned + 1) * sizeof *g);
-    if (!g) {
-        free(p);
-        return lm_fail(LM_ERR_NOMEM, "out of memory");
-    }
-    m->owned = g;
-    m->owned[m->n_owned++] = p;
-    return LM_OK;
-}
-
 /* One linear layer of the copy becomes integer. H: its input Hessian (float, K x K) or NULL for RTN. */
 static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, const lm_quant_settings *q, lm_pool *pool) {
     const int O = lin->rows, K = lin->cols;
@@ -81,10 +70,10 @@ static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, co
     lin->q = b.view;
     lin->abits = q->abits;
     /* The float weights stay in the copy's owned memory; only the integer ones are written. */
-    s = give(m, b.q);
-    if (s == LM_OK) s = give(m, b.scale);
+    s = lm_model_adopt(m, b.q);
+    if (s == LM_OK) s = lm_model_adopt(m, b.scale);
     else free(b.scale);
-    if (s == LM_OK) s = give(m, b.e0);
+    if (s == LM_OK) s = lm_model_adopt(m, b.e0);
     else free(b.e0);
     return s;
 }

@@ -7,18 +7,6 @@
 #include "common/error.h"
 #include "quant/transform.h"
 
-lm_status lm_model_own(lm_model *m, size_t bytes, void **out) {
-    *out = NULL;
-    void **g = realloc(m->owned, ((size_t)m->n_owned + 1) * sizeof *g);
-    if (!g) return lm_fail(LM_ERR_NOMEM, "out of memory");
-    m->owned = g;
-    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64 * !bytes);
-    if (!p) return lm_fail(LM_ERR_NOMEM, "cannot allocate %zu bytes", bytes);
-    m->owned[m->n_owned++] = p;
-    *out = p;
-    return LM_OK;
-}
-
 /* *dst <- an owned copy of n floats of src (NULL stays NULL). */
 static lm_status own_copy(lm_model *m, const float *src, size_t n, const float **dst) {
     *dst = NULL;

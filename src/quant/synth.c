@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/qfile.h"
 #include "quant/quantize.h"
+#include "model/layout.h"
 #include "quant/transform.h"
 
 /* ---- the values: a counter-based generator, value i of a tensor = f(hash(stream, i)) ---- */
@@ -83,66 +84,27 @@ static void fill(float *x, size_t n, const dist *d, uint64_t seed, const char *n
     lm_pool_run(pool, fill_part, &t);
 }
 
-/* ---- the tensors of a config, in checkpoint order ---- */
+/* ---- each tensor's distribution (the layout itself is model/layout.h) ---- */
 
-typedef enum {
-    T_EMBEDDING, T_NORM, T_IN_PROJ, T_IN_PROJ_BIAS, T_CONV_W, T_CONV_B, T_DT_BIAS, T_A_LOG, T_D, T_GNORM,
-    T_OUT_PROJ, T_OUT_PROJ_BIAS, T_NORM_F, T_LM_HEAD,
-} tensor_role;
-
-typedef struct {
-    tensor_role role;
-    int layer;         /* -1 outside the blocks */
-    char name[96];     /* Hugging Face name */
-    int rows, cols;    /* [rows] when cols == 0, else [rows, cols] ([rows, 1, cols] for the conv weight) */
-    dist d;
-} tensor_desc;
-
-typedef lm_status (*tensor_fn)(void *ctx, const tensor_desc *t);
-
-static lm_status for_each_tensor(const lm_config *c, tensor_fn fn, void *ctx) {
-    const int D = c->d_model, DI = c->d_inner, H = c->n_heads, CD = DI + 2 * c->n_groups * c->d_state,
-              E = 2 * DI + 2 * c->n_groups * c->d_state + H;
+static dist dist_of(const lm_config *c, const lm_tensor_desc *t) {
     const float conv_bound = 1.0f / sqrtf((float)c->d_conv);
-    const dist near_one = {DIST_NORMAL, 1.0f, 0.05f}, zero = {DIST_NORMAL, 0.0f, 0.0f};
-    tensor_desc t = {T_EMBEDDING, -1, "backbone.embeddings.weight", c->vocab_size, D, {DIST_NORMAL, 0.0f, 0.02f}};
-    LM_TRY(fn(ctx, &t));
-    for (int l = 0; l < c->n_layer; l++) {
-        const struct {
-            tensor_role role;
-            const char *suffix;
-            int rows, cols, present;
-            dist d;
-        } block[] = {
-            {T_NORM, "norm.weight", D, 0, 1, near_one},
-            {T_IN_PROJ, "mixer.in_proj.weight", E, D, 1, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)D)}},
-            {T_IN_PROJ_BIAS, "mixer.in_proj.bias", E, 0, c->proj_bias, zero},
-            {T_CONV_W, "mixer.conv1d.weight", CD, c->d_conv, 1, {DIST_UNIFORM, -conv_bound, conv_bound}},
-            {T_CONV_B, "mixer.conv1d.bias", CD, 0, c->conv_bias, {DIST_UNIFORM, -conv_bound, conv_bound}},
-            {T_DT_BIAS, "mixer.dt_bias", H, 0, 1, {DIST_DT_BIAS, 1e-3f, 0.1f}},
-            {T_A_LOG, "mixer.A_log", H, 0, 1, {DIST_LOG_UNIFORM, 1.0f, 16.0f}},
-            {T_D, "mixer.D", H, 0, 1, {DIST_NORMAL, 1.0f, 0.0f}},
-            {T_GNORM, "mixer.norm.weight", DI, 0, 1, near_one},
-            {T_OUT_PROJ, "mixer.out_proj.weight", D, DI, 1, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)DI)}},
-            {T_OUT_PROJ_BIAS, "mixer.out_proj.bias", D, 0, c->proj_bias, zero},
-        };
-        for (size_t i = 0; i < sizeof block / sizeof block[0]; i++) {
-            if (!block[i].present) continue;
-            t = (tensor_desc){block[i].role, l, "", block[i].rows, block[i].cols, block[i].d};
-            snprintf(t.name, sizeof t.name, "backbone.layers.%d.%s", l, block[i].suffix);
-            LM_TRY(fn(ctx, &t));
-        }
+    switch (t->role) {
+    case LM_T_EMBEDDING: return (dist){DIST_NORMAL, 0.0f, 0.02f};
+    case LM_T_NORM: case LM_T_GNORM: case LM_T_NORM_F: return (dist){DIST_NORMAL, 1.0f, 0.05f};
+    case LM_T_IN_PROJ: case LM_T_OUT_PROJ: case LM_T_LM_HEAD: return (dist){DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)t->cols)};
+    case LM_T_CONV_W: case LM_T_CONV_B: return (dist){DIST_UNIFORM, -conv_bound, conv_bound};
+    case LM_T_DT_BIAS: return (dist){DIST_DT_BIAS, 1e-3f, 0.1f};
+    case LM_T_A_LOG: return (dist){DIST_LOG_UNIFORM, 1.0f, 16.0f};
+    case LM_T_D: return (dist){DIST_NORMAL, 1.0f, 0.0f};
+    default: return (dist){DIST_NORMAL, 0.0f, 0.0f}; /* projection biases */
     }
-    t = (tensor_desc){T_NORM_F, -1, "backbone.norm_f.weight", D, 0, near_one};
-    LM_TRY(fn(ctx, &t));
-    if (!c->tie_embeddings) {
-        t = (tensor_desc){T_LM_HEAD, -1, "lm_head.weight", c->vocab_size, D, {DIST_NORMAL, 0.0f, 1.0f / sqrtf((float)D)}};
-        LM_TRY(fn(ctx, &t));
-    }
-    return LM_OK;
 }
 
-static size_t numel(const tensor_desc *t) { return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1); }
+/* x [numel] = the values of tensor t. */
+static void fill_tensor(float *x, const lm_config *c, const lm_tensor_desc *t, uint64_t seed, lm_pool *pool) {
+    const dist d = dist_of(c, t);
+    fill(x, lm_tensor_numel(t), &d, seed, t->name, pool);
+}
 
 static lm_status check_config(const lm_config *c) {
     if (c->d_inner != c->n_heads * c->head_dim || c->n_heads % c->n_groups)
@@ -162,9 +124,9 @@ typedef struct {
 } qbuild;
 
 /* A float tensor of the model, in memory the model owns. */
-static lm_status owned_tensor(qbuild *b, const tensor_desc *t, float **out) {
-    LM_TRY(lm_model_own(b->m, numel(t) * sizeof(float), (void **)out));
-    fill(*out, numel(t), &t->d, b->seed, t->name, b->pool);
+static lm_status owned_tensor(qbuild *b, const lm_tensor_desc *t, float **out) {
+    LM_TRY(lm_model_own(b->m, lm_tensor_numel(t) * sizeof(float), (void **)out));
+    fill_tensor(*out, &b->m->cfg, t, b->seed, b->pool);
     return LM_OK;
 }
 
@@ -211,8 +173,8 @@ static void quantize_rows(void *p, int i, int n) {
     }
 }
 
-static lm_status quantized_linear(qbuild *b, const tensor_desc *t, lm_linear *lin) {
-    fill(b->scratch, numel(t), &t->d, b->seed, t->name, b->pool);
+static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear *lin) {
+    fill_tensor(b->scratch, &b->m->cfg, t, b->seed, b->pool);
     lm_qweight_buf w;
     LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, b->q->wbits));
     synth_quant_task task = {&w, b->scratch, NULL};
@@ -224,48 +186,26 @@ static lm_status quantized_linear(qbuild *b, const tensor_desc *t, lm_linear *li
     free(task.qrows);
     *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .q = w.view, .abits = b->q->abits};
     /* hand the buffers to the model (lm_model_free frees them) */
-    void *parts[3] = {w.q, w.scale, w.e0};
-    for (int i = 0; i < 3; i++) {
-        void **g = realloc(b->m->owned, ((size_t)b->m->n_owned + 1) * sizeof *g);
-        if (!g) {
-            for (int j = i; j < 3; j++) free(parts[j]);
-            return lm_fail(LM_ERR_NOMEM, "out of memory");
-        }
-        b->m->owned = g;
-        b->m->owned[b->m->n_owned++] = parts[i];
-    }
-    return LM_OK;
+    lm_status s = lm_model_adopt(b->m, w.q);
+    if (s == LM_OK) s = lm_model_adopt(b->m, w.scale);
+    else free(w.scale);
+    if (s == LM_OK) s = lm_model_adopt(b->m, w.e0);
+    else free(w.e0);
+    return s;
 }
 
-static lm_status bind_tensor(void *ctx, const tensor_desc *t) {
+static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     qbuild *b = ctx;
-    lm_model *m = b->m;
-    lm_layer *L = t->layer >= 0 ? &m->layers[t->layer] : NULL;
+    if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ) return quantized_linear(b, t, lm_tensor_linear(b->m, t));
     float *x = NULL;
-    switch (t->role) {
-    case T_IN_PROJ: return quantized_linear(b, t, &L->in_proj);
-    case T_OUT_PROJ: return quantized_linear(b, t, &L->out_proj);
-    default: break;
-    }
     LM_TRY(owned_tensor(b, t, &x));
-    switch (t->role) {
-    case T_EMBEDDING: m->embedding = x; break;
-    case T_NORM: L->norm = x; break;
-    case T_IN_PROJ_BIAS: L->in_proj.bias = x; break;
-    case T_CONV_W: L->conv_w = x; break;
-    case T_CONV_B: L->conv_b = x; break;
-    case T_DT_BIAS: L->dt_bias = x; break;
-    case T_A_LOG:
-        for (int h = 0; h < t->rows; h++) x[h] = -expf(x[h]); /* the file holds A = -exp(A_log) */
-        L->A = x;
-        break;
-    case T_D: L->D = x; break;
-    case T_GNORM: L->gnorm = x; break;
-    case T_OUT_PROJ_BIAS: L->out_proj.bias = x; break;
-    case T_NORM_F: m->norm_f = x; break;
-    case T_LM_HEAD: m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = t->rows, .cols = t->cols, .w = x}; break;
-    default: break;
-    }
+    if (t->role == LM_T_A_LOG)
+        for (int h = 0; h < t->rows; h++) x[h] = -expf(x[h]); /* the model holds A = -exp(A_log) */
+    lm_linear *lin = lm_tensor_linear(b->m, t);
+    if (lin)
+        *lin = (lm_linear){.kind = LM_LINEAR_F32, .rows = t->rows, .cols = t->cols, .w = x};
+    else
+        *lm_tensor_slot(b->m, t) = x;
     return LM_OK;
 }
 
@@ -303,7 +243,7 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     if (!s) s = lm_calloc(&b.scratch, biggest, sizeof(float), "weights of one layer");
     if (!s && m->quant.rotated) s = lm_hadamard_init(&m->rot_inner, c->d_inner); /* fails early on an unsupported d_inner */
     if (!s) s = lm_pool_init(&b.pool, n_threads);
-    if (!s) s = for_each_tensor(c, bind_tensor, &b);
+    if (!s) s = lm_layout_walk(c, bind_tensor, &b);
     if (!s && c->tie_embeddings)
         m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
     if (!s) s = lm_qfile_write(path, m, tok, tok_len);
@@ -354,11 +294,11 @@ typedef struct {
     size_t offset; /* data bytes of the entries so far */
 } st_header;
 
-static lm_status header_entry(void *ctx, const tensor_desc *t) {
+static lm_status header_entry(void *ctx, const lm_tensor_desc *t) {
     st_header *h = ctx;
-    size_t bytes = numel(t) * sizeof(float);
+    size_t bytes = lm_tensor_numel(t) * sizeof(float);
     sb_printf(&h->json, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%d", h->offset ? "," : "", t->name, t->rows);
-    if (t->role == T_CONV_W) sb_printf(&h->json, ",1");
+    if (t->role == LM_T_CONV_W) sb_printf(&h->json, ",1");
     if (t->cols) sb_printf(&h->json, ",%d", t->cols);
     sb_printf(&h->json, "],\"data_offsets\":[%zu,%zu]}", h->offset, h->offset + bytes);
     h->offset += bytes;
@@ -366,16 +306,17 @@ static lm_status header_entry(void *ctx, const tensor_desc *t) {
 }
 
 typedef struct {
+    const lm_config *c;
     lm_atomic_file *af;
     uint64_t seed;
     lm_pool *pool;
     float *scratch;
 } fwrite_ctx;
 
-static lm_status write_tensor(void *ctx, const tensor_desc *t) {
+static lm_status write_tensor(void *ctx, const lm_tensor_desc *t) {
     fwrite_ctx *w = ctx;
-    fill(w->scratch, numel(t), &t->d, w->seed, t->name, w->pool);
-    return lm_atomic_write(w->af, w->scratch, numel(t) * sizeof(float));
+    fill_tensor(w->scratch, w->c, t, w->seed, w->pool);
+    return lm_atomic_write(w->af, w->scratch, lm_tensor_numel(t) * sizeof(float));
 }
 
 static lm_status write_text_file(const char *dir, const char *name, const char *text, size_t len) {
@@ -416,12 +357,12 @@ lm_status lm_synth_float(const char *dir, const lm_config *c, uint64_t seed, int
     st_header hd = {{0}, 0};
     strbuf *h = &hd.json;
     sb_printf(h, "{");
-    lm_status s = cfg.status ? cfg.status : for_each_tensor(c, header_entry, &hd);
+    lm_status s = cfg.status ? cfg.status : lm_layout_walk(c, header_entry, &hd);
     sb_printf(h, "}");
     while (!h->status && (8 + h->len) % 8) sb_printf(h, " ");
     if (!s) s = h->status;
 
-    fwrite_ctx w = {NULL, seed, NULL, NULL};
+    fwrite_ctx w = {c, NULL, seed, NULL, NULL};
     lm_atomic_file af = {0};
     char *path = NULL;
     size_t biggest = (size_t)c->vocab_size * c->d_model;
@@ -435,7 +376,7 @@ lm_status lm_synth_float(const char *dir, const lm_config *c, uint64_t seed, int
     uint64_t hlen = h->len;
     if (!s) s = lm_atomic_write(&af, &hlen, 8);
     if (!s) s = lm_atomic_write(&af, h->text, h->len);
-    if (!s) s = for_each_tensor(c, write_tensor, &w);
+    if (!s) s = lm_layout_walk(c, write_tensor, &w);
     if (!s) s = lm_atomic_commit(&af);
     if (s) lm_atomic_abort(&af);
     if (!s) s = write_text_file(dir, "config.json", cfg.text, cfg.len);

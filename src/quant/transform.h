@@ -10,9 +10,6 @@
  * linear layers float, no tensor table. src must be a float model. */
 lm_status lm_model_clone_f32(lm_model **out, const lm_model *src);
 
-/* Allocates `bytes` (64-byte aligned) owned by m (freed by lm_model_free). */
-lm_status lm_model_own(lm_model *m, size_t bytes, void **out);
-
 /* LightMamba rotation, in place on a clone; the model computes the same function afterwards.
  * With R = H_D / sqrt(D) and R_i = H_DI / sqrt(DI) (quant/hadamard.h):
  *   embedding rows      e      <- R e                      the residual stream becomes R u
