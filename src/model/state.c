@@ -1,12 +1,8 @@
 /* Session state files: save a session's recurrent state and resume it later (layout and
- * rules in docs/state-format.md).
- *
- *   [0, 256)        header: magic, version, sizes, CRC-32C, tokens consumed, state kind,
- *                   model identity hash, model config, quantization settings
- *   [256, ...)      array table: n_arrays entries of 128 bytes (name, dtype, shape, offset)
- *   (64-aligned)    each array's data, in table order
- * All integers little-endian (the host's order: x86-64). The CRC covers every byte of the file,
- * the CRC field read as zero. The loader checks everything before it writes to the session. */
+ * rules in docs/state-format.md). The bytes are a container (format/container.h); the header
+ * fields of this format are the tokens consumed, the state kind, the model's identity hash, its
+ * config and its quantization settings. The loader checks everything before it writes to the
+ * session. */
 #include "model/session.h"
 #include "model/int_forward.h"
 
@@ -18,56 +14,27 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "format/config.h"
+#include "format/container.h"
 
 #define STATE_MAGIC "LMSTATE" /* 7 characters + NUL: 8 bytes */
 #define STATE_VERSION 1
 
-enum {
-    HEADER_BYTES = 256,
-    ENTRY_BYTES = 128,
-    NAME_BYTES = 80,
-    MAX_DIMS = 4,
-    MAX_ARRAYS = 16,
-    ALIGN = 64,
-    /* header field offsets */
-    H_MAGIC = 0, H_VERSION = 8, H_HEADER_BYTES = 12, H_FILE_BYTES = 16, H_CRC = 24, H_N_ARRAYS = 28,
-    H_TABLE = 32, H_N_TOKENS = 40, H_KIND = 48, H_IDENTITY = 52, H_CONFIG = 56, H_QUANT = 116,
-    /* entry field offsets */
-    E_NAME = 0, E_DTYPE = 80, E_NDIM = 84, E_SHAPE = 88, E_OFFSET = 120,
-};
+/* The format's own header fields (after the container's common ones). */
+enum { H_N_TOKENS = 40, H_KIND = 48, H_IDENTITY = 52, H_CONFIG = 56, H_QUANT = 116, MAX_ARRAYS = 16 };
 
 /* State kinds: what the arrays hold. 0: the float32 state of a model whose SSM runs in float
  * (float and quantized-linear models alike); 1: LightMamba*'s integer state (SSM mode pot8). */
 enum { KIND_F32 = 0, KIND_POT8 = 1 };
-/* Array dtypes, numbered as in the quantized model file. */
-enum { DT_F32 = 0, DT_U8 = 4, DT_I8 = 5 };
 
-typedef struct {
-    const char *name;
-    uint32_t dtype;
-    int ndim;
-    uint64_t shape[MAX_DIMS];
-    void *data;
-    uint64_t nbytes;
-} state_array;
-
-static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
-static uint64_t align_up(uint64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
-
-static state_array array(const char *name, uint32_t dtype, void *data, int ndim, const uint64_t *shape) {
-    state_array a = {name, dtype, ndim, {0}, data, dtype == DT_F32 ? 4 : 1};
-    for (int d = 0; d < ndim; d++) {
-        a.shape[d] = shape[d];
-        a.nbytes *= shape[d];
-    }
+/* One array of the session's state (the session's own memory: the writer reads it, the loader fills it). */
+static lm_ct_array array(const char *name, lm_ct_dtype dtype, void *data, int ndim, const uint64_t *shape) {
+    lm_ct_array a;
+    lm_ct_array_set(&a, name, dtype, ndim, shape, data); /* names and shapes are the session's own: valid */
     return a;
 }
 
 /* The arrays that make up the state of s, with its state kind. */
-static lm_status session_arrays(const lm_session *s, uint32_t *kind, state_array a[MAX_ARRAYS], int *n) {
+static lm_status session_arrays(const lm_session *s, uint32_t *kind, lm_ct_array a[MAX_ARRAYS], int *n) {
     const lm_config *c = &s->m->cfg;
     const uint64_t L = (uint64_t)c->n_layer, W1 = (uint64_t)c->d_conv - 1, H = (uint64_t)c->n_heads,
                    P = (uint64_t)c->head_dim, N = (uint64_t)c->d_state;
@@ -80,11 +47,11 @@ static lm_status session_arrays(const lm_session *s, uint32_t *kind, state_array
         if (all.conv_n != L * W1 * C || all.h_n != L * H * P * N || C % 8 || P % 8)
             return lm_fail(LM_ERR_UNSUPPORTED, "the integer session's state does not have the shapes of a state file");
         *kind = KIND_POT8;
-        a[0] = array("conv_q", DT_I8, all.conv_q, 3, conv);
-        a[1] = array("conv_s", DT_U8, all.conv_s, 3, conv_s);
-        a[2] = array("h_q", DT_I8, all.h_q, 4, ssm);
-        a[3] = array("h_s", DT_U8, all.h_s, 4, ssm_s);
-        a[4] = array("last_hidden", DT_F32, s->last_hidden, 1, hidden);
+        a[0] = array("conv_q", LM_CT_I8, all.conv_q, 3, conv);
+        a[1] = array("conv_s", LM_CT_U8, all.conv_s, 3, conv_s);
+        a[2] = array("h_q", LM_CT_I8, all.h_q, 4, ssm);
+        a[3] = array("h_s", LM_CT_U8, all.h_s, 4, ssm_s);
+        a[4] = array("last_hidden", LM_CT_F32, s->last_hidden, 1, hidden);
         *n = 5;
         return LM_OK;
     }
@@ -92,9 +59,9 @@ static lm_status session_arrays(const lm_session *s, uint32_t *kind, state_array
         return lm_fail(LM_ERR_UNSUPPORTED, "session state files for SSM mode %d are not implemented",
                        (int)s->m->quant.ssm_mode);
     *kind = KIND_F32;
-    a[0] = array("conv_state", DT_F32, s->conv_state, 3, conv);
-    a[1] = array("ssm_state", DT_F32, s->ssm_state, 4, ssm);
-    a[2] = array("last_hidden", DT_F32, s->last_hidden, 1, hidden);
+    a[0] = array("conv_state", LM_CT_F32, s->conv_state, 3, conv);
+    a[1] = array("ssm_state", LM_CT_F32, s->ssm_state, 4, ssm);
+    a[2] = array("last_hidden", LM_CT_F32, s->last_hidden, 1, hidden);
     *n = 3;
     return LM_OK;
 }
@@ -186,123 +153,45 @@ static void describe_quant(const uint32_t f[N_QUANT], char *buf, size_t n) {
 
 /* ---- writing ---- */
 
-/* Bytes go to the CRC and, when af is set, to the file. */
-typedef struct {
-    lm_atomic_file *af;
-    uint32_t crc;
-    uint64_t at;
-} sink;
-
-static lm_status sink_put(sink *k, const void *p, uint64_t n) {
-    k->crc = lm_crc32c(k->crc, p, (size_t)n);
-    k->at += n;
-    return k->af ? lm_atomic_write(k->af, p, (size_t)n) : LM_OK;
-}
-
-static lm_status sink_pad(sink *k, uint64_t to) {
-    static const unsigned char zeros[ALIGN];
-    return sink_put(k, zeros, to - k->at);
-}
-
-/* header + table, then each array at its (64-aligned) offset, zero padding between. */
-static lm_status put_file(sink *k, const unsigned char *head, uint64_t head_bytes, const state_array *a, int n,
-                          const uint64_t *offsets) {
-    LM_TRY(sink_put(k, head, head_bytes));
-    for (int i = 0; i < n; i++) {
-        LM_TRY(sink_pad(k, offsets[i]));
-        LM_TRY(sink_put(k, a[i].data, a[i].nbytes));
-    }
-    return LM_OK;
-}
-
 lm_status lm_state_save(const lm_session *s, const char *path) {
-    state_array a[MAX_ARRAYS];
+    lm_ct_array a[MAX_ARRAYS];
     int n;
     uint32_t kind;
     LM_TRY(session_arrays(s, &kind, a, &n));
-
-    unsigned char head[HEADER_BYTES + MAX_ARRAYS * ENTRY_BYTES];
-    memset(head, 0, sizeof head);
-    const uint64_t head_bytes = HEADER_BYTES + (uint64_t)n * ENTRY_BYTES;
-    uint64_t offsets[MAX_ARRAYS], end = head_bytes;
-    for (int i = 0; i < n; i++) {
-        offsets[i] = align_up(end);
-        end = offsets[i] + a[i].nbytes;
-        unsigned char *e = head + HEADER_BYTES + (size_t)i * ENTRY_BYTES;
-        memcpy(e + E_NAME, a[i].name, strlen(a[i].name));
-        put_u32(e + E_DTYPE, a[i].dtype);
-        put_u32(e + E_NDIM, (uint32_t)a[i].ndim);
-        for (int d = 0; d < a[i].ndim; d++) put_u64(e + E_SHAPE + 8 * d, a[i].shape[d]);
-        put_u64(e + E_OFFSET, offsets[i]);
-    }
-    memcpy(head + H_MAGIC, STATE_MAGIC, 8);
-    put_u32(head + H_VERSION, STATE_VERSION);
-    put_u32(head + H_HEADER_BYTES, HEADER_BYTES);
-    put_u64(head + H_FILE_BYTES, end);
-    put_u32(head + H_N_ARRAYS, (uint32_t)n);
-    put_u64(head + H_TABLE, HEADER_BYTES);
-    put_u64(head + H_N_TOKENS, s->n_tokens);
-    put_u32(head + H_KIND, kind);
-    put_u32(head + H_IDENTITY, model_identity(s->m));
+    lm_ct_writer w = {.arrays = a, .n = n};
+    lm_ct_layout(&w);
+    lm_put_u64(w.header + H_N_TOKENS, s->n_tokens);
+    lm_put_u32(w.header + H_KIND, kind);
+    lm_put_u32(w.header + H_IDENTITY, model_identity(s->m));
     uint32_t cfg[N_CONFIG], quant[N_QUANT];
     lm_config_fields(&s->m->cfg, cfg);
     quant_fields(&s->m->quant, quant);
-    for (int i = 0; i < N_CONFIG; i++) put_u32(head + H_CONFIG + 4 * i, cfg[i]);
-    for (int i = 0; i < N_QUANT; i++) put_u32(head + H_QUANT + 4 * i, quant[i]);
-
-    sink crc_only = {NULL, 0, 0}; /* the CRC field is still zero here */
-    LM_TRY(put_file(&crc_only, head, head_bytes, a, n, offsets));
-    put_u32(head + H_CRC, crc_only.crc);
-
-    lm_atomic_file af = {0};
-    LM_TRY(lm_atomic_open(&af, path));
-    sink out = {&af, 0, 0};
-    lm_status st = put_file(&out, head, head_bytes, a, n, offsets);
-    if (st == LM_OK) st = lm_atomic_commit(&af);
-    if (st != LM_OK) lm_atomic_abort(&af);
-    return st;
+    for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w.header + H_CONFIG + 4 * i, cfg[i]);
+    for (int i = 0; i < N_QUANT; i++) lm_put_u32(w.header + H_QUANT + 4 * i, quant[i]);
+    return lm_ct_write(&w, STATE_MAGIC, STATE_VERSION, path);
 }
 
 /* ---- loading ---- */
 
-/* Checks the mapped file d[0, size) against the session; fills src[i] with where array i's
+/* Checks the mapped file [data, size) against the session; fills src[i] with where array i's
  * bytes lie and *n_tokens. Touches nothing of s. */
-static lm_status check_file(const lm_session *s, const char *path, const unsigned char *d, uint64_t size,
-                            const state_array *a, int n, uint32_t kind, const unsigned char **src, uint64_t *n_tokens) {
-    if (size < HEADER_BYTES || memcmp(d + H_MAGIC, STATE_MAGIC, 8) != 0) {
-        if (size >= 8 && memcmp(d + H_MAGIC, STATE_MAGIC, 8) == 0)
-            return lm_fail(LM_ERR_FORMAT, "state file %s is truncated: %" PRIu64 " bytes, less than its %d-byte header",
-                           path, size, HEADER_BYTES);
-        return lm_fail(LM_ERR_FORMAT, "%s is not a lightmamba state file (no %s magic)", path, STATE_MAGIC);
-    }
-    const uint32_t version = get_u32(d + H_VERSION);
-    if (version != STATE_VERSION)
-        return lm_fail(LM_ERR_UNSUPPORTED, "state file %s has format version %u; this build reads version %d", path,
-                       version, STATE_VERSION);
-    if (get_u32(d + H_HEADER_BYTES) != HEADER_BYTES)
-        return lm_fail(LM_ERR_FORMAT, "state file %s: header size %u, expected %d", path, get_u32(d + H_HEADER_BYTES),
-                       HEADER_BYTES);
-    const uint64_t recorded = get_u64(d + H_FILE_BYTES);
-    if (recorded != size)
-        return lm_fail(LM_ERR_FORMAT, "state file %s is %s: %" PRIu64 " bytes, its header says %" PRIu64, path,
-                       size < recorded ? "truncated" : "followed by trailing data", size, recorded);
-    const uint32_t zero = 0, stored = get_u32(d + H_CRC);
-    uint32_t crc = lm_crc32c(0, d, H_CRC);
-    crc = lm_crc32c(crc, &zero, 4);
-    crc = lm_crc32c(crc, d + H_CRC + 4, (size_t)(size - H_CRC - 4));
-    if (crc != stored)
-        return lm_fail(LM_ERR_FORMAT, "state file %s: checksum mismatch (CRC-32C %08x, header says %08x): the file is corrupted",
-                       path, crc, stored);
+static lm_status check_file(const lm_session *s, const char *path, const void *data, uint64_t size,
+                            const lm_ct_array *a, int n, uint32_t kind, const unsigned char **src, uint64_t *n_tokens) {
+    char what[512];
+    snprintf(what, sizeof what, "state file %s", path);
+    lm_ct_reader r;
+    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, "state file", what));
+    const unsigned char *d = r.data;
 
     /* the model: state kind, quantization, config, weights */
-    const uint32_t file_kind = get_u32(d + H_KIND);
+    const uint32_t file_kind = lm_get_u32(d + H_KIND);
     if (file_kind != kind)
         return lm_fail(LM_ERR_ARG, "state file %s holds state kind %u; this model's state is kind %u (0 float32, 1 pot8)", path,
                        file_kind, kind);
     uint32_t cfg[N_CONFIG], quant[N_QUANT], file_quant[N_QUANT];
     lm_config_fields(&s->m->cfg, cfg);
     quant_fields(&s->m->quant, quant);
-    for (int i = 0; i < N_QUANT; i++) file_quant[i] = get_u32(d + H_QUANT + 4 * i);
+    for (int i = 0; i < N_QUANT; i++) file_quant[i] = lm_get_u32(d + H_QUANT + 4 * i);
     if (memcmp(file_quant, quant, sizeof quant) != 0) {
         char theirs[96], ours[96];
         describe_quant(file_quant, theirs, sizeof theirs);
@@ -311,7 +200,7 @@ static lm_status check_file(const lm_session *s, const char *path, const unsigne
                        path, theirs, ours);
     }
     for (int i = 0; i < N_CONFIG; i++) {
-        const uint32_t v = get_u32(d + H_CONFIG + 4 * i);
+        const uint32_t v = lm_get_u32(d + H_CONFIG + 4 * i);
         if (v == cfg[i]) continue;
         if (i >= 9 && i <= 11) {
             float fv, fm;
@@ -323,50 +212,35 @@ static lm_status check_file(const lm_session *s, const char *path, const unsigne
         return lm_fail(LM_ERR_ARG, "state file %s is for another model: its %s is %d, this model's is %d", path,
                        config_names[i], (int)v, (int)cfg[i]);
     }
-    const uint32_t identity = get_u32(d + H_IDENTITY), ours = model_identity(s->m);
+    const uint32_t identity = lm_get_u32(d + H_IDENTITY), ours = model_identity(s->m);
     if (identity != ours)
         return lm_fail(LM_ERR_ARG,
                        "state file %s is for another model: same configuration, other weights (identity %08x, this model's %08x)",
                        path, identity, ours);
 
     /* the arrays: exactly the session's, each with its dtype and shape, inside the file */
-    const uint32_t n_arrays = get_u32(d + H_N_ARRAYS);
-    if (n_arrays != (uint32_t)n)
-        return lm_fail(LM_ERR_FORMAT, "state file %s has %u arrays, expected %d", path, n_arrays, n);
-    if (get_u64(d + H_TABLE) != HEADER_BYTES)
-        return lm_fail(LM_ERR_FORMAT, "state file %s: array table at offset %" PRIu64 ", expected %d", path,
-                       get_u64(d + H_TABLE), HEADER_BYTES);
-    const uint64_t table_end = HEADER_BYTES + (uint64_t)n * ENTRY_BYTES;
-    if (table_end > size)
-        return lm_fail(LM_ERR_FORMAT, "state file %s: its array table runs past the end of the file", path);
+    if (r.n != (uint32_t)n) return lm_fail(LM_ERR_FORMAT, "state file %s has %u arrays, expected %d", path, r.n, n);
     for (int i = 0; i < n; i++) src[i] = NULL;
     for (int i = 0; i < n; i++) {
-        const unsigned char *e = d + HEADER_BYTES + (size_t)i * ENTRY_BYTES;
-        if (memchr(e + E_NAME, 0, NAME_BYTES) == NULL)
-            return lm_fail(LM_ERR_FORMAT, "state file %s: array %d's name is not NUL-terminated", path, i);
-        const char *name = (const char *)(e + E_NAME);
+        lm_ct_array e;
+        LM_TRY(lm_ct_entry(&r, (uint32_t)i, &e));
         int j = 0;
-        while (j < n && strcmp(name, a[j].name) != 0) j++;
-        if (j == n) return lm_fail(LM_ERR_FORMAT, "state file %s: unexpected array '%.80s'", path, name);
+        while (j < n && strcmp(e.name, a[j].name) != 0) j++;
+        if (j == n) return lm_fail(LM_ERR_FORMAT, "state file %s: unexpected array '%.80s'", path, e.name);
         if (src[j]) return lm_fail(LM_ERR_FORMAT, "state file %s: array '%s' appears twice", path, a[j].name);
-        int same = get_u32(e + E_DTYPE) == a[j].dtype && get_u32(e + E_NDIM) == (uint32_t)a[j].ndim;
-        for (int k = 0; k < MAX_DIMS; k++)
-            same = same && get_u64(e + E_SHAPE + 8 * k) == (k < a[j].ndim ? a[j].shape[k] : 0);
+        int same = e.dtype == a[j].dtype && e.ndim == a[j].ndim;
+        for (int k = 0; k < LM_CT_MAX_DIMS; k++) same = same && e.shape[k] == a[j].shape[k];
         if (!same)
             return lm_fail(LM_ERR_FORMAT, "state file %s: array '%s' has another dtype or shape than this model's state",
                            path, a[j].name);
-        const uint64_t off = get_u64(e + E_OFFSET);
-        if (off % ALIGN != 0 || off < table_end || off > size || a[j].nbytes > size - off)
-            return lm_fail(LM_ERR_FORMAT, "state file %s: array '%s' at offset %" PRIu64 " (%" PRIu64
-                           " bytes) is misaligned or outside the file", path, a[j].name, off, a[j].nbytes);
-        src[j] = d + off;
+        src[j] = e.data;
     }
-    *n_tokens = get_u64(d + H_N_TOKENS);
+    *n_tokens = lm_get_u64(d + H_N_TOKENS);
     return LM_OK;
 }
 
 lm_status lm_state_load(lm_session *s, const char *path) {
-    state_array a[MAX_ARRAYS];
+    lm_ct_array a[MAX_ARRAYS];
     int n;
     uint32_t kind;
     LM_TRY(session_arrays(s, &kind, a, &n));
@@ -374,10 +248,10 @@ lm_status lm_state_load(lm_session *s, const char *path) {
     LM_TRY(lm_map_file(path, &map));
     const unsigned char *src[MAX_ARRAYS];
     uint64_t n_tokens = 0;
-    static const unsigned char empty[1];
-    lm_status st = check_file(s, path, map.data ? map.data : empty, map.size, a, n, kind, src, &n_tokens);
+    lm_status st = check_file(s, path, map.data, map.size, a, n, kind, src, &n_tokens);
     if (st == LM_OK) {
-        for (int i = 0; i < n; i++) memcpy(a[i].data, src[i], (size_t)a[i].nbytes);
+        /* the arrays' data are the session's own buffers (session_arrays) */
+        for (int i = 0; i < n; i++) memcpy((void *)a[i].data, src[i], (size_t)a[i].nbytes);
         s->n_tokens = n_tokens;
     }
     lm_unmap_file(&map);

@@ -70,12 +70,7 @@ static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, co
     lin->q = b.view;
     lin->abits = q->abits;
     /* The float weights stay in the copy's owned memory; only the integer ones are written. */
-    s = lm_model_adopt(m, b.q);
-    if (s == LM_OK) s = lm_model_adopt(m, b.scale);
-    else free(b.scale);
-    if (s == LM_OK) s = lm_model_adopt(m, b.e0);
-    else free(b.e0);
-    return s;
+    return lm_qweight_buf_give(&b, m);
 }
 
 /* The calibration text (calib_path, else the bundled WikiText-2 validation text) as the model's tokens. */

@@ -32,6 +32,15 @@ void lm_qweight_buf_free(lm_qweight_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+lm_status lm_qweight_buf_give(lm_qweight_buf *b, lm_model *m) {
+    lm_status s = lm_model_adopt(m, b->q);
+    if (s == LM_OK) s = lm_model_adopt(m, b->scale);
+    else free(b->scale);
+    if (s == LM_OK) s = lm_model_adopt(m, b->e0);
+    else free(b->e0);
+    return s;
+}
+
 static float pair_scale(uint8_t pair, int e0) { return ldexpf((float)lm_wscale_mult(pair), e0); }
 
 float lm_qweight_scale(const lm_qweight *w, int o, int g) {

@@ -15,6 +15,7 @@
 #define LM_QUANT_QUANTIZE_H
 #include <stdint.h>
 #include "kernels/kernels.h"
+#include "model/model.h"
 
 /* Writable storage of one quantized matrix; `view` points into it (what lm_linear holds). */
 typedef struct {
@@ -28,6 +29,8 @@ typedef struct {
 /* Allocates (zeroed) storage for an O x K matrix of wbits (4 or 8). */
 lm_status lm_qweight_buf_init(lm_qweight_buf *b, int rows, int cols, int wbits);
 void lm_qweight_buf_free(lm_qweight_buf *b);
+/* Hands b's buffers to m (lm_model_free frees them; on failure they are freed here). */
+lm_status lm_qweight_buf_give(lm_qweight_buf *b, lm_model *m);
 
 /* The scale of (row o, group g): (2^s1 + 2^s2) * 2^e0[o]. */
 float lm_qweight_scale(const lm_qweight *w, int o, int g);

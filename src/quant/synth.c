@@ -185,13 +185,7 @@ static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear 
     lm_pool_run(b->pool, quantize_rows, &task);
     free(task.qrows);
     *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .q = w.view, .abits = b->q->abits};
-    /* hand the buffers to the model (lm_model_free frees them) */
-    lm_status s = lm_model_adopt(b->m, w.q);
-    if (s == LM_OK) s = lm_model_adopt(b->m, w.scale);
-    else free(w.scale);
-    if (s == LM_OK) s = lm_model_adopt(b->m, w.e0);
-    else free(w.e0);
-    return s;
+    return lm_qweight_buf_give(&w, b->m);
 }
 
 static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
