@@ -1,5 +1,5 @@
 /* The online Hadamard of out_proj's input in integers (integer.h): an exact +-1 transform, then
- * one rounding shift. The same matrix as the float rotation (quant/hadamard.h). */
+ * one rounding shift. The same matrix as the float rotation (kernels/hadamard.h). */
 #include "integer/integer.h"
 
 #include <assert.h>

@@ -228,7 +228,7 @@ void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, c
 /* The online Hadamard before out_proj (docs/integer-datapath.md section 7), on wide integers:
  *   out = sat32(round_half_up((H_m (x) H_p) x * 2^L))          n = m * p, p a power of two
  * H_m the m x m +-1 factor (lm_hadamard_base_matrix), H_p the Walsh-Hadamard matrix, entry
- * i = b * p + a as in quant/hadamard.h: p-point butterflies over each block, then H_m across
+ * i = b * p + a as in kernels/hadamard.h: p-point butterflies over each block, then H_m across
  * the blocks. The +-1 sums are exact in int64 (|x| < 2^31, n <= 2^15: < 2^46); the one
  * rounding is the shift L. out and x may not alias; scratch [n]. */
 #define LM_INT_HADAMARD_MAX_BASE 40

@@ -42,21 +42,21 @@ lm_status lm_model_own(lm_model *m, size_t bytes, void **out) {
     return LM_OK;
 }
 
-/* Appends a row to the tensor table. */
-static lm_status add_table_row(lm_model *m, const lm_st_tensor *t, int used) {
+lm_status lm_model_add_tensor_info(lm_model *m, const lm_tensor_info *info) {
     lm_tensor_info *grown = realloc(m->tensors, ((size_t)m->n_tensors + 1) * sizeof *grown);
     if (!grown) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
     m->tensors = grown;
-    lm_tensor_info *row = &m->tensors[m->n_tensors];
-    memset(row, 0, sizeof *row);
-    if (!(row->name = strdup(t->name))) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
+    m->tensors[m->n_tensors] = *info;
+    if (!(m->tensors[m->n_tensors].name = strdup(info->name))) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
     m->n_tensors++;
-    row->dtype = lm_dtype_name(t->dtype);
-    row->ndim = t->ndim;
-    memcpy(row->shape, t->shape, sizeof row->shape);
-    row->nbytes = t->nbytes;
-    row->used = used;
     return LM_OK;
+}
+
+/* Appends a checkpoint tensor to the tensor table. */
+static lm_status add_table_row(lm_model *m, const lm_st_tensor *t, int used) {
+    lm_tensor_info row = {.name = t->name, .dtype = lm_dtype_name(t->dtype), .ndim = t->ndim, .nbytes = t->nbytes, .used = used};
+    memcpy(row.shape, t->shape, sizeof row.shape);
+    return lm_model_add_tensor_info(m, &row);
 }
 
 static int format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {

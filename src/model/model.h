@@ -51,7 +51,7 @@ struct lm_model {
     char *tokenizer_path;
     const char *tokenizer_json;
     size_t tokenizer_json_len;
-    /* Storage and inspection (filled by the loaders, released by lm_model_free in src/io):
+    /* Storage and inspection (filled by the loaders, released by lm_model_free in model.c):
      * the tensor table for `info` (names owned), the open checkpoint whose memory map F32
      * tensors point into, and the float32 buffers the model owns (converted tensors, A). */
     lm_tensor_info *tensors;
@@ -59,7 +59,7 @@ struct lm_model {
     struct lm_safetensors *checkpoint;
     void **owned;
     int n_owned;
-    /* Quantized models (src/quant/qfile.c): how the model was quantized (method LM_QUANT_NONE
+    /* Quantized models (model/qfile.c): how the model was quantized (method LM_QUANT_NONE
      * for a float checkpoint), the online Hadamard applied to every out_proj input (NULL: none;
      * lightmamba), and the quantized file's memory map that tensors point into. */
     lm_quant_settings quant;
@@ -74,6 +74,8 @@ struct lm_model {
  * for SIMD loads); lm_model_adopt takes over p, a malloc'd buffer (freed here if that fails). */
 lm_status lm_model_own(lm_model *m, size_t bytes, void **out);
 lm_status lm_model_adopt(lm_model *m, void *p);
+/* Appends a row to the tensor table (`info`'s name is copied). */
+lm_status lm_model_add_tensor_info(lm_model *m, const lm_tensor_info *info);
 
 /* A copy of the model's tokenizer.json bytes (*json malloc'd, NUL-terminated; *len excludes the NUL),
  * for writing it into a quantized model file. */

@@ -282,20 +282,11 @@ static lm_status parse_table(qloader *L, const lm_ct_reader *r) {
     return LM_OK;
 }
 
+/* Appends a file tensor to the tensor table. */
 static lm_status add_table_row(lm_model *m, const lm_ct_array *t, int used) {
-    lm_tensor_info *g = realloc(m->tensors, ((size_t)m->n_tensors + 1) * sizeof *g);
-    if (!g) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
-    m->tensors = g;
-    lm_tensor_info *r = &m->tensors[m->n_tensors];
-    memset(r, 0, sizeof *r);
-    if (!(r->name = strdup(t->name))) return lm_fail(LM_ERR_NOMEM, "out of memory for the tensor table");
-    m->n_tensors++;
-    r->dtype = lm_ct_dtype_name(t->dtype);
-    r->ndim = t->ndim;
-    for (int d = 0; d < t->ndim; d++) r->shape[d] = (int64_t)t->shape[d];
-    r->nbytes = t->nbytes;
-    r->used = used;
-    return LM_OK;
+    lm_tensor_info row = {.name = t->name, .dtype = lm_ct_dtype_name(t->dtype), .ndim = t->ndim, .nbytes = t->nbytes, .used = used};
+    for (int d = 0; d < t->ndim; d++) row.shape[d] = (int64_t)t->shape[d];
+    return lm_model_add_tensor_info(m, &row);
 }
 
 static const lm_ct_array *find(const qloader *L, const char *name) {

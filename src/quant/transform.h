@@ -11,7 +11,7 @@
 lm_status lm_model_clone_f32(lm_model **out, const lm_model *src);
 
 /* LightMamba rotation, in place on a clone; the model computes the same function afterwards.
- * With R = H_D / sqrt(D) and R_i = H_DI / sqrt(DI) (quant/hadamard.h):
+ * With R = H_D / sqrt(D) and R_i = H_DI / sqrt(DI) (kernels/hadamard.h):
  *   embedding rows      e      <- R e                      the residual stream becomes R u
  *   in_proj (norm g)    W      <- W diag(g) R^T,  g <- 1   RMSNorm(R u) = R RMSNorm(u)
  *   out_proj            W      <- R W R_i^T,  bias <- R bias
