@@ -154,7 +154,7 @@ static void test_explore(void) {
     }
 }
 
-/* The paper's figures (LIGHTMAMBA.md section 5), within 10 % (hw/README.md: one constant, the VCK190
+/* The paper's figures (docs/paper.md section 3), within 10 % (hw/README.md: one constant, the VCK190
  * DDR efficiency, was fitted on the first of them; the others are predictions). */
 static void test_calibration(void) {
     lm_config c;
@@ -179,7 +179,7 @@ static void test_calibration(void) {
     CHECK(r.lut == 107000 && r.ff == 130000 && r.dsp == 228, "VCK190 W4A4 resources %ld/%ld/%ld are the calibration point", r.lut,
           r.ff, r.dsp);
     CHECK(fabs(r.uram_ssmu - 61.0) <= 6.1, "VCK190 tiled SSMU URAM %ld, paper 61", r.uram_ssmu);
-    /* the ablations (LIGHTMAMBA.md section 4): tiling cuts SSMU URAM from 246 (the untiled figure is
+    /* the ablations (docs/paper.md section 4): tiling cuts SSMU URAM from 246 (the untiled figure is
      * not fitted: it follows from the datapath's widths), reordering cuts compute time by 32 %
      * (measured with memory that never stalls, in the paper's order: without tiling) */
     lm_hw_design d = p.design;

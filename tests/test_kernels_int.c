@@ -102,7 +102,7 @@ static void hand_checked(void) {
     CHECK(lm_act_exponent(7.99f, 4) == 0, "e(7.99, 4 bits) = %d", lm_act_exponent(7.99f, 4));
     CHECK(lm_act_exponent(8.0f, 4) == 1, "e(8, 4 bits) = %d", lm_act_exponent(8.0f, 4));
     CHECK(lm_act_exponent(0.75f, 8) == -7, "e(0.75, 8 bits) = %d", lm_act_exponent(0.75f, 8));
-    CHECK(lm_act_exponent(100.0f, 8) == 0, "e(100, 8 bits) = %d", lm_act_exponent(100.0f, 8)); /* spec: bitlength 7 - 7 */
+    CHECK(lm_act_exponent(100.0f, 8) == 0, "e(100, 8 bits) = %d", lm_act_exponent(100.0f, 8)); /* integer-datapath.md section 1: bitlength 7 - 7 */
     CHECK(lm_act_exponent(300.0f, 8) == 2, "e(300, 8 bits) = %d", lm_act_exponent(300.0f, 8)); /* bitlength 9 - 7 */
     CHECK(lm_act_exponent(0.0f, 4) == LM_ACT_EXP_ZERO && lm_act_exponent(NAN, 4) == LM_ACT_EXP_ZERO, "e(0), e(NaN)");
     /* Round half up (toward +inf), clamp at qmax. */

@@ -1,7 +1,7 @@
 /* The forward pass on synthetic checkpoints of non-default configurations (n_groups > 1,
  * untied lm_head, other conv widths, biases, a finite time_step_limit, BF16 storage):
  *  - against a deliberately naive reference written plainly below, in double precision,
- *    token by token, straight from the equations of LIGHTMAMBA.md section 1;
+ *    token by token, straight from the equations of docs/mamba2.md sections 3-6;
  *  - one prefill == token-by-token decode == uneven pieces, with 1 and 3 threads;
  *  - the calibration observer sees every in_proj / out_proj input, with the right values;
  *  - bad token ids are rejected and leave the state unchanged. */

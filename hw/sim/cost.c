@@ -12,7 +12,7 @@
 
 #include "sim/sim.h"
 
-/* Calibrated on the paper's VCK190 W4A4 resources (LIGHTMAMBA.md section 5). */
+/* Calibrated on the paper's VCK190 W4A4 resources (docs/paper.md section 3). */
 #define FIXED_LUT 87832.0
 #define FIXED_FF 113284.0
 #define FIXED_DSP 128.0
@@ -20,7 +20,7 @@
 /* Per-part costs (first-principles estimates, not fitted). */
 #define LUT_MUL4 13.0      /* 4b x 4b signed multiplier in LUT6 fabric */
 #define LUT_MUL8 52.0      /* 8b x 8b: four 4b x 4b partial products and their sum */
-#define ACC_BITS 34.0      /* MMU accumulator (LIGHTMAMBA.md section 2) */
+#define ACC_BITS 34.0      /* MMU accumulator (docs/accelerator.md section 2) */
 #define LUT_AXI_PORT 2500.0 /* one 256-bit AXI4 master with its burst/DMA logic (scales with width) */
 #define FF_AXI_PORT 4000.0
 

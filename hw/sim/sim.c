@@ -12,7 +12,7 @@ const char *const lm_hw_unit_names[HW_N_UNITS] = {
     "gated norm", "HTU butterfly", "HTU +-1 matrix", "RMSNorm"};
 
 /* Pipeline depths in cycles (fill latency from a job's last input to its last output). They
- * follow the datapath of LIGHTMAMBA.md section 2: one register per multiplier, adder-tree level,
+ * follow the datapath of docs/integer-datapath.md section 2: one register per multiplier, adder-tree level,
  * PoT shift and BRAM LUT read (2 cycles). They only matter at the layer's barriers. */
 #define DEPTH_LUT 2
 static double depth_mmu(int cip) { return 1 /* unpack */ + 1 /* 4b x 4b */ + ceil(log2(cip)) /* tree */ + 1 /* acc */ + 2 /* 2^s1 + 2^s2 */ + 1 /* int32 out */; }

@@ -1,4 +1,4 @@
-/* The published Mamba2 configurations by name (LIGHTMAMBA.md section 1), shared by the
+/* The published Mamba2 configurations by name (docs/mamba2.md section 1), shared by the
  * accelerator simulator (lightmamba sim) and the synthetic-model writer (lightmamba synth).
  * Every state-spaces/mamba2-* checkpoint has head_dim 64, d_state 128, one group, a conv of
  * width 4 with bias, no projection biases, RMSNorm eps 1e-5, dt unclamped, and a tied

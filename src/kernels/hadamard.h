@@ -1,4 +1,4 @@
-/* Hadamard transforms of the sizes the Mamba2 family needs (LIGHTMAMBA.md section 2).
+/* Hadamard transforms of the sizes the Mamba2 family needs (docs/quantization.md section 2).
  *
  * A Hadamard matrix H_n has entries +-1 and H_n H_n^T = n I, so Q = H_n / sqrt(n) is
  * orthogonal. We build H_n for n = m * 2^k as the Kronecker product

@@ -19,8 +19,8 @@
  * Activations x [T, K], dynamic per token, symmetric, `abits` = 4 or 8, qmax = 2^(abits-1) - 1:
  *   one power-of-two exponent e_g per group g of 8 consecutive channels (the last group
  *   may be shorter): with m = max |x| over the group, e_g = floor(log2 m) - (abits - 2),
- *   so m / 2^e_g lies in [2^(abits-2), 2^(abits-1)) before rounding (the spec's
- *   s = bitlength(m) - (bits-1) for integer m); a group with m = 0 takes eb;
+ *   so m / 2^e_g lies in [2^(abits-2), 2^(abits-1)) before rounding (docs/integer-datapath.md
+ *   section 1's s = bitlength(m) - (bits-1) for integer m); a group with m = 0 takes eb;
  *   q = clamp(round_half_up(x / 2^e_g), -qmax, qmax), half up = toward +inf (-2.5 -> -2).
  *   Stored relative to a per-token base: eb = max_g e_g - SA_MAX, sa_g = e_g - eb in
  *   [0, SA_MAX] (groups whose own exponent is below eb use eb; a token of zeros has
@@ -89,9 +89,9 @@ static inline int lm_wscale_mult(uint8_t b) { return (1 << lm_wscale_s1(b)) + (1
 
 /* ---- power-of-two group quantization (the rule of the contract) ----
  * The exponent of a group with absmax m > 0 at `bits` bits: e = floor(log2 m) - (bits - 2),
- * so m / 2^e lies in [2^(bits-2), 2^(bits-1)) before rounding (for an integer m this is the
- * spec's s = bitlength(m) - (bits - 1)). m == 0 (or only NaNs) gives LM_ACT_EXP_ZERO; an
- * infinite m counts as FLT_MAX. */
+ * so m / 2^e lies in [2^(bits-2), 2^(bits-1)) before rounding (for an integer m this is
+ * docs/integer-datapath.md section 1's s = bitlength(m) - (bits - 1)). m == 0 (or only
+ * NaNs) gives LM_ACT_EXP_ZERO; an infinite m counts as FLT_MAX. */
 #define LM_ACT_EXP_ZERO (-100000)
 int lm_act_exponent(float absmax, int bits);
 /* clamp(round_half_up(x / 2^e), -qmax, qmax), qmax = 2^(bits-1) - 1, computed exactly

@@ -1,4 +1,4 @@
-/* Offline transforms of a float model before quantization (LIGHTMAMBA.md section 2), done on
+/* Offline transforms of a float model before quantization (docs/quantization.md sections 3, 4 and 7), done on
  * a private float32 copy so the source model (possibly memory-mapped) is never written.
  *
  * Shape legend: D d_model, DI d_inner, E in_proj width, V vocab_size. */
