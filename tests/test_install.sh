@@ -57,8 +57,11 @@ check "pkg-config --modversion is $version" test "$(pkg-config --modversion ligh
 check "lightmamba --version is $version" test "$("$P/bin/lightmamba" --version)" = "lightmamba $version"
 
 # --- no path of the checkout or the build folder in what is installed ---
+# (not in the ASan+UBSan build: GCC writes the sanitizers' source locations unmapped by
+# -ffile-prefix-map, and that build is for testing, not installing)
 root_real=$(cd "$ROOT" && pwd -P); build_real=$(cd "$BUILD" && pwd -P)
 for f in "$P/bin/lightmamba" "$P"/lib/liblightmamba.so.*.*.* "$P/lib/liblightmamba.a"; do
+    [ -n "$SAN" ] && { echo "note: sanitizer build, path check of $(basename "$f") skipped"; continue; }
     n=$(strings "$f" | grep -c -F -e "$root_real" -e "$build_real" -e "$ROOT" -e "$BUILD")
     check "$(basename "$f") holds no path of the checkout" test "$n" -eq 0
 done
