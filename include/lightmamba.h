@@ -15,6 +15,14 @@
 extern "C" {
 #endif
 
+/* LM_API marks the functions the shared library exports; the library is built with every other
+ * symbol hidden, so these declarations are the whole of its ABI. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define LM_API __attribute__((visibility("default")))
+#else
+#define LM_API
+#endif
+
 typedef enum {
     LM_OK = 0,
     LM_ERR_IO,          /* a file could not be opened, read, mapped or written */
@@ -24,15 +32,18 @@ typedef enum {
     LM_ERR_UNSUPPORTED  /* well-formed input that this build cannot handle */
 } lm_status;
 
+/* The library's version, "MAJOR.MINOR.PATCH". */
+LM_API const char *lm_version(void);
+
 /* The message of the last failure on this thread ("" if none). */
-const char *lm_last_error(void);
+LM_API const char *lm_last_error(void);
 /* A short name of a status code ("io error", "format error", ...). */
-const char *lm_status_name(lm_status s);
+LM_API const char *lm_status_name(lm_status s);
 
 /* The folder holding the bundled data (tokenizer.json, calib_wikitext2_valid.txt, platforms/):
  * by default found beside the binary (DIR/share/lightmamba or DIR/../share/lightmamba) or in the
  * install folder. dir = NULL restores the search. Not thread-safe: call it before anything else. */
-lm_status lm_set_data_dir(const char *dir);
+LM_API lm_status lm_set_data_dir(const char *dir);
 
 /* ---- model ---- */
 /* A Mamba2 configuration, every field read from the checkpoint's config.json. */
@@ -59,7 +70,7 @@ typedef struct {
  * (d_model, n_layer, ssm_cfg, pad_vocab_size_multiple, tie_embeddings). Missing or mistyped
  * keys and inconsistent sizes -> LM_ERR_FORMAT naming the file and key; a valid config of
  * something other than a Mamba2 RMSNorm model -> LM_ERR_UNSUPPORTED. */
-lm_status lm_config_load(lm_config *cfg, const char *config_json_path);
+LM_API lm_status lm_config_load(lm_config *cfg, const char *config_json_path);
 
 typedef struct lm_model lm_model;
 
@@ -69,10 +80,10 @@ typedef struct lm_model lm_model;
  * the config; a missing one is an error naming it; unknown extra tensors are ignored (listed
  * as unused in the tensor table). lm_tokenizer_init_for_model gives its tokenizer: the
  * directory's tokenizer.json, else the bundled GPT-NeoX one. */
-lm_status lm_model_init(lm_model **model, const char *path);
-void lm_model_free(lm_model *model);
-const lm_config *lm_model_config(const lm_model *model);
-const char *lm_model_tokenizer_path(const lm_model *model);
+LM_API lm_status lm_model_init(lm_model **model, const char *path);
+LM_API void lm_model_free(lm_model *model);
+LM_API const lm_config *lm_model_config(const lm_model *model);
+LM_API const char *lm_model_tokenizer_path(const lm_model *model);
 
 /* The checkpoint's tensor table (for inspection: lightmamba info). */
 #define LM_TENSOR_MAX_DIMS 8
@@ -84,10 +95,10 @@ typedef struct {
     uint64_t nbytes;        /* as stored */
     int used;               /* 0: in the checkpoint but not part of the model (ignored) */
 } lm_tensor_info;
-int lm_model_n_tensors(const lm_model *model);
-const lm_tensor_info *lm_model_tensor(const lm_model *model, int i);
+LM_API int lm_model_n_tensors(const lm_model *model);
+LM_API const lm_tensor_info *lm_model_tensor(const lm_model *model, int i);
 /* Parameter count: elements of the tensors the model uses (a tied lm_head counted once). */
-uint64_t lm_model_n_params(const lm_model *model);
+LM_API uint64_t lm_model_n_params(const lm_model *model);
 
 /* ---- tokenizer: GPT-NeoX byte-level BPE from a Hugging Face tokenizer.json ---- */
 /* Encoding follows the `tokenizers` pipeline: added tokens (e.g. "<|endoftext|>" in the text)
@@ -96,21 +107,21 @@ uint64_t lm_model_n_params(const lm_model *model);
  * GPT-NeoX tokenizer (data/tokenizer.json). Encoding does not modify the tokenizer: one
  * tokenizer may serve several threads. */
 typedef struct lm_tokenizer lm_tokenizer;
-lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_json_path);
+LM_API lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_json_path);
 /* The same from the bytes of a tokenizer.json (len bytes, need not be NUL-terminated); `what`
  * names the source in error messages (NULL: "tokenizer.json"). */
-lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *json, size_t len, const char *what);
+LM_API lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *json, size_t len, const char *what);
 /* The tokenizer that belongs to a model: the one embedded in a quantized model file, else the
  * model directory's tokenizer.json, else the bundled GPT-NeoX one. */
-lm_status lm_tokenizer_init_for_model(lm_tokenizer **tok, const lm_model *model);
-void lm_tokenizer_free(lm_tokenizer *tok);
+LM_API lm_status lm_tokenizer_init_for_model(lm_tokenizer **tok, const lm_model *model);
+LM_API void lm_tokenizer_free(lm_tokenizer *tok);
 /* UTF-8 text (len bytes) -> token ids (*ids malloc'd, caller frees). Invalid UTF-8 -> LM_ERR_FORMAT naming the byte offset. */
-lm_status lm_tokenizer_encode(const lm_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);
+LM_API lm_status lm_tokenizer_encode(const lm_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);
 /* token ids -> text (*text malloc'd, NUL-terminated; *len excludes the NUL). An id out of range -> LM_ERR_ARG. */
-lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len);
+LM_API lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len);
 /* The raw bytes of one token, for streaming output (NULL and *len = 0 for an id out of range). */
-const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
-int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
+LM_API const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
+LM_API int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
 
 /* ---- session: the run state of one sequence over a loaded model ----
  * Holds the recurrent state (per layer: conv state [d_conv-1, conv_dim] and SSM state
@@ -121,23 +132,23 @@ int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
 #define LM_SESSION_CHUNK 64
 typedef struct lm_session lm_session;
 /* n_threads <= 0: all cores. */
-lm_status lm_session_init(lm_session **s, const lm_model *m, int n_threads);
-void lm_session_free(lm_session *s);
+LM_API lm_status lm_session_init(lm_session **s, const lm_model *m, int n_threads);
+LM_API void lm_session_free(lm_session *s);
 /* Zeroes the state: the next token is the first of a new sequence. */
-void lm_session_reset(lm_session *s);
+LM_API void lm_session_reset(lm_session *s);
 /* Feeds n tokens (continuing the current state) and advances the state past them.
  * logits: NULL, or [n, vocab_size] receiving the logits after every token;
  * last_logits: NULL, or [vocab_size] receiving the logits after the last token.
  * With both NULL only the state advances (lm_head is skipped). Prefill and decode are
  * the same call (decode is n = 1). A token id out of [0, vocab_size) -> LM_ERR_ARG, and
  * the state is then left unchanged. */
-lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits);
-int lm_session_vocab_size(const lm_session *s);
+LM_API lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits);
+LM_API int lm_session_vocab_size(const lm_session *s);
 /* Tokens fed since the session was created or last reset (or that a loaded state had consumed). */
-uint64_t lm_session_n_tokens(const lm_session *s);
+LM_API uint64_t lm_session_n_tokens(const lm_session *s);
 /* [vocab_size] logits after the last token fed, recomputed from the state (bit-identical to the
  * last_logits of the lm_session_forward call that fed it with logits == NULL). None fed yet -> LM_ERR_ARG. */
-lm_status lm_session_last_logits(lm_session *s, float *logits);
+LM_API lm_status lm_session_last_logits(lm_session *s, float *logits);
 
 /* ---- session state files (docs/state-format.md) ----
  * Save a session's state (e.g. after a prompt) and resume it later, in this or another
@@ -147,15 +158,15 @@ lm_status lm_session_last_logits(lm_session *s, float *logits);
  * atomically. lm_state_load validates the whole file (magic, version, size, CRC-32C, model,
  * every array's name, type and shape) before it touches the session: on failure the session is
  * as it was. Corrupt or truncated files -> LM_ERR_FORMAT, a missing one -> LM_ERR_IO. */
-lm_status lm_state_save(const lm_session *s, const char *path);
-lm_status lm_state_load(lm_session *s, const char *path);
+LM_API lm_status lm_state_save(const lm_session *s, const char *path);
+LM_API lm_status lm_state_load(lm_session *s, const char *path);
 
 /* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
  * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)
  * of each chunk of T tokens, before the product. fn = NULL removes it. */
 typedef enum { LM_SITE_IN_PROJ = 0, LM_SITE_OUT_PROJ = 1 } lm_site;
 typedef void (*lm_observer_fn)(void *ctx, int layer, lm_site site, const float *x, int T, int K);
-void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
+LM_API void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
 
 /* ---- sampling ----
  * temperature 0: greedy (argmax, lowest id on ties). Otherwise softmax(logits / temperature)
@@ -166,10 +177,10 @@ typedef struct lm_sampler lm_sampler;
 /* The n_candidates of a model's output with tokenizer tok: the ids both the model's rows and the
  * tokenizer have, min(vocab_size, the tokenizer's vocabulary). A padded vocabulary (e.g. 50288
  * rows for the 50277 GPT-NeoX ids) has rows no token maps to; they are never chosen. */
-int lm_token_candidates(const lm_model *model, const lm_tokenizer *tok);
-lm_status lm_sampler_init(lm_sampler **s, int n_candidates, float temperature, float top_p, uint64_t seed);
-void lm_sampler_free(lm_sampler *s);
-int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
+LM_API int lm_token_candidates(const lm_model *model, const lm_tokenizer *tok);
+LM_API lm_status lm_sampler_init(lm_sampler **s, int n_candidates, float temperature, float top_p, uint64_t seed);
+LM_API void lm_sampler_free(lm_sampler *s);
+LM_API int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
 
 /* ---- perplexity ----
  * The protocol of shared/models/README.md: ids split into consecutive chunks of ctx
@@ -184,10 +195,10 @@ typedef struct {
 } lm_perplexity_result;
 /* Called after each chunk of ctx tokens with the tokens processed so far and the total. */
 typedef void (*lm_progress_fn)(void *ctx, size_t done, size_t total);
-lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx,
-                        lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result);
+LM_API lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx,
+                               lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result);
 /* -log softmax(logits)[target] over n logits, computed stably (max subtracted, double sums). */
-double lm_nll(const float *logits, int n, int32_t target);
+LM_API double lm_nll(const float *logits, int n, int32_t target);
 
 /* ---- post-training quantization (src/quant; docs/quantized-format.md) ----
  * lm_quantize turns a float model into one self-contained quantized model file, which
@@ -217,17 +228,17 @@ typedef struct {
     int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */
 } lm_quant_settings;
 /* lightmamba W4A4, round to nearest, alpha 0.5, 128 samples of 512 tokens. */
-lm_quant_settings lm_quant_defaults(void);
-const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
+LM_API lm_quant_settings lm_quant_defaults(void);
+LM_API const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
 /* Progress: stage names what is running ("calibration", "quantize"), done of total units. */
 typedef void (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
 /* Quantizes m into out_path (written atomically). calib_path: UTF-8 text whose tokens give the
  * calibration samples (used by smoothquant and gptq); NULL: the bundled WikiText-2 validation
  * text (data/calib_wikitext2_valid.txt). n_threads <= 0: all cores. */
-lm_status lm_quantize(const lm_model *m, const lm_quant_settings *settings, const char *calib_path, int n_threads,
-                      const char *out_path, lm_quant_progress_fn progress, void *progress_ctx);
+LM_API lm_status lm_quantize(const lm_model *m, const lm_quant_settings *settings, const char *calib_path, int n_threads,
+                             const char *out_path, lm_quant_progress_fn progress, void *progress_ctx);
 /* How a loaded model was quantized (method LM_QUANT_NONE for a float checkpoint). */
-const lm_quant_settings *lm_model_quant(const lm_model *m);
+LM_API const lm_quant_settings *lm_model_quant(const lm_model *m);
 
 #ifdef __cplusplus
 }

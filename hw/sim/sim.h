@@ -94,8 +94,8 @@ typedef struct {
     double ops;      /* operations per token (MACs, element ops) */
 } lm_hw_energy;
 
-/* Platform: "vck190" or "u280" (hw/platforms/NAME.json, found in $LM_HW_PLATFORMS or the source
- * tree) or a path to a JSON file with the same keys. */
+/* Platform: "vck190" or "u280" (hw/platforms/NAME.json, found with the bundled data as
+ * platforms/NAME.json: common/datadir.h) or a path to a JSON file with the same keys. */
 lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path);
 /* Model: a built-in "mamba2-130m" ... "mamba2-2.7b" or a model directory / config.json. */
 lm_status lm_hw_model_load(lm_config *c, const char *name_or_path);

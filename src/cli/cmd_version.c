@@ -1,9 +1,11 @@
 #include <stdio.h>
 #include "cli/cli.h"
+#include "lightmamba.h"
 
 static int run_version(int argc, char **argv) {
-    puts("lightmamba 0.1.0");
+    printf("lightmamba %s\n", lm_version());
     return 0;
 }
 
-const lm_command cmd_version = {"version", run_version, "print the version", "usage: lightmamba version\n"};
+const lm_command cmd_version = {"version", run_version, "print the version (also: lightmamba --version)",
+                                "usage: lightmamba version\n       lightmamba --version\n"};

@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
         print_overview(stdout);
         return 0;
     }
+    if (!strcmp(name, "--version")) name = "version";
     const lm_command *c = find_command(name);
     if (!c) return cli_error("unknown command '%s' (see 'lightmamba help')", name);
     return c->run(argc - 1, argv + 1);

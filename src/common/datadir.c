@@ -8,6 +8,15 @@
 #include "common/error.h"
 #include "common/file.h"
 
+/* An install's data folder seen from its bin/ and lib/ folders (CMakeLists.txt computes them from
+ * the install layout; these are the usual ones). */
+#ifndef LM_DATA_FROM_BINDIR
+#define LM_DATA_FROM_BINDIR "../share/lightmamba"
+#endif
+#ifndef LM_DATA_FROM_LIBDIR
+#define LM_DATA_FROM_LIBDIR "../share/lightmamba"
+#endif
+
 /* Set by lm_set_data_dir (NULL: search). Written only by that call (documented as not thread-safe). */
 static char *data_dir_override;
 
@@ -45,7 +54,8 @@ lm_status lm_data_path(const char *name, char **path) {
         if (bin && slash) {
             *slash = '\0';
             const char *dir = *bin ? bin : "/";
-            int found = try_dir(dir, "share/lightmamba", name, path) || try_dir(dir, "../share/lightmamba", name, path);
+            int found = try_dir(dir, "share/lightmamba", name, path) || try_dir(dir, LM_DATA_FROM_BINDIR, name, path) ||
+                        try_dir(dir, LM_DATA_FROM_LIBDIR, name, path);
             free(bin);
             if (found) return LM_OK;
         } else {

@@ -6,10 +6,10 @@
 #include "lightmamba.h"
 
 /* *path (malloc'd) = the data file `name` (e.g. "tokenizer.json", "platforms/vck190.json"), looked
- * for in order: the folder set by lm_set_data_dir; DIR/share/lightmamba and DIR/../share/lightmamba
- * where DIR holds the binary this code is linked into (the build tree keeps such a folder beside
- * its binaries; an install puts the library in PREFIX/lib and the data in PREFIX/share/lightmamba);
- * the configured install folder LM_INSTALL_DATADIR. Not found -> LM_ERR_IO naming it. */
+ * for in order: the folder set by lm_set_data_dir; DIR/share/lightmamba (the build tree keeps such
+ * a folder beside its binaries) and an install's PREFIX/share/lightmamba seen from PREFIX/bin and
+ * PREFIX/lib, where DIR holds the binary or shared library this code is linked into; the configured
+ * install folder LM_INSTALL_DATADIR. Not found -> LM_ERR_IO naming it. */
 lm_status lm_data_path(const char *name, char **path);
 
 #endif

@@ -1,15 +1,13 @@
-/* The event engine and the job lists of one decode step (see sim.h for the model). */
-#include "sim/sim.h"
-
+/* The job lists of one decode step of Mamba2 on the accelerator (sim.h): per layer the input
+ * RMSNorm, in_proj on the MMU in emission order, conv, dt, the state traffic, the four SSMU stages,
+ * the gated norm, the HTU and out_proj; then norm_f and the lm_head. lm_hw_simulate runs them on
+ * the engine (engine.c) for a few layers and extrapolates the rest at the steady-state period. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
-
-const char *const lm_hw_unit_names[HW_N_UNITS] = {
-    "mem weights", "mem state", "MMU", "conv", "dt", "SSM dB*x", "SSM h=dA*h+dBx", "SSM h*C", "SSM y (D,gate)",
-    "gated norm", "HTU butterfly", "HTU +-1 matrix", "RMSNorm"};
+#include "sim/engine.h"
 
 /* Pipeline depths in cycles (fill latency from a job's last input to its last output). They
  * follow the datapath of docs/integer-datapath.md section 2: one register per multiplier, adder-tree level,
@@ -20,236 +18,6 @@ static double depth_mmu(int cip) { return 1 /* unpack */ + 1 /* 4b x 4b */ + cei
 #define DEPTH_DT (DEPTH_LUT + 1 + DEPTH_LUT)       /* softplus LUT, dt*A, exp LUT */
 #define DEPTH_SSM 3                                /* multiply, add, PoT shift */
 #define DEPTH_NORM (2 + 8 + 2)                     /* square-sum tree tail, 1/sqrt LUT (piecewise), scale+quantize */
-
-/* ---- sizes ---- */
-static double scale_bytes(double rows, double k) { return rows * ceil(k / 128.0) * 6.0 / 8.0; } /* 2^s1+2^s2: two 3-bit exponents per 128 inputs */
-static double state_head_bytes(const lm_config *c) {
-    double elems = (double)c->head_dim * c->d_state;
-    return elems + elems / 8.0 * 4.0 / 8.0; /* INT8 + a 4-bit PoT exponent per 8 head_dim channels */
-}
-static int conv_channels(const lm_config *c) { return c->d_inner + 2 * c->n_groups * c->d_state; }
-static int in_rows(const lm_config *c) { return 2 * c->d_inner + 2 * c->n_groups * c->d_state + c->n_heads; }
-static double conv_state_bytes(const lm_config *c) { double n = (double)(c->d_conv - 1) * conv_channels(c); return n + n / 16.0; }
-
-double lm_hw_bytes_layer_weights(const lm_config *c, int wbits) {
-    double rin = in_rows(c), din = c->d_model, e = c->d_inner;
-    return rin * din * wbits / 8.0 + scale_bytes(rin, din) + din * e * wbits / 8.0 + scale_bytes(din, e);
-}
-double lm_hw_bytes_layer_state(const lm_config *c) {
-    return 2.0 * (c->n_heads * state_head_bytes(c) + conv_state_bytes(c));
-}
-double lm_hw_bytes_lm_head(const lm_config *c, int wbits) {
-    return (double)c->vocab_size * c->d_model * wbits / 8.0 + scale_bytes(c->vocab_size, c->d_model) +
-           4.0 * c->vocab_size + 2.0 * c->d_model; /* int32 logits out, fp16 embedding row in */
-}
-double lm_hw_bandwidth(const lm_hw_platform *p, const lm_hw_design *d) {
-    double dram = d->mem_channels * p->mem_channel_bits / 8.0 * p->mem_mtps * 1e6 * p->mem_efficiency;
-    double ports = d->mem_channels * d->port_bits / 8.0 * p->clock_mhz * 1e6;
-    return dram < ports ? dram : ports;
-}
-
-/* ---- engine ---- */
-typedef struct { int32_t ch; int64_t n; } io_t;
-typedef struct {
-    double dur;   /* cycles (compute units) or bytes (memory units) */
-    double lat;   /* cycles from the end of the job to its outputs */
-    io_t need[3], cons[2], prod[2];
-    uint8_t n_need, n_cons, n_prod;
-    int8_t phase;
-    int16_t layer; /* -1: embedding / lm_head */
-} job_t;
-
-enum { CH_WFIFO, CH_EMB, CH_NORM, CH_INROWS, CH_XZBUF, CH_CONV, CH_CONVST, CH_DT, CH_STATE_IN, CH_DBX, CH_HNEW,
-       CH_STOUT, CH_YP, CH_Y, CH_SSMSEQ, CH_GN, CH_FWHT, CH_HTU, CH_RES, CH_LOGITS, N_CH };
-#define CAP_INF INT64_MAX
-typedef struct { int64_t prod, resv, cons, cap; int mem_fed; } chan_t;
-
-/* internal units: the memory side has several requesters sharing one server */
-enum { IU_MEM_W, IU_MEM_SR, IU_MEM_SW, IU_MEM_CR, IU_MEM_CW, IU_MEM_E, IU_MEM_L, IU_MMU, IU_CONV, IU_DT, IU_DBX,
-       IU_UPD, IU_HC, IU_Y, IU_GNORM, IU_FWHT, IU_MAT, IU_NORM, N_IU };
-#define N_MEM_IU 7
-static const int iu_stat[N_IU] = {HW_U_MEM_W, HW_U_MEM_S, HW_U_MEM_S, HW_U_MEM_S, HW_U_MEM_S, HW_U_MEM_S, HW_U_MEM_S,
-                                  HW_U_MMU, HW_U_CONV, HW_U_DT, HW_U_SSM_DBX, HW_U_SSM_UPD, HW_U_SSM_HC, HW_U_SSM_Y,
-                                  HW_U_GNORM, HW_U_HTU_FWHT, HW_U_HTU_MAT, HW_U_NORM};
-static const double iu_mem_latency[N_MEM_IU] = {1, 1, 0, 1, 0, 1, 0}; /* reads wait for the latency, writes are posted */
-
-typedef struct { job_t *jobs; size_t n, cap, next; double busy_until; } unit_t;
-typedef struct { double t; int32_t ch; int64_t n; } event_t;
-
-typedef struct {
-    unit_t u[N_IU];
-    chan_t ch[N_CH];
-    event_t *heap; size_t n_heap, cap_heap;
-    lm_status err;
-} sim_t;
-
-static job_t *add_job(sim_t *s, int iu, double dur, double lat, int layer, int phase) {
-    unit_t *u = &s->u[iu];
-    if (u->n == u->cap) {
-        size_t nc = u->cap ? 2 * u->cap : 1024;
-        job_t *nj = realloc(u->jobs, nc * sizeof *nj);
-        if (!nj) { s->err = lm_fail(LM_ERR_NOMEM, "sim: out of memory for %zu jobs", nc); return NULL; }
-        u->jobs = nj; u->cap = nc;
-    }
-    job_t *j = &u->jobs[u->n++];
-    memset(j, 0, sizeof *j);
-    j->dur = dur; j->lat = lat; j->layer = (int16_t)layer; j->phase = (int8_t)phase;
-    return j;
-}
-static void j_need(job_t *j, int ch, int64_t n) { if (j) j->need[j->n_need++] = (io_t){ch, n}; }
-static void j_cons(job_t *j, int ch, int64_t n) { if (j) j->cons[j->n_cons++] = (io_t){ch, n}; }
-static void j_prod(job_t *j, int ch, int64_t n) { if (j) j->prod[j->n_prod++] = (io_t){ch, n}; }
-
-static int heap_push(sim_t *s, double t, int ch, int64_t n) {
-    if (s->n_heap == s->cap_heap) {
-        size_t nc = s->cap_heap ? 2 * s->cap_heap : 256;
-        event_t *nh = realloc(s->heap, nc * sizeof *nh);
-        if (!nh) return 0;
-        s->heap = nh; s->cap_heap = nc;
-    }
-    size_t i = s->n_heap++;
-    while (i > 0 && s->heap[(i - 1) / 2].t > t) { s->heap[i] = s->heap[(i - 1) / 2]; i = (i - 1) / 2; }
-    s->heap[i] = (event_t){t, ch, n};
-    return 1;
-}
-static event_t heap_pop(sim_t *s) {
-    event_t top = s->heap[0], last = s->heap[--s->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= s->n_heap) break;
-        if (c + 1 < s->n_heap && s->heap[c + 1].t < s->heap[c].t) c++;
-        if (s->heap[c].t >= last.t) break;
-        s->heap[i] = s->heap[c]; i = c;
-    }
-    if (s->n_heap) s->heap[i] = last;
-    return top;
-}
-
-/* Why a job cannot start: 0 ready, 1 waiting for memory-fed data, 2 dependency, 3 output full. */
-static int blocked(const sim_t *s, const job_t *j) {
-    for (int i = 0; i < j->n_need; i++)
-        if (s->ch[j->need[i].ch].prod < j->need[i].n) return s->ch[j->need[i].ch].mem_fed ? 1 : 2;
-    for (int i = 0; i < j->n_cons; i++) {
-        const chan_t *c = &s->ch[j->cons[i].ch];
-        if (c->prod - c->cons < j->cons[i].n) return c->mem_fed ? 1 : 2;
-    }
-    for (int i = 0; i < j->n_prod; i++) {
-        const chan_t *c = &s->ch[j->prod[i].ch];
-        if (c->cap != CAP_INF && c->prod + c->resv - c->cons + j->prod[i].n > c->cap) return 3;
-    }
-    return 0;
-}
-
-typedef struct {
-    double bw_per_cycle, mem_latency, min_access;
-    int n_layers;         /* layers in the job stream */
-    double *layer_end;    /* time CH_RES reaches (l+1)*d_model */
-    int64_t res_per_layer;
-    /* statistics: per layer tag (n_layers = lm_head and embedding) */
-    double *busy, *bytes; /* [(n_layers+1) * HW_N_UNITS], [(n_layers+1)] */
-    double *stall;        /* [(n_layers+1) * HW_N_UNITS * 3], by window between layer ends */
-    int trace_layer;
-    lm_hw_result *res;
-    double t_end;
-} run_t;
-
-static void trace_add(lm_hw_result *r, int unit, double t0, double t1, int phase) {
-    int n = r->n_trace[unit];
-    if (n > 0 && r->trace[unit][n - 1].phase == phase && t0 <= r->trace[unit][n - 1].t1 + 1e-6) {
-        if (t1 > r->trace[unit][n - 1].t1) r->trace[unit][n - 1].t1 = t1;
-        return;
-    }
-    if ((n & (n - 1)) == 0) { /* grow at powers of two */
-        lm_hw_interval *ni = realloc(r->trace[unit], (size_t)(n ? 2 * n : 1) * sizeof *ni);
-        if (!ni) return; /* a shorter timeline, not a failure */
-        r->trace[unit] = ni;
-    }
-    r->trace[unit][n] = (lm_hw_interval){t0, t1, phase};
-    r->n_trace[unit] = n + 1;
-}
-
-static void start_job(sim_t *s, run_t *rn, int iu, double now, double *server_free) {
-    unit_t *u = &s->u[iu];
-    job_t *j = &u->jobs[u->next++];
-    for (int i = 0; i < j->n_cons; i++) s->ch[j->cons[i].ch].cons += j->cons[i].n;
-    double dur = j->dur, lat = j->lat;
-    int tag = j->layer < 0 ? rn->n_layers : j->layer;
-    if (iu < N_MEM_IU) {
-        /* the weight stream is contiguous in memory; other accesses round up to the access granularity */
-        double b = iu == IU_MEM_W ? j->dur : ceil(j->dur / rn->min_access) * rn->min_access;
-        dur = b / rn->bw_per_cycle;
-        lat = iu_mem_latency[iu] * rn->mem_latency;
-        *server_free = now + dur;
-        rn->bytes[tag] += j->dur;
-    }
-    u->busy_until = now + dur;
-    rn->busy[tag * HW_N_UNITS + iu_stat[iu]] += dur;
-    if (rn->res && j->layer == rn->trace_layer && dur > 0) trace_add(rn->res, iu_stat[iu], now, now + dur, j->phase);
-    for (int i = 0; i < j->n_prod; i++) {
-        s->ch[j->prod[i].ch].resv += j->prod[i].n;
-        if (!heap_push(s, now + dur + lat, j->prod[i].ch, j->prod[i].n)) s->err = lm_fail(LM_ERR_NOMEM, "sim: out of memory for events");
-    }
-}
-
-static lm_status run_engine(sim_t *s, run_t *rn) {
-    double now = 0, server_free = 0;
-    int rr = 0, window = 0, layers_done = 0;
-    for (;;) {
-        while (s->n_heap && s->heap[0].t <= now) {
-            event_t e = heap_pop(s);
-            chan_t *c = &s->ch[e.ch];
-            c->resv -= e.n;
-            c->prod += e.n;
-            if (e.ch == CH_RES)
-                while (layers_done < rn->n_layers && c->prod >= (int64_t)(layers_done + 1) * rn->res_per_layer)
-                    rn->layer_end[layers_done++] = e.t;
-            if (e.t > rn->t_end) rn->t_end = e.t;
-        }
-        window = layers_done;
-        for (int progress = 1; progress && s->err == LM_OK;) {
-            progress = 0;
-            for (int iu = N_MEM_IU; iu < N_IU; iu++) {
-                unit_t *u = &s->u[iu];
-                while (u->busy_until <= now && u->next < u->n && !blocked(s, &u->jobs[u->next])) {
-                    start_job(s, rn, iu, now, &server_free);
-                    progress = 1;
-                }
-            }
-            if (server_free <= now) {
-                for (int k = 0; k < N_MEM_IU; k++) {
-                    int iu = (rr + k) % N_MEM_IU;
-                    unit_t *u = &s->u[iu];
-                    if (u->busy_until <= now && u->next < u->n && !blocked(s, &u->jobs[u->next])) {
-                        start_job(s, rn, iu, now, &server_free);
-                        rr = (iu + 1) % N_MEM_IU;
-                        progress = 1;
-                        break;
-                    }
-                }
-            }
-        }
-        if (s->err != LM_OK) return s->err;
-        double next = INFINITY;
-        if (s->n_heap) next = s->heap[0].t;
-        if (server_free > now && server_free < next) next = server_free;
-        for (int iu = 0; iu < N_IU; iu++)
-            if (s->u[iu].busy_until > now && s->u[iu].busy_until < next) next = s->u[iu].busy_until;
-        if (next == INFINITY) break;
-        for (int iu = N_MEM_IU; iu < N_IU; iu++) {
-            unit_t *u = &s->u[iu];
-            if (u->busy_until > now || u->next >= u->n) continue;
-            int why = blocked(s, &u->jobs[u->next]);
-            if (why) rn->stall[(window * HW_N_UNITS + iu_stat[iu]) * 3 + why - 1] += next - now;
-        }
-        now = next;
-    }
-    for (int iu = 0; iu < N_IU; iu++)
-        if (s->u[iu].next < s->u[iu].n)
-            return lm_fail(LM_ERR_ARG, "sim: the dataflow deadlocked: unit %d stopped at job %zu of %zu (a buffer too small for this design)",
-                           iu, s->u[iu].next, s->u[iu].n);
-    return LM_OK;
-}
 
 /* ---- the job lists ---- */
 typedef struct {
@@ -269,47 +37,31 @@ static int hadamard_split(int n, int *blk, int *m) {
     return 0;
 }
 
-/* One matrix (rows x k) on the MMU, in row-groups of COP, each streamed in bursts. `route`
- * receives each row-group's first row and count to attach its outputs. */
-typedef void (*route_fn)(sim_t *, job_t *, const gen_t *, int layer, int64_t row0, int64_t rows);
-static void gen_matrix(sim_t *s, const gen_t *g, int layer, int phase, int64_t row0, int64_t rows, int k,
-                       int first_need_ch, int64_t first_need, route_fn route) {
+/* One matrix (rows x k) on the MMU, in row-groups of COP, each streamed in bursts. The last chunk
+ * of each row-group puts its rows into channel out (and out2 unless it is -1). */
+static void gen_matrix(sim_t *s, const gen_t *g, int layer, int phase, int64_t rows, int k,
+                       int first_need_ch, int64_t first_need, int out, int out2) {
     const lm_hw_design *d = g->d;
     double group_cycles = ceil((double)k / d->cip) * d->wbits / 4.0; /* 8-bit weights take two 4-bit slices */
     for (int64_t r = 0; r < rows && s->err == LM_OK; r += d->cop) {
         int64_t nr = rows - r < d->cop ? rows - r : d->cop;
-        double bytes = ceil((double)nr * k * d->wbits / 8.0 + scale_bytes((double)nr, k));
+        double bytes = ceil((double)nr * k * d->wbits / 8.0 + hw_scale_bytes((double)nr, k));
         int nchunk = (int)ceil(bytes / g->burst);
         double done = 0;
         for (int i = 0; i < nchunk; i++) {
             double b = i == nchunk - 1 ? bytes - done : floor(bytes / nchunk);
             done += b;
-            job_t *w = add_job(s, IU_MEM_W, b, 0, layer, phase);
+            job_t *w = hw_add_job(s, IU_MEM_W, b, 0, layer, phase);
             j_prod(w, CH_WFIFO, (int64_t)b);
-            job_t *j = add_job(s, IU_MMU, group_cycles * b / bytes, depth_mmu(d->cip), layer, phase);
+            job_t *j = hw_add_job(s, IU_MMU, group_cycles * b / bytes, depth_mmu(d->cip), layer, phase);
             j_cons(j, CH_WFIFO, (int64_t)b);
             if (r == 0 && i == 0 && first_need_ch >= 0) j_need(j, first_need_ch, first_need);
-            if (i == nchunk - 1) route(s, j, g, layer, row0 + r, nr);
+            if (i == nchunk - 1) {
+                j_prod(j, out, nr);
+                if (out2 >= 0) j_prod(j, out2, nr);
+            }
         }
     }
-}
-
-static void route_in(sim_t *s, job_t *j, const gen_t *g, int layer, int64_t row0, int64_t rows) {
-    j_prod(j, CH_INROWS, rows);
-    (void)s; (void)g; (void)layer; (void)row0;
-}
-static void route_xz(sim_t *s, job_t *j, const gen_t *g, int layer, int64_t row0, int64_t rows) {
-    j_prod(j, CH_INROWS, rows);
-    j_prod(j, CH_XZBUF, rows);
-    (void)s; (void)g; (void)layer; (void)row0;
-}
-static void route_out(sim_t *s, job_t *j, const gen_t *g, int layer, int64_t row0, int64_t rows) {
-    j_prod(j, CH_RES, rows);
-    (void)s; (void)g; (void)layer; (void)row0;
-}
-static void route_head(sim_t *s, job_t *j, const gen_t *g, int layer, int64_t row0, int64_t rows) {
-    j_prod(j, CH_LOGITS, rows);
-    (void)s; (void)g; (void)layer; (void)row0;
 }
 
 /* In_proj emission positions (rows emitted before and including a part), per layer. */
@@ -336,7 +88,7 @@ static void gen_conv_rows(sim_t *s, const gen_t *g, int layer, int64_t in_pos0, 
     const lm_hw_design *d = g->d;
     for (int64_t r = 0; r < rows; r += d->cop) {
         int64_t nr = rows - r < d->cop ? rows - r : d->cop;
-        job_t *j = add_job(s, IU_CONV, ceil((double)nr / d->conv_lanes), DEPTH_CONV(g->c->d_conv), layer, 0);
+        job_t *j = hw_add_job(s, IU_CONV, ceil((double)nr / d->conv_lanes), DEPTH_CONV(g->c->d_conv), layer, 0);
         j_need(j, CH_INROWS, in_base + in_pos0 + r + nr);
         if (*first) { j_need(j, CH_CONVST, layer + 1); *first = 0; }
         if (last_seg && r + nr >= rows) j_cons(j, CH_CONVST, 1);
@@ -348,59 +100,59 @@ static void gen_layer(sim_t *s, const gen_t *g, int l) {
     const lm_config *c = g->c;
     const lm_hw_design *d = g->d;
     int64_t H = c->n_heads, P = c->head_dim, N = c->d_state, E = c->d_inner, D = c->d_model;
-    int64_t GN = (int64_t)c->n_groups * N, rows_in = in_rows(c), conv_ch = conv_channels(c);
+    int64_t GN = (int64_t)c->n_groups * N, rows_in = hw_in_rows(c), conv_ch = hw_conv_channels(c);
     int64_t in_base = l * rows_in, conv_base = l * conv_ch;
     inpos_t ip = in_positions(c, d->reorder);
 
     /* input RMSNorm (pass 2 after the residual is complete; pass 1 runs as the residual streams in) */
-    job_t *jn = add_job(s, IU_NORM, ceil((double)D / d->norm_lanes), DEPTH_NORM, l, 0);
+    job_t *jn = hw_add_job(s, IU_NORM, ceil((double)D / d->norm_lanes), DEPTH_NORM, l, 0);
     if (l == 0) j_need(jn, CH_EMB, 1); else j_need(jn, CH_RES, l * D);
     j_prod(jn, CH_NORM, 1);
 
     /* conv state */
-    job_t *jc = add_job(s, IU_MEM_CR, conv_state_bytes(c), 0, l, 0);
+    job_t *jc = hw_add_job(s, IU_MEM_CR, hw_conv_state_bytes(c), 0, l, 0);
     j_prod(jc, CH_CONVST, 1);
-    job_t *jw = add_job(s, IU_MEM_CW, conv_state_bytes(c), 0, l, 0);
+    job_t *jw = hw_add_job(s, IU_MEM_CW, hw_conv_state_bytes(c), 0, l, 0);
     j_need(jw, CH_CONV, conv_base + conv_ch);
 
     /* in_proj on the MMU, in emission order; conv follows the x, B, C rows */
     int first_conv = 1;
     if (d->reorder) {
-        gen_matrix(s, g, l, 0, 0, H, c->d_model, CH_NORM, l + 1, route_in);
-        gen_matrix(s, g, l, 0, H, 2 * GN, c->d_model, -1, 0, route_in);
+        gen_matrix(s, g, l, 0, H, c->d_model, CH_NORM, l + 1, CH_INROWS, -1);
+        gen_matrix(s, g, l, 0, 2 * GN, c->d_model, -1, 0, CH_INROWS, -1);
         gen_conv_rows(s, g, l, H, 2 * GN, in_base, &first_conv, 0);
         for (int64_t h = 0; h < H; h++) {
             int64_t x0 = H + 2 * GN + h * 2 * P;
-            gen_matrix(s, g, l, 0, x0, P, c->d_model, -1, 0, route_xz);
-            gen_matrix(s, g, l, 0, x0 + P, P, c->d_model, -1, 0, route_xz);
+            gen_matrix(s, g, l, 0, P, c->d_model, -1, 0, CH_INROWS, CH_XZBUF); /* x_h */
+            gen_matrix(s, g, l, 0, P, c->d_model, -1, 0, CH_INROWS, CH_XZBUF); /* z_h */
             gen_conv_rows(s, g, l, x0, P, in_base, &first_conv, h == H - 1);
         }
     } else {
-        gen_matrix(s, g, l, 0, 0, 2 * E, c->d_model, CH_NORM, l + 1, route_xz);
-        gen_matrix(s, g, l, 0, 2 * E, 2 * GN + H, c->d_model, -1, 0, route_in);
+        gen_matrix(s, g, l, 0, 2 * E, c->d_model, CH_NORM, l + 1, CH_INROWS, CH_XZBUF);
+        gen_matrix(s, g, l, 0, 2 * GN + H, c->d_model, -1, 0, CH_INROWS, -1);
         gen_conv_rows(s, g, l, E, E, in_base, &first_conv, 0);
         gen_conv_rows(s, g, l, 2 * E, 2 * GN, in_base, &first_conv, 1);
     }
 
     /* dt: softplus, dA = exp(dt * A), per head */
     for (int64_t h = 0; h < H; h++) {
-        job_t *j = add_job(s, IU_DT, 1, DEPTH_DT, l, 0);
+        job_t *j = hw_add_job(s, IU_DT, 1, DEPTH_DT, l, 0);
         j_need(j, CH_INROWS, in_base + ip.dt_end0 + h * ip.dt_stride);
         j_prod(j, CH_DT, 1);
     }
 
     /* state read / write (per head, in bursts) */
-    double sb = state_head_bytes(c);
+    double sb = hw_state_head_bytes(c);
     int nb = (int)ceil(sb / g->burst);
     int64_t tiles_p = (P + d->p_p - 1) / d->p_p, tiles_n = (N + d->n_p - 1) / d->n_p, tiles = tiles_p * tiles_n;
     int64_t out_per_head = d->tiling ? tiles : 1;
     for (int64_t h = 0; h < H; h++) {
         for (int i = 0; i < nb; i++) {
-            job_t *j = add_job(s, IU_MEM_SR, i == nb - 1 ? sb - (nb - 1) * floor(sb / nb) : floor(sb / nb), 0, l, 0);
+            job_t *j = hw_add_job(s, IU_MEM_SR, i == nb - 1 ? sb - (nb - 1) * floor(sb / nb) : floor(sb / nb), 0, l, 0);
             if (i == nb - 1) j_prod(j, CH_STATE_IN, 1);
         }
         for (int i = 0; i < nb; i++) {
-            job_t *j = add_job(s, IU_MEM_SW, i == nb - 1 ? sb - (nb - 1) * floor(sb / nb) : floor(sb / nb), 0, l, 0);
+            job_t *j = hw_add_job(s, IU_MEM_SW, i == nb - 1 ? sb - (nb - 1) * floor(sb / nb) : floor(sb / nb), 0, l, 0);
             if (i == 0) j_cons(j, CH_STOUT, out_per_head);
         }
     }
@@ -416,20 +168,20 @@ static void gen_layer(sim_t *s, const gen_t *g, int l) {
             for (int64_t tp = 0; tp < tiles_p; tp++) {
                 for (int64_t tn = 0; tn < tiles_n; tn++) {
                     int first = tp == 0 && tn == 0, last = tp == tiles_p - 1 && tn == tiles_n - 1;
-                    job_t *a = add_job(s, IU_DBX, tile_cyc, DEPTH_SSM, l, 0);
+                    job_t *a = hw_add_job(s, IU_DBX, tile_cyc, DEPTH_SSM, l, 0);
                     if (first) { j_need(a, CH_CONV, x_ready > bc_ready ? x_ready : bc_ready); j_need(a, CH_DT, hh + 1); }
                     j_prod(a, CH_DBX, 1);
-                    job_t *b = add_job(s, IU_UPD, tile_cyc, DEPTH_SSM, l, 0);
+                    job_t *b = hw_add_job(s, IU_UPD, tile_cyc, DEPTH_SSM, l, 0);
                     j_cons(b, CH_DBX, 1);
                     if (first) j_need(b, CH_STATE_IN, hh + 1);
                     if (last) j_cons(b, CH_STATE_IN, 1);
                     j_prod(b, CH_HNEW, 1);
                     j_prod(b, CH_STOUT, 1);
-                    job_t *hc = add_job(s, IU_HC, tile_cyc, DEPTH_SSM + ceil(log2(d->n_p)), l, 0);
+                    job_t *hc = hw_add_job(s, IU_HC, tile_cyc, DEPTH_SSM + ceil(log2(d->n_p)), l, 0);
                     j_cons(hc, CH_HNEW, 1);
                     if (tn == tiles_n - 1) j_prod(hc, CH_YP, 1);
                 }
-                job_t *y = add_job(s, IU_Y, y_cyc, DEPTH_SSM + DEPTH_LUT + 1, l, 0);
+                job_t *y = hw_add_job(s, IU_Y, y_cyc, DEPTH_SSM + DEPTH_LUT + 1, l, 0);
                 j_cons(y, CH_YP, 1);
                 if (tp == 0) j_need(y, CH_INROWS, z_ready);
                 if (tp == tiles_p - 1) j_cons(y, CH_XZBUF, 2 * P);
@@ -437,20 +189,20 @@ static void gen_layer(sim_t *s, const gen_t *g, int l) {
             }
         } else { /* unfused: each op runs over the head's whole P x N slice, one op after another */
             double pass = tiles * tile_cyc;
-            job_t *a = add_job(s, IU_DBX, pass, DEPTH_SSM, l, 0);
+            job_t *a = hw_add_job(s, IU_DBX, pass, DEPTH_SSM, l, 0);
             j_need(a, CH_CONV, x_ready > bc_ready ? x_ready : bc_ready);
             j_need(a, CH_SSMSEQ, hh);
             j_need(a, CH_DT, hh + 1);
             j_prod(a, CH_DBX, 1);
-            job_t *b = add_job(s, IU_UPD, 2 * pass, DEPTH_SSM, l, 0); /* dA*h to a tensor, then h = dA*h + dB*x */
+            job_t *b = hw_add_job(s, IU_UPD, 2 * pass, DEPTH_SSM, l, 0); /* dA*h to a tensor, then h = dA*h + dB*x */
             j_cons(b, CH_DBX, 1);
             j_cons(b, CH_STATE_IN, 1);
             j_prod(b, CH_HNEW, 1);
             j_prod(b, CH_STOUT, 1);
-            job_t *hc = add_job(s, IU_HC, pass, DEPTH_SSM + ceil(log2(d->n_p)), l, 0);
+            job_t *hc = hw_add_job(s, IU_HC, pass, DEPTH_SSM + ceil(log2(d->n_p)), l, 0);
             j_cons(hc, CH_HNEW, 1);
             j_prod(hc, CH_YP, 1);
-            job_t *y = add_job(s, IU_Y, tiles_p * y_cyc, DEPTH_SSM + DEPTH_LUT + 1, l, 0);
+            job_t *y = hw_add_job(s, IU_Y, tiles_p * y_cyc, DEPTH_SSM + DEPTH_LUT + 1, l, 0);
             j_cons(y, CH_YP, 1);
             j_need(y, CH_INROWS, z_ready);
             j_cons(y, CH_XZBUF, 2 * P);
@@ -460,28 +212,28 @@ static void gen_layer(sim_t *s, const gen_t *g, int l) {
     }
     /* gated RMSNorm pass 2 (needs all of y), HTU butterflies per block, +-1 matrix, then out_proj */
     for (int b = 0; b < g->m; b++) {
-        job_t *j = add_job(s, IU_GNORM, ceil((double)g->blk / d->norm_lanes), DEPTH_NORM, l, 0);
+        job_t *j = hw_add_job(s, IU_GNORM, ceil((double)g->blk / d->norm_lanes), DEPTH_NORM, l, 0);
         j_need(j, CH_Y, (l + 1) * E);
         j_prod(j, CH_GN, 1);
-        job_t *f = add_job(s, IU_FWHT, ceil((double)g->blk / d->htu_width), ceil(log2(g->blk)), l, 0);
+        job_t *f = hw_add_job(s, IU_FWHT, ceil((double)g->blk / d->htu_width), ceil(log2(g->blk)), l, 0);
         j_need(f, CH_GN, (int64_t)l * g->m + b + 1);
         j_prod(f, CH_FWHT, 1);
     }
-    job_t *mt = add_job(s, IU_MAT, g->m > 1 ? ceil((double)E / d->htu_width) : 0, g->m > 1 ? ceil(log2(g->m)) + 1 : 0, l, 0);
+    job_t *mt = hw_add_job(s, IU_MAT, g->m > 1 ? ceil((double)E / d->htu_width) : 0, g->m > 1 ? ceil(log2(g->m)) + 1 : 0, l, 0);
     j_need(mt, CH_FWHT, (int64_t)(l + 1) * g->m);
     j_prod(mt, CH_HTU, 1);
-    gen_matrix(s, g, l, 1, 0, D, c->d_inner, CH_HTU, l + 1, route_out);
+    gen_matrix(s, g, l, 1, D, c->d_inner, CH_HTU, l + 1, CH_RES, -1);
 }
 
 static void gen_head(sim_t *s, const gen_t *g, int n_layers) {
     const lm_config *c = g->c;
-    job_t *jn = add_job(s, IU_NORM, ceil((double)c->d_model / g->d->norm_lanes), DEPTH_NORM, -1, 2);
+    job_t *jn = hw_add_job(s, IU_NORM, ceil((double)c->d_model / g->d->norm_lanes), DEPTH_NORM, -1, 2);
     j_need(jn, CH_RES, (int64_t)n_layers * c->d_model);
     j_prod(jn, CH_NORM, 1);
-    gen_matrix(s, g, -1, 2, 0, c->vocab_size, c->d_model, CH_NORM, n_layers + 1, route_head);
+    gen_matrix(s, g, -1, 2, c->vocab_size, c->d_model, CH_NORM, n_layers + 1, CH_LOGITS, -1);
     for (int64_t r = 0; r < c->vocab_size; r += 1024) { /* int32 logits out in 4 KiB bursts */
         int64_t n = c->vocab_size - r < 1024 ? c->vocab_size - r : 1024;
-        job_t *j = add_job(s, IU_MEM_L, 4.0 * n, 0, -1, 2);
+        job_t *j = hw_add_job(s, IU_MEM_L, 4.0 * n, 0, -1, 2);
         j_need(j, CH_LOGITS, r + n);
     }
 }
@@ -538,7 +290,7 @@ static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, con
         s.ch[CH_STOUT].cap = write_heads;
     }
 
-    job_t *je = add_job(&s, IU_MEM_E, 2.0 * c->d_model, 0, -1, 0);
+    job_t *je = hw_add_job(&s, IU_MEM_E, 2.0 * c->d_model, 0, -1, 0);
     j_prod(je, CH_EMB, 1);
     for (int l = 0; l < n_layers && s.err == LM_OK; l++) gen_layer(&s, &g, l);
     if (s.err == LM_OK) gen_head(&s, &g, n_layers);
@@ -559,7 +311,7 @@ static lm_status simulate_layers(lm_hw_result *res, const lm_hw_platform *p, con
     lm_status st = s.err;
     if (st == LM_OK && (!rn->layer_end || !rn->busy || !rn->bytes || !rn->stall))
         st = lm_fail(LM_ERR_NOMEM, "sim: out of memory for statistics");
-    if (st == LM_OK) st = run_engine(&s, rn);
+    if (st == LM_OK) st = hw_run_engine(&s, rn);
     for (int i = 0; i < N_IU; i++) free(s.u[i].jobs);
     free(s.heap);
     return st;
@@ -632,7 +384,7 @@ lm_status lm_hw_simulate(lm_hw_result *res, const lm_hw_platform *p, const lm_hw
     res->bytes_lm_head = lm_hw_bytes_lm_head(c, d->wbits);
     res->bw_achievable = lm_hw_bandwidth(p, d);
     res->bw_peak = d->mem_channels * p->mem_channel_bits / 8.0 * p->mem_mtps * 1e6;
-    res->mmu_macs_token = (double)L * ((double)in_rows(c) * c->d_model + (double)c->d_model * c->d_inner) +
+    res->mmu_macs_token = (double)L * ((double)hw_in_rows(c) * c->d_model + (double)c->d_model * c->d_inner) +
                           (double)c->vocab_size * c->d_model;
     if (trace) {
         int tl = rn.trace_layer;
