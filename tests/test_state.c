@@ -57,9 +57,9 @@ static void check_resume(const lm_model *m, const char *path, int with_more, con
     run straight = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
     run resumed = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
     lm_session *a = NULL, *b = NULL, *c = NULL;
-    CHECK_OK(lm_session_init(&a, m, N_THREADS));
-    CHECK_OK(lm_session_init(&b, m, N_THREADS));
-    CHECK_OK(lm_session_init(&c, m, N_THREADS));
+    CHECK_OK(test_session(&a, m, N_THREADS));
+    CHECK_OK(test_session(&b, m, N_THREADS));
+    CHECK_OK(test_session(&c, m, N_THREADS));
     if (!a || !b || !c || !straight.logits || !resumed.logits) goto out;
 
     CHECK_OK(lm_session_forward(a, prompt, N_PROMPT, NULL, straight.logits));
@@ -152,8 +152,8 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
     snprintf(good, sizeof good, "%s/good.lms", dir);
     snprintf(bad, sizeof bad, "%s/bad.lms", dir);
     lm_session *s = NULL, *q = NULL;
-    CHECK_OK(lm_session_init(&s, tiny, N_THREADS));
-    CHECK_OK(lm_session_init(&q, quantized, N_THREADS));
+    CHECK_OK(test_session(&s, tiny, N_THREADS));
+    CHECK_OK(test_session(&q, quantized, N_THREADS));
     if (!s || !q) goto out;
     CHECK_OK(lm_session_forward(s, prompt, N_PROMPT, NULL, NULL));
     CHECK_OK(lm_state_save(s, good));
@@ -214,7 +214,7 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
         lm_session *o = NULL;
         CHECK(mkdir(mdir, 0700) == 0 && synth_write_checkpoint(mdir, &c) == 0, "cannot write a synthetic checkpoint");
         CHECK_OK(lm_model_init(&other, mdir));
-        if (other) CHECK_OK(lm_session_init(&o, other, N_THREADS));
+        if (other) CHECK_OK(test_session(&o, other, N_THREADS));
         if (o) {
             const char *want = i == 0 ? "same configuration, other weights" : "its d_model is 128, this model's is 64";
             expect_refused(o, good, LM_ERR_ARG, want, i == 0 ? "same config, other weights" : "other config");
@@ -236,7 +236,7 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
     CHECK(s->n_tokens == N_PROMPT, "%llu tokens after loading the good state", (unsigned long long)s->n_tokens);
     /* an empty session's state saves and loads; it has no logits to give */
     lm_session *e = NULL;
-    CHECK_OK(lm_session_init(&e, tiny, N_THREADS));
+    CHECK_OK(test_session(&e, tiny, N_THREADS));
     if (e) {
         float dummy[1];
         CHECK(lm_session_last_logits(e, dummy) == LM_ERR_ARG, "logits of an empty session were given");
@@ -285,7 +285,7 @@ int main(void) {
         check_resume(pot8, path, 0, "lightmamba* W4A4 pot8");
         check_resume(pot8, path, 1, "lightmamba* W4A4 pot8");
         lm_session *p = NULL;
-        CHECK_OK(lm_session_init(&p, pot8, N_THREADS));
+        CHECK_OK(test_session(&p, pot8, N_THREADS));
         if (p) {
             snprintf(path, sizeof path, "%s/good.lms", dir); /* the float model's, left by check_bad_files */
             CHECK(lm_state_load(p, path) == LM_ERR_ARG && strstr(lm_last_error(), "state kind 0"),

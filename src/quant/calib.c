@@ -50,7 +50,9 @@ lm_status lm_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int 
             s = lm_calloc(&st->hessian[site], (size_t)c->n_layer * K * K, sizeof(float), "calibration Hessians");
     }
     lm_session *session = NULL;
-    if (!s) s = lm_session_init(&session, m, n_threads);
+    lm_session_params sp = lm_session_default_params();
+    sp.n_threads = n_threads;
+    if (!s) s = lm_session_init(&session, m, &sp);
     if (!s) lm_session_set_observer(session, observe, st);
     for (int i = 0; i < n_samples && !s; i++) {
         size_t start = n_samples == 1 ? 0 : (size_t)((double)(n_ids - (size_t)len) * i / (n_samples - 1));

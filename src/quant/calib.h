@@ -8,7 +8,7 @@
 #define LM_QUANT_CALIB_H
 #include <stddef.h>
 #include <stdint.h>
-#include "model/model.h"
+#include "model/session.h" /* lm_site */
 
 typedef struct {
     int n_layer, K[2];     /* K[site]: d_model for LM_SITE_IN_PROJ, d_inner for LM_SITE_OUT_PROJ */
