@@ -153,8 +153,8 @@ lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids, size_
 /* The raw bytes of one token, for streaming output (NULL and *len = 0 for an id out of range). */
 const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
 int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
-/* The id of "<|endoftext|>", which GPT-NeoX models emit where a text ends (generation stops
- * there), or -1 when the tokenizer has no such token. */
+/* The id of the added token "<|endoftext|>", which GPT-NeoX models emit where a text ends
+ * (generation stops there), or -1 when the tokenizer has no such added token. */
 int32_t lm_tokenizer_eos(const lm_tokenizer *tok);
 
 /* ---- session: the run state of one sequence over a loaded model ----
