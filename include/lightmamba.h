@@ -307,8 +307,10 @@ typedef struct {
 /* lightmamba W4A4, round to nearest, alpha 0.5, 128 samples of 512 tokens. */
 lm_quant_settings lm_quant_defaults(void);
 const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
-/* Progress: stage names what is running ("calibration", "quantize"), done of total units. */
-typedef void (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
+/* Progress: stage names what is running ("calibration", "quantize"), done of total units (a
+ * calibration sample, a layer). Returns non-zero to stop: lm_quantize then returns LM_ERR_ABORTED
+ * and writes no file. */
+typedef int (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
 /* Quantizes m into out_path (written atomically). calib_path: UTF-8 text whose tokens give the
  * calibration samples (used by smoothquant and gptq); NULL: the bundled WikiText-2 validation
  * text (data/calib_wikitext2_valid.txt). n_threads <= 0: all cores. */

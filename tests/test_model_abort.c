@@ -6,11 +6,15 @@
  *     chunks done; last_logits is not written;
  *   - stopped at the first poll nothing changes;
  *   - lm_perplexity stops with LM_ERR_ABORTED, leaves its result untouched, and runs to the same
- *     result as an uninterrupted one once the callback lets it. */
+ *     result as an uninterrupted one once the callback lets it;
+ *   - lm_quantize stops with LM_ERR_ABORTED when its progress callback returns non-zero, in
+ *     calibration and in the per-layer quantization, and leaves no file. */
 #include <math.h>
 #include <string.h>
 
 #include "check.h"
+#include "common/file.h"
+#include "synth_checkpoint.h"
 
 #define N_TOKENS 200 /* 3 full chunks and a part */
 #define N_THREADS 2
@@ -127,6 +131,45 @@ out:
     lm_session_free(s);
 }
 
+/* A quantize progress callback that stops at call stop_at (0: never), counting calls and noting the stage. */
+typedef struct {
+    int calls, stop_at;
+    char stage[64];
+} quant_stopper;
+
+static int quant_progress(void *ctx, const char *stage, size_t done, size_t total) {
+    quant_stopper *q = ctx;
+    q->calls++;
+    snprintf(q->stage, sizeof q->stage, "%s", stage);
+    return q->stop_at > 0 && q->calls >= q->stop_at;
+}
+
+static void check_quantize(const lm_model *m) {
+    char dir[64], path[128];
+    if (synth_tempdir(dir)) return;
+    snprintf(path, sizeof path, "%s/q.lmq", dir);
+    lm_quant_settings qs = lm_quant_defaults();
+    qs.method = LM_QUANT_SMOOTHQUANT, qs.calib_samples = 4, qs.calib_len = 64; /* calibration, then layers */
+    const struct {
+        int stop_at;
+        const char *stage;
+    } cases[] = {{2, "calibration"}, {4 + 2, "quantize"}};
+    for (int i = 0; i < 2; i++) {
+        quant_stopper q = {0, cases[i].stop_at, ""};
+        lm_status st = lm_quantize(m, &qs, NULL, N_THREADS, path, quant_progress, &q);
+        CHECK(st == LM_ERR_ABORTED && q.calls == cases[i].stop_at && strcmp(q.stage, cases[i].stage) == 0 &&
+                  strstr(lm_last_error(), cases[i].stage),
+              "quantize stopped in %s: status %s after %d calls in %s (%s)", cases[i].stage, lm_status_name(st), q.calls,
+              q.stage, lm_last_error());
+        CHECK(!lm_file_exists(path), "an aborted quantize left %s", path);
+    }
+    quant_stopper never = {0, 0, ""};
+    CHECK_OK(lm_quantize(m, &qs, NULL, N_THREADS, path, quant_progress, &never));
+    CHECK(lm_file_exists(path) && never.calls == 4 + lm_model_config(m)->n_layer, "quantize ran with %d progress calls",
+          never.calls);
+    synth_remove_dir(dir);
+}
+
 int main(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/models/mamba2-tiny", test_root());
@@ -141,6 +184,7 @@ int main(void) {
     }
     check_forward(m, ids);
     check_perplexity(m, ids);
+    check_quantize(m);
     lm_model_free(m);
     return test_finish();
 }

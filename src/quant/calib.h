@@ -25,4 +25,7 @@ lm_status lm_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int 
                        void *progress_ctx);
 void lm_calib_stats_free(lm_calib_stats *stats);
 
+/* Reports progress (fn may be NULL); LM_ERR_ABORTED when fn asks to stop. */
+lm_status lm_quant_report(lm_quant_progress_fn fn, void *ctx, const char *stage, size_t done, size_t total);
+
 #endif
