@@ -9,33 +9,33 @@
  * except LM_TOKENIZER (lm_model_init).
  *
  * THREAD SAFETY
- *   "any": may be called from any thread at any time, also concurrently on the same handle;
- *   "per handle": concurrent calls on different handles are safe, calls on one handle must not
- *   overlap (one thread at a time, or the caller's lock); a handle named "read" in a call is
- *   only read by it, so it may be shared by concurrent calls that only read it.
+ *   "any": may be called from any thread at any time, also concurrently on the same handles;
+ *   "per handle": calls on different handles may run concurrently, calls on one handle must not
+ *   overlap (one thread at a time, or the caller's lock). Handles a call only reads ("read")
+ *   may be shared by concurrent calls that also only read them: one model serves many sessions
+ *   on many threads, one tokenizer many encoders. Nothing is global but the kernel level.
  *
- *   lm_last_error, lm_status_name, lm_nll, lm_quant_defaults,
- *   lm_quant_method_name, lm_*_default_params ........... any (lm_last_error: per thread)
+ *   lm_last_error ....................................... any (each thread has its own message)
+ *   lm_status_name, lm_nll, lm_kernels, lm_quant_defaults, lm_quant_method_name,
+ *   lm_session_default_params, lm_sampler_default_params ..... any
  *   lm_set_kernels ...................................... global: not while other calls run
- *   lm_kernels .......................................... any
- *   lm_config_load ...................................... any (cfg per call)
- *   lm_model_init, lm_model_free ........................ per handle
+ *   lm_config_load ...................................... any
+ *   lm_model_init, lm_tokenizer_init, lm_sampler_init ... any (each creates its own handle)
+ *   lm_model_free ....................................... per handle, after its sessions are freed
  *   lm_model_config, lm_model_tokenizer_path, lm_model_n_tensors, lm_model_tensor,
- *   lm_model_n_params, lm_model_quant ................... any (the model is read only)
- *   lm_tokenizer_init, lm_tokenizer_free ................ per handle
- *   lm_tokenizer_encode, lm_tokenizer_decode, lm_tokenizer_token,
- *   lm_tokenizer_vocab_size, lm_tokenizer_eos, lm_token_candidates ... any (read only)
- *   lm_session_init ..................................... any (reads the model)
+ *   lm_model_n_params, lm_model_quant ................... any (model read)
+ *   lm_tokenizer_free ................................... per handle
+ *   lm_tokenizer_encode, lm_tokenizer_decode, lm_tokenizer_token, lm_tokenizer_vocab_size,
+ *   lm_tokenizer_eos, lm_token_candidates ............... any (tokenizer, model read)
+ *   lm_session_init ..................................... any (model read)
  *   lm_session_free, lm_session_reset, lm_session_forward, lm_session_last_logits,
- *   lm_session_vocab_size, lm_session_n_tokens .......... per session (a model serves many sessions)
- *   lm_session_copy ..................................... per session: dst written, src read
- *   lm_state_size, lm_state_get, lm_state_save .......... per session (read)
- *   lm_state_set, lm_state_load ......................... per session (written)
- *   lm_sampler_init ..................................... any
+ *   lm_perplexity, lm_state_set, lm_state_load .......... per session
+ *   lm_session_vocab_size, lm_session_n_tokens, lm_state_size,
+ *   lm_state_get, lm_state_save ......................... per session (session read)
+ *   lm_session_copy ..................................... per session (dst written, src read)
  *   lm_sampler_free, lm_sampler_accept, lm_sampler_sample ... per sampler
- *   lm_perplexity ....................................... per session
- *   lm_quantize ......................................... any (reads the model; one output file per call)
- * Callbacks (abort, progress) run on the thread that made the call. */
+ *   lm_quantize ......................................... any (model read; one output path per call)
+ * Callbacks (abort, progress) run on the thread that made the call, before it returns. */
 #ifndef LIGHTMAMBA_H
 #define LIGHTMAMBA_H
 
