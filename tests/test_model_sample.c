@@ -97,65 +97,50 @@ static void check_sampling(void) {
 /* top-k, min-p, the repetition penalty, their bad values, and the draws of the two-knob settings. */
 static void check_filters(void) {
     const float logits[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
-    double f[4];
-    lm_sampler *s;
-    lm_sampler_params p = lm_sampler_default_params();
-    p.temperature = 1.0f;
-    p.top_p = 1.0f;
+    lm_sampler *s, *s2;
+    lm_sampler_params p;
 
-    /* top-k 2: {0, 1}, renormalised to 5/8, 3/8 */
-    p.top_k = 2, p.seed = 50;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(fabs(f[0] - 0.625) < 0.01 && fabs(f[1] - 0.375) < 0.01 && f[2] == 0 && f[3] == 0,
-          "top-k 2: %.4f %.4f %.4f %.4f", f[0], f[1], f[2], f[3]);
-    lm_sampler_free(s);
+    /* the distributions the filters leave, from 0.5, 0.3, 0.15, 0.05 (exactly zero where an id is cut) */
+    const struct {
+        const char *what;
+        float temperature, top_p, min_p;
+        int top_k;
+        double want[4];
+    } cases[] = {
+        {"top-k 2", 1.0f, 1.0f, 0.0f, 2, {0.625, 0.375, 0, 0}},
+        /* top-p measures against what top-k kept: 0.6 alone keeps {0, 1}; after top-k 2 (mass 0.8) it
+         * needs 0.48, which id 0 alone has */
+        {"top-k 2 then top-p 0.6", 1.0f, 0.6f, 0.0f, 2, {1, 0, 0, 0}},
+        {"top-k 1", 1.0f, 1.0f, 0.0f, 1, {1, 0, 0, 0}},
+        {"min-p 0.35 (p >= 0.175)", 1.0f, 1.0f, 0.35f, 0, {0.625, 0.375, 0, 0}},
+        {"min-p 0.25 (p >= 0.125)", 1.0f, 1.0f, 0.25f, 0, {0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0}},
+        /* min-p after temperature: at 0.5 the probabilities are .25 .09 .0225 .0025 (/ 0.365) */
+        {"min-p 0.35 at temperature 0.5", 0.5f, 1.0f, 0.35f, 0, {0.25 / 0.34, 0.09 / 0.34, 0, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        p = lm_sampler_default_params();
+        p.temperature = cases[c].temperature, p.top_p = cases[c].top_p, p.min_p = cases[c].min_p;
+        p.top_k = cases[c].top_k, p.seed = 50 + c;
+        double f[4];
+        CHECK_OK(lm_sampler_init(&s, 4, &p));
+        if (!s) continue;
+        histogram(s, logits, 4, f);
+        int ok = 1;
+        for (int i = 0; i < 4; i++) ok = ok && (cases[c].want[i] == 0 ? f[i] == 0 : fabs(f[i] - cases[c].want[i]) < 0.01);
+        CHECK(ok, "%s: %.4f %.4f %.4f %.4f", cases[c].what, f[0], f[1], f[2], f[3]);
+        lm_sampler_free(s);
+    }
 
-    /* top-p measures against what top-k kept: top-p 0.6 alone keeps {0, 1}; after top-k 2 (mass
-     * 0.8) it needs 0.48, which id 0 alone has */
-    p.top_k = 2, p.top_p = 0.6f, p.seed = 51;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(f[1] == 0 && f[2] == 0 && f[3] == 0, "top-k 2 then top-p 0.6: %.4f %.4f %.4f %.4f", f[0], f[1], f[2], f[3]);
-    lm_sampler_free(s);
-
-    /* top-k 1 is greedy; top-k >= n is off: the same draws as without it */
-    p.top_k = 1, p.top_p = 1.0f, p.seed = 52;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(f[1] == 0 && f[2] == 0 && f[3] == 0, "top-k 1 drew other ids: %.4f", f[0]);
-    lm_sampler_free(s);
+    /* top-k >= n is off: the same draws as without it */
     int32_t a[64], b[64];
-    lm_sampler *s2;
-    p.top_k = 4;
+    p = lm_sampler_default_params();
+    p.temperature = 1.0f, p.top_p = 1.0f, p.top_k = 4;
     CHECK_OK(lm_sampler_init(&s, 4, &p));
     p.top_k = 0;
     CHECK_OK(lm_sampler_init(&s2, 4, &p));
     for (int i = 0; i < 64; i++) a[i] = lm_sampler_sample(s, logits), b[i] = lm_sampler_sample(s2, logits);
     CHECK(memcmp(a, b, sizeof a) == 0, "top-k = n changed the draws");
     lm_sampler_free(s), lm_sampler_free(s2);
-
-    /* min-p 0.35: p >= 0.175 keeps {0, 1}; min-p 0.25: p >= 0.125 keeps {0, 1, 2} */
-    p.min_p = 0.35f, p.seed = 53;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(fabs(f[0] - 0.625) < 0.01 && fabs(f[1] - 0.375) < 0.01 && f[2] == 0 && f[3] == 0,
-          "min-p 0.35: %.4f %.4f %.4f %.4f", f[0], f[1], f[2], f[3]);
-    lm_sampler_free(s);
-    p.min_p = 0.25f, p.seed = 54;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(fabs(f[0] - 0.5 / 0.95) < 0.01 && fabs(f[2] - 0.15 / 0.95) < 0.01 && f[3] == 0,
-          "min-p 0.25: %.4f %.4f %.4f %.4f", f[0], f[1], f[2], f[3]);
-    lm_sampler_free(s);
-    /* min-p after temperature: at 0.5 the probabilities are .25 .09 .0225 .0025 (/ 0.365): min-p 0.35
-     * needs 0.0875, which only ids 0 and 1 have */
-    p.temperature = 0.5f, p.min_p = 0.35f, p.seed = 55;
-    CHECK_OK(lm_sampler_init(&s, 4, &p));
-    histogram(s, logits, 4, f);
-    CHECK(fabs(f[0] - 0.25 / 0.34) < 0.01 && f[2] == 0 && f[3] == 0, "min-p 0.35 at temperature 0.5: %.4f %.4f %.4f %.4f",
-          f[0], f[1], f[2], f[3]);
-    lm_sampler_free(s);
 
     /* repetition penalty, greedy: 2 / 1.5 = 1.33 falls below 1.9; -1 * 1.5 = -1.5 below -1.2 */
     p = lm_sampler_default_params();
