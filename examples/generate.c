@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     int rc = 1;
 
     if (lm_model_init(&model, argv[1]) != LM_OK) { rc = fail("loading the model"); goto done; }
-    if (lm_tokenizer_init(&tok, lm_model_tokenizer_path(model)) != LM_OK) { rc = fail("loading the tokenizer"); goto done; }
+    if (lm_tokenizer_init_for_model(&tok, model) != LM_OK) { rc = fail("loading the tokenizer"); goto done; }
     if (lm_tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids) != LM_OK) { rc = fail("the prompt"); goto done; }
     if (n_ids == 0) {
         fprintf(stderr, "example_generate: the prompt is empty\n");

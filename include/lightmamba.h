@@ -5,22 +5,23 @@
  * lm_last_error() gives a one-line message naming the problem (thread-local, valid
  * until the next failing call on the same thread). Handles are opaque and come in
  * lm_X_init / lm_X_free pairs; lm_X_free(NULL) is a no-op. Settings come in structs
- * with a lm_X_default_params() to start from; the library reads no environment variable
- * except LM_TOKENIZER (lm_model_init).
+ * with a lm_X_default_params() to start from; the library reads no environment variable.
  *
  * THREAD SAFETY
  *   "any": may be called from any thread at any time, also concurrently on the same handles;
  *   "per handle": calls on different handles may run concurrently, calls on one handle must not
  *   overlap (one thread at a time, or the caller's lock). Handles a call only reads ("read")
  *   may be shared by concurrent calls that also only read them: one model serves many sessions
- *   on many threads, one tokenizer many encoders. Nothing is global but the kernel level.
+ *   on many threads, one tokenizer many encoders. Only the kernel level and the data folder are global.
  *
  *   lm_last_error ....................................... any (each thread has its own message)
  *   lm_status_name, lm_nll, lm_kernels, lm_quant_defaults, lm_quant_method_name,
  *   lm_session_default_params, lm_sampler_default_params ..... any
- *   lm_set_kernels ...................................... global: not while other calls run
+ *   lm_set_kernels, lm_set_data_dir ..................... global: not while other calls run
  *   lm_config_load ...................................... any
- *   lm_model_init, lm_tokenizer_init, lm_sampler_init ... any (each creates its own handle)
+ *   lm_model_init, lm_tokenizer_init, lm_tokenizer_init_json,
+ *   lm_sampler_init ..................................... any (each creates its own handle)
+ *   lm_tokenizer_init_for_model ......................... any (model read)
  *   lm_model_free ....................................... per handle, after its sessions are freed
  *   lm_model_config, lm_model_tokenizer_path, lm_model_n_tensors, lm_model_tensor,
  *   lm_model_n_params, lm_model_quant ................... any (model read)
@@ -63,7 +64,7 @@ const char *lm_status_name(lm_status s);
 
 /* The folder holding the bundled data (tokenizer.json, calib_wikitext2_valid.txt, platforms/):
  * by default found beside the binary (DIR/share/lightmamba or DIR/../share/lightmamba) or in the
- * install folder. dir = NULL restores the search. Not thread-safe: call it before anything else. */
+ * install folder. dir = NULL restores the search. Global: call it before anything else. */
 lm_status lm_set_data_dir(const char *dir);
 
 /* ---- kernels ----
