@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
 
     lm_session *session;
     if (lm_qact_init(&ms.act[0], LM_SESSION_CHUNK, c->d_model, abits, wbits) ||
-        lm_qact_init(&ms.act[1], LM_SESSION_CHUNK, c->d_inner, abits, wbits) || lm_session_init(&session, m, 0))
+        lm_qact_init(&ms.act[1], LM_SESSION_CHUNK, c->d_inner, abits, wbits) || lm_session_init(&session, m, NULL))
         die(NULL);
     lm_session_set_observer(session, observe, &ms);
     /* Windows centred between the calibration samples' starts. */

@@ -4,7 +4,39 @@
  * Conventions: every fallible function returns lm_status (LM_OK == 0); on failure
  * lm_last_error() gives a one-line message naming the problem (thread-local, valid
  * until the next failing call on the same thread). Handles are opaque and come in
- * lm_X_init / lm_X_free pairs; lm_X_free(NULL) is a no-op. */
+ * lm_X_init / lm_X_free pairs; lm_X_free(NULL) is a no-op. Settings come in structs
+ * with a lm_X_default_params() to start from; the library reads no environment variable.
+ *
+ * THREAD SAFETY
+ *   "any": may be called from any thread at any time, also concurrently on the same handles;
+ *   "per handle": calls on different handles may run concurrently, calls on one handle must not
+ *   overlap (one thread at a time, or the caller's lock). Handles a call only reads ("read")
+ *   may be shared by concurrent calls that also only read them: one model serves many sessions
+ *   on many threads, one tokenizer many encoders. Only the kernel level and the data folder are global.
+ *
+ *   lm_last_error ....................................... any (each thread has its own message)
+ *   lm_status_name, lm_nll, lm_kernels, lm_quant_defaults, lm_quant_method_name,
+ *   lm_session_default_params, lm_sampler_default_params ..... any
+ *   lm_set_kernels, lm_set_data_dir ..................... global: not while other calls run
+ *   lm_config_load ...................................... any
+ *   lm_model_init, lm_tokenizer_init, lm_tokenizer_init_json,
+ *   lm_sampler_init ..................................... any (each creates its own handle)
+ *   lm_tokenizer_init_for_model ......................... any (model read)
+ *   lm_model_free ....................................... per handle, after its sessions are freed
+ *   lm_model_config, lm_model_tokenizer_path, lm_model_n_tensors, lm_model_tensor,
+ *   lm_model_n_params, lm_model_quant ................... any (model read)
+ *   lm_tokenizer_free ................................... per handle
+ *   lm_tokenizer_encode, lm_tokenizer_decode, lm_tokenizer_token, lm_tokenizer_vocab_size,
+ *   lm_tokenizer_eos, lm_token_candidates ............... any (tokenizer, model read)
+ *   lm_session_init ..................................... any (model read)
+ *   lm_session_free, lm_session_reset, lm_session_forward, lm_session_last_logits,
+ *   lm_perplexity, lm_state_set, lm_state_load .......... per session
+ *   lm_session_vocab_size, lm_session_n_tokens, lm_state_size,
+ *   lm_state_get, lm_state_save ......................... per session (session read)
+ *   lm_session_copy ..................................... per session (dst written, src read)
+ *   lm_sampler_free, lm_sampler_accept, lm_sampler_sample ... per sampler
+ *   lm_quantize ......................................... any (model read; one output path per call)
+ * Callbacks (abort, progress) run on the thread that made the call, before it returns. */
 #ifndef LIGHTMAMBA_H
 #define LIGHTMAMBA_H
 
@@ -29,7 +61,8 @@ typedef enum {
     LM_ERR_FORMAT,      /* a file's content is malformed, truncated or inconsistent */
     LM_ERR_ARG,         /* a caller-supplied argument is out of range */
     LM_ERR_NOMEM,       /* an allocation failed or a request exceeds the memory limit */
-    LM_ERR_UNSUPPORTED  /* well-formed input that this build cannot handle */
+    LM_ERR_UNSUPPORTED, /* well-formed input that this build cannot handle */
+    LM_ERR_ABORTED      /* the caller's abort callback asked a long call to stop */
 } lm_status;
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
@@ -42,8 +75,18 @@ LM_API const char *lm_status_name(lm_status s);
 
 /* The folder holding the bundled data (tokenizer.json, calib_wikitext2_valid.txt, platforms/):
  * by default found beside the binary (DIR/share/lightmamba or DIR/../share/lightmamba) or in the
- * install folder. dir = NULL restores the search. Not thread-safe: call it before anything else. */
+ * install folder. dir = NULL restores the search. Global: call it before anything else. */
 LM_API lm_status lm_set_data_dir(const char *dir);
+
+/* ---- kernels ----
+ * The linear layers, log-softmax and integer SSM run SIMD code chosen at run time: the best
+ * level the CPU has ("avx512" with VNNI, "avx2" with FMA, or "scalar"). lm_set_kernels caps it
+ * for the whole process (e.g. to compare levels): "scalar", "avx2", "avx512", or NULL / ""
+ * for the best; a level above the CPU's leaves the CPU's best; another name -> LM_ERR_ARG.
+ * Every level gives the same integer results; float results agree to rounding. */
+LM_API lm_status lm_set_kernels(const char *level);
+/* The level in use: "scalar", "avx2" or "avx512". */
+LM_API const char *lm_kernels(void);
 
 /* ---- model ---- */
 /* A Mamba2 configuration, every field read from the checkpoint's config.json. */
@@ -122,6 +165,9 @@ LM_API lm_status lm_tokenizer_decode(const lm_tokenizer *tok, const int32_t *ids
 /* The raw bytes of one token, for streaming output (NULL and *len = 0 for an id out of range). */
 LM_API const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len);
 LM_API int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
+/* The id of the added token "<|endoftext|>", which GPT-NeoX models emit where a text ends
+ * (generation stops there), or -1 when the tokenizer has no such added token. */
+LM_API int32_t lm_tokenizer_eos(const lm_tokenizer *tok);
 
 /* ---- session: the run state of one sequence over a loaded model ----
  * Holds the recurrent state (per layer: conv state [d_conv-1, conv_dim] and SSM state
@@ -131,8 +177,17 @@ LM_API int lm_tokenizer_vocab_size(const lm_tokenizer *tok);
  * sessions (each used by one thread at a time). */
 #define LM_SESSION_CHUNK 64
 typedef struct lm_session lm_session;
-/* n_threads <= 0: all cores. */
-LM_API lm_status lm_session_init(lm_session **s, const lm_model *m, int n_threads);
+/* Abort callback: returns non-zero to stop the call that polls it (see lm_session_forward). */
+typedef int (*lm_abort_fn)(void *ctx);
+typedef struct {
+    int n_threads;          /* worker threads, the calling one included; <= 0: all cores */
+    lm_abort_fn abort;      /* NULL: never stop early */
+    void *abort_ctx;
+} lm_session_params;
+/* All cores, no abort callback. */
+LM_API lm_session_params lm_session_default_params(void);
+/* params NULL: lm_session_default_params(). */
+LM_API lm_status lm_session_init(lm_session **s, const lm_model *m, const lm_session_params *params);
 LM_API void lm_session_free(lm_session *s);
 /* Zeroes the state: the next token is the first of a new sequence. */
 LM_API void lm_session_reset(lm_session *s);
@@ -141,7 +196,13 @@ LM_API void lm_session_reset(lm_session *s);
  * last_logits: NULL, or [vocab_size] receiving the logits after the last token.
  * With both NULL only the state advances (lm_head is skipped). Prefill and decode are
  * the same call (decode is n = 1). A token id out of [0, vocab_size) -> LM_ERR_ARG, and
- * the state is then left unchanged. */
+ * the state is then left unchanged.
+ * The abort callback is polled before each chunk of LM_SESSION_CHUNK tokens (the first
+ * included); non-zero -> LM_ERR_ABORTED, and the session holds the state after the chunks
+ * already done: lm_session_n_tokens() grew by k, a multiple of LM_SESSION_CHUNK (0 when it stops
+ * at the first poll), rows [0, k) of logits are filled, last_logits is not written, and
+ * lm_session_last_logits gives the logits after token k - 1. Feeding tokens[k, n) then continues
+ * exactly as the uninterrupted call would have. */
 LM_API lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, float *logits, float *last_logits);
 LM_API int lm_session_vocab_size(const lm_session *s);
 /* Tokens fed since the session was created or last reset (or that a loaded state had consumed). */
@@ -149,44 +210,72 @@ LM_API uint64_t lm_session_n_tokens(const lm_session *s);
 /* [vocab_size] logits after the last token fed, recomputed from the state (bit-identical to the
  * last_logits of the lm_session_forward call that fed it with logits == NULL). None fed yet -> LM_ERR_ARG. */
 LM_API lm_status lm_session_last_logits(lm_session *s, float *logits);
+/* Copies src's sequence (recurrent state, token count, last logits) into dst, e.g. to fork one
+ * prompt into several continuations: dst then continues bit for bit as src would. Both must be
+ * sessions of the same lm_model (else LM_ERR_ARG, dst unchanged); their settings stay their own. */
+LM_API lm_status lm_session_copy(lm_session *dst, const lm_session *src);
 
-/* ---- session state files (docs/state-format.md) ----
+/* ---- session state: in memory and in files (docs/state-format.md) ----
  * Save a session's state (e.g. after a prompt) and resume it later, in this or another
  * process, over the same model: the continuation is then bit for bit what running straight on
- * would have given. The file records the model's configuration and a hash of its weights;
- * loading it into another model fails (LM_ERR_ARG, naming what differs). lm_state_save writes
- * atomically. lm_state_load validates the whole file (magic, version, size, CRC-32C, model,
- * every array's name, type and shape) before it touches the session: on failure the session is
- * as it was. Corrupt or truncated files -> LM_ERR_FORMAT, a missing one -> LM_ERR_IO. */
+ * would have given. The bytes are those of the state file, in memory or on disk: they record the
+ * model's configuration and a hash of its weights; setting them into another model fails
+ * (LM_ERR_ARG, naming what differs). lm_state_set and lm_state_load validate everything (magic,
+ * version, size, CRC-32C, model, every array's name, type and shape) before they touch the
+ * session: on failure the session is as it was. Corrupt or truncated bytes -> LM_ERR_FORMAT,
+ * another format version -> LM_ERR_UNSUPPORTED, a missing file -> LM_ERR_IO.
+ * The size depends on the model, never on the tokens consumed. */
+/* Bytes of s's state; 0 when its kind of model has no state format (lm_last_error says why). */
+LM_API size_t lm_state_size(const lm_session *s);
+/* Writes the state into buf [size]; size < lm_state_size(s) -> LM_ERR_ARG. */
+LM_API lm_status lm_state_get(const lm_session *s, void *buf, size_t size);
+/* Sets the state from buf [size] (exactly the bytes lm_state_get wrote, or a state file's). */
+LM_API lm_status lm_state_set(lm_session *s, const void *buf, size_t size);
+/* The same bytes in a file; lm_state_save writes atomically (a temporary file renamed). */
 LM_API lm_status lm_state_save(const lm_session *s, const char *path);
 LM_API lm_status lm_state_load(lm_session *s, const char *path);
 
-/* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
- * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)
- * of each chunk of T tokens, before the product. fn = NULL removes it. */
-typedef enum { LM_SITE_IN_PROJ = 0, LM_SITE_OUT_PROJ = 1 } lm_site;
-typedef void (*lm_observer_fn)(void *ctx, int layer, lm_site site, const float *x, int T, int K);
-LM_API void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
-
 /* ---- sampling ----
- * temperature 0: greedy (argmax, lowest id on ties). Otherwise softmax(logits / temperature)
- * restricted to the top_p nucleus (top_p in (0, 1]; 1 = no restriction), drawn with a
- * small PRNG seeded by seed (the same seed gives the same draws on every platform).
- * Only ids [0, n_candidates) are considered (e.g. the tokenizer's ids of a padded vocabulary). */
+ * In this order: the repetition penalty (each distinct id among the last repeat_last_n accepted
+ * tokens has its logit divided by repeat_penalty when positive, multiplied when negative, as
+ * llama.cpp's penalty_repeat / penalty_last_n); temperature 0: greedy (argmax, lowest id on ties);
+ * otherwise p = softmax(logits / temperature), then top-k (the k most probable ids), top-p (the
+ * most probable ids whose mass reaches top_p of what is left), min-p (the ids with p >= min_p times
+ * the largest p), and one draw from the rest, renormalised, with a small PRNG seeded by seed (the
+ * same seed gives the same draws on every platform). Only ids [0, n_candidates) are considered
+ * (e.g. the tokenizer's ids of a padded vocabulary). Generation should stop at lm_tokenizer_eos. */
+typedef struct {
+    float temperature;      /* >= 0; 0: greedy */
+    int top_k;              /* >= 0; 0: off */
+    float top_p;            /* (0, 1]; 1: off */
+    float min_p;            /* [0, 1]; 0: off */
+    float repeat_penalty;   /* > 0; 1: off */
+    int repeat_last_n;      /* the penalty's window in accepted tokens, [0, 2^20]; 0: off */
+    uint64_t seed;
+} lm_sampler_params;
+/* temperature 0.8, top-p 0.9, top-k, min-p and the penalty off (window 64), seed 0. */
+LM_API lm_sampler_params lm_sampler_default_params(void);
 typedef struct lm_sampler lm_sampler;
 /* The n_candidates of a model's output with tokenizer tok: the ids both the model's rows and the
  * tokenizer have, min(vocab_size, the tokenizer's vocabulary). A padded vocabulary (e.g. 50288
  * rows for the 50277 GPT-NeoX ids) has rows no token maps to; they are never chosen. */
 LM_API int lm_token_candidates(const lm_model *model, const lm_tokenizer *tok);
-LM_API lm_status lm_sampler_init(lm_sampler **s, int n_candidates, float temperature, float top_p, uint64_t seed);
+/* params NULL: lm_sampler_default_params(). A parameter out of range -> LM_ERR_ARG naming it. */
+LM_API lm_status lm_sampler_init(lm_sampler **s, int n_candidates, const lm_sampler_params *params);
 LM_API void lm_sampler_free(lm_sampler *s);
+/* Adds ids to the penalty's window (e.g. the prompt); lm_sampler_sample adds what it draws. */
+LM_API void lm_sampler_accept(lm_sampler *s, const int32_t *ids, size_t n);
+/* logits [>= n_candidates] -> the drawn id, which is accepted into the window. */
 LM_API int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
 
 /* ---- perplexity ----
  * The protocol of shared/models/README.md: ids split into consecutive chunks of ctx
  * tokens (the last may be shorter), the state reset at each chunk start, every token but
  * each chunk's first scored by nll = -log softmax(logits of the previous position)[id];
- * ppl = exp(mean nll). Fewer than one scored token -> LM_ERR_ARG ("nothing to score"). */
+ * ppl = exp(mean nll). Fewer than one scored token -> LM_ERR_ARG ("nothing to score").
+ * The session's abort callback is polled before each chunk of LM_SESSION_CHUNK tokens: non-zero
+ * -> LM_ERR_ABORTED, result not written. Either way the session is left mid-text: reset it before
+ * feeding it another sequence. */
 typedef struct {
     double ppl;
     double nll_mean;
@@ -230,8 +319,10 @@ typedef struct {
 /* lightmamba W4A4, round to nearest, alpha 0.5, 128 samples of 512 tokens. */
 LM_API lm_quant_settings lm_quant_defaults(void);
 LM_API const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
-/* Progress: stage names what is running ("calibration", "quantize"), done of total units. */
-typedef void (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
+/* Progress: stage names what is running ("calibration", "quantize"), done of total units (a
+ * calibration sample, a layer). Returns non-zero to stop: lm_quantize then returns LM_ERR_ABORTED
+ * and writes no file. */
+typedef int (*lm_quant_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
 /* Quantizes m into out_path (written atomically). calib_path: UTF-8 text whose tokens give the
  * calibration samples (used by smoothquant and gptq); NULL: the bundled WikiText-2 validation
  * text (data/calib_wikitext2_valid.txt). n_threads <= 0: all cores. */

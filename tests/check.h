@@ -34,6 +34,20 @@ static inline int test_finish(void) {
     return test_failures ? 1 : 0;
 }
 
+/* A session of m with n_threads threads and the other settings at their defaults. */
+static inline lm_status test_session(lm_session **s, const lm_model *m, int n_threads) {
+    lm_session_params p = lm_session_default_params();
+    p.n_threads = n_threads;
+    return lm_session_init(s, m, &p);
+}
+
+/* A greedy sampler over n_candidates ids. */
+static inline lm_status test_greedy(lm_sampler **s, int n_candidates) {
+    lm_sampler_params p = lm_sampler_default_params();
+    p.temperature = 0.0f;
+    return lm_sampler_init(s, n_candidates, &p);
+}
+
 /* Directory of the repository (LM_ROOT, set by ctest). */
 static inline const char *test_root(void) {
     const char *r = getenv("LM_ROOT");

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     if (!st) what = "model", st = lm_model_init(&model, argv[1]);
     if (!st) what = "tokenizer", st = lm_tokenizer_init_for_model(&tok, model);
     if (!st) what = "encode", st = lm_tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids);
-    if (!st) what = "session", st = lm_session_init(&s, model, 0 /* the default threads */);
+    if (!st) what = "session", st = lm_session_init(&s, model, NULL /* the default settings */);
     if (!st && n_gen > 0) {
         int32_t *grown = realloc(ids, (n_ids + (size_t)n_gen) * sizeof *ids);
         logits = malloc((size_t)lm_session_vocab_size(s) * sizeof *logits);

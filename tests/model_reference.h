@@ -111,7 +111,7 @@ static void check_against_reference(const char *name, const lm_model *m, const r
     const char *mode = decode ? "decode" : "prefill";
     const size_t V = (size_t)r->vocab;
     lm_session *s;
-    CHECK_OK(lm_session_init(&s, m, n_threads));
+    CHECK_OK(test_session(&s, m, n_threads));
     CHECK(lm_session_vocab_size(s) == r->vocab, "%s: vocab %d, reference %d", name, lm_session_vocab_size(s), r->vocab);
     float *logits = malloc(r->n_tokens * V * sizeof(float)), *last = malloc(V * sizeof(float));
 
@@ -128,7 +128,7 @@ static void check_against_reference(const char *name, const lm_model *m, const r
 
     /* greedy continuation: prompt, then feed back the argmax token by token */
     lm_sampler *greedy;
-    CHECK_OK(lm_sampler_init(&greedy, r->vocab, 0.0f, 1.0f, 0));
+    CHECK_OK(test_greedy(&greedy, r->vocab));
     run_tokens(s, r->prompt, (size_t)r->n_prompt, decode, NULL, last);
     int same = 0;
     for (int i = 0; i < r->n_greedy; i++) {

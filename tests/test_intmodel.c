@@ -47,7 +47,7 @@ static float *run_logits(const lm_model *m, const int32_t *ids, int n, int n_thr
     const int V = lm_model_config(m)->vocab_size;
     float *logits = malloc(sizeof(float) * (size_t)n * V);
     lm_session *s = NULL;
-    CHECK_OK(lm_session_init(&s, m, n_threads));
+    CHECK_OK(test_session(&s, m, n_threads));
     if (!s) return logits;
     if (decode)
         for (int t = 0; t < n; t++) CHECK_OK(lm_session_forward(s, ids + t, 1, logits + (size_t)t * V, NULL));
@@ -66,8 +66,8 @@ static void test_prefill_decode(const lm_model *m, const int32_t *ids, const cha
     const lm_config *c = lm_model_config(m);
     const int pieces[3] = {37, 64, 49};
     lm_session *a = NULL, *b = NULL;
-    CHECK_OK(lm_session_init(&a, m, 2));
-    CHECK_OK(lm_session_init(&b, m, 1));
+    CHECK_OK(test_session(&a, m, 2));
+    CHECK_OK(test_session(&b, m, 1));
     if (!a || !b) return;
     int at = 0, bad = 0;
     for (int p = 0; p < 3; p++) {
@@ -129,7 +129,7 @@ static void test_golden(const lm_model *m, const char *what) {
     int32_t *u = malloc(sizeof(int32_t) * D);
     float *golden = malloc(sizeof(float) * D);
     lm_session *s = NULL;
-    CHECK_OK(lm_session_init(&s, m, 2));
+    CHECK_OK(test_session(&s, m, 2));
     int bad = 0;
     for (int t = 0; s && ws && t < 70; t++) {
         embedding_forward(golden, m, &ids[t], 1); /* the token's embedding row, then the golden step */

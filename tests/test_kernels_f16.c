@@ -172,8 +172,8 @@ static void compare_logits(const lm_model *qm, const lm_model *f32, const int32_
     const int V = c->vocab_size, D = c->d_model;
     float *a = malloc(sizeof(float) * n * V), *b = malloc(sizeof(float) * n * V), *xn = malloc(sizeof(float) * D);
     lm_session *sa = NULL, *sb = NULL;
-    CHECK_OK(lm_session_init(&sa, qm, 2));
-    CHECK_OK(lm_session_init(&sb, f32, 2));
+    CHECK_OK(test_session(&sa, qm, 2));
+    CHECK_OK(test_session(&sb, f32, 2));
     if (!sa || !sb) return;
     /* prefill: chunks of 64 through the tiled product and through sgemm */
     CHECK_OK(lm_session_forward(sa, ids, (size_t)n, a, NULL));

@@ -47,6 +47,25 @@ tail -n 1 "$tmp/err" | grep -q '^{"prefill_tokens": 5, .*"decode_tokens": 39, .*
 "$BIN" generate -m "$MODEL" -n 0 >"$tmp/out" 2>"$tmp/err" && [ "$(cat "$tmp/out")" = "" ] ||
     { echo "FAIL: generate with no prompt and -n 0"; fail=1; }
 
+# --- the sampler's knobs: top-k 1 and min-p 1 keep only the most probable token (greedy); the
+# repetition penalty changes the greedy text, reproducibly; --ignore-eos changes nothing where the
+# model never draws <|endoftext|> (the tiny model, trained on WikiText, practically never does) ---
+gen() { "$BIN" generate -m "$MODEL" -p "The history of the city" -n 30 --threads 1 "$@" 2>/dev/null; }
+gen --temp 0 >"$tmp/greedy"
+gen --temp 1.5 --top-p 1 --top-k 1 --seed 3 >"$tmp/k1"
+gen --temp 1.5 --top-p 1 --min-p 1 --seed 4 >"$tmp/p1"
+gen --temp 0 --repeat-penalty 1.5 --repeat-last-n 16 >"$tmp/r1"
+gen --temp 0 --repeat-penalty 1.5 --repeat-last-n 16 >"$tmp/r2"
+gen --temp 0.9 --seed 5 --ignore-eos >"$tmp/e1"
+gen --temp 0.9 --seed 5 >"$tmp/e2"
+if cmp -s "$tmp/greedy" "$tmp/k1" && cmp -s "$tmp/greedy" "$tmp/p1" && cmp -s "$tmp/r1" "$tmp/r2" &&
+    ! cmp -s "$tmp/greedy" "$tmp/r1" && cmp -s "$tmp/e1" "$tmp/e2" && [ "$(wc -c <"$tmp/greedy")" -gt 30 ]; then
+    echo "ok: --top-k 1 and --min-p 1 are greedy; --repeat-penalty changes the text reproducibly; --ignore-eos"
+else
+    echo "FAIL: sampler options:"; cat "$tmp/greedy" "$tmp/k1" "$tmp/p1" "$tmp/r1" "$tmp/r2"; fail=1
+fi
+LM_KERNELS=scalar "$BIN" generate -m "$MODEL" -p hi -n 2 >/dev/null 2>&1 || { echo "FAIL: LM_KERNELS=scalar"; fail=1; }
+
 # --- perplexity: scored tokens = ids - chunks, for several --ctx ---
 head -c 3000 "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
 n=$("$BIN" tokenize -f "$tmp/text.txt" 2>/dev/null | wc -w)
@@ -73,6 +92,11 @@ expect_error "generate: -n negative" generate -m "$MODEL" -p hi -n -1
 expect_error "generate: --temp negative" generate -m "$MODEL" -p hi --temp -0.5
 expect_error "generate: --top-p 0" generate -m "$MODEL" -p hi --top-p 0
 expect_error "generate: --top-p above 1" generate -m "$MODEL" -p hi --top-p 1.5
+expect_error "generate: --top-k negative" generate -m "$MODEL" -p hi --top-k -1
+expect_error "generate: --min-p above 1" generate -m "$MODEL" -p hi --min-p 1.5
+expect_error "generate: --repeat-penalty 0" generate -m "$MODEL" -p hi --repeat-penalty 0
+expect_error "generate: --repeat-last-n negative" generate -m "$MODEL" -p hi --repeat-last-n -1
+LM_KERNELS=avx9 expect_error_matching "LM_KERNELS not a level" "LM_KERNELS: kernel level 'avx9'" generate -m "$MODEL" -p hi
 expect_error "generate: unknown option" generate -m "$MODEL" -p hi --bogus
 expect_error "generate: missing value" generate -m "$MODEL" -p
 expect_error "perplexity: missing model" perplexity -m "$tmp/nope" -f "$tmp/text.txt"

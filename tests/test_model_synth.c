@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "model/model.h"
+#include "model/session.h"
 #include "synth_checkpoint.h"
 
 #define TOL 1e-4
@@ -169,7 +169,7 @@ static void check_config(const char *name, const synth_config *sc, int against_n
 
     for (int threads = 1; threads <= 3; threads += 2) {
         lm_session *s;
-        CHECK_OK(lm_session_init(&s, m, threads));
+        CHECK_OK(test_session(&s, m, threads));
         const int whole[] = {n_tokens}, one[] = {1}, uneven[] = {1, 63, 2, 70, 5};
         run_pieces(s, ids, n_tokens, whole, 1, prefill);
         run_pieces(s, ids, n_tokens, one, 1, other);
@@ -208,7 +208,7 @@ static void check_config(const char *name, const synth_config *sc, int against_n
         observed o = {.n_layer = c->n_layer, .d_model = c->d_model, .d_inner = c->d_inner};
         o.in0 = calloc((size_t)n_tokens * c->d_model, sizeof(float));
         lm_session *s;
-        CHECK_OK(lm_session_init(&s, m, 2));
+        CHECK_OK(test_session(&s, m, 2));
         lm_session_set_observer(s, observer, &o);
         const int uneven[] = {100, 50};
         run_pieces(s, ids, n_tokens, uneven, 2, other);

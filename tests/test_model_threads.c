@@ -42,7 +42,7 @@ static int run(lm_model *m, int threads, int stepwise, run_result *r) {
     int32_t tokens[N_PROMPT + N_DECODE];
     for (int i = 0; i < N_PROMPT + N_DECODE; i++) tokens[i] = (int32_t)((i * 7919 + 13) % V);
     lm_session *s = NULL;
-    CHECK_OK(lm_session_init(&s, m, threads));
+    CHECK_OK(test_session(&s, m, threads));
     if (!s || !r->ssm || !r->conv || !r->logits) {
         lm_session_free(s);
         return -1;

@@ -36,8 +36,8 @@ static void check_prefill_equals_decode(const char *path, int wbits, int abits, 
     float *all = malloc(sizeof(float) * N_TOKENS * V), *last = malloc(sizeof(float) * V),
           *step = malloc(sizeof(float) * V);
     lm_session *a = NULL, *b = NULL;
-    CHECK_OK(lm_session_init(&a, m, threads));
-    CHECK_OK(lm_session_init(&b, m, threads));
+    CHECK_OK(test_session(&a, m, threads));
+    CHECK_OK(test_session(&b, m, threads));
     if (a && b && all && last && step) {
         CHECK_OK(lm_session_forward(a, tokens, N_TOKENS, NULL, last));
         lm_session_reset(a);

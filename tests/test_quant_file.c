@@ -99,7 +99,7 @@ int main(void) {
     double nll[2] = {0, 0};
     for (int which = 0; which < 2; which++) {
         lm_session *s;
-        CHECK_OK(lm_session_init(&s, which ? qm : fm, 1));
+        CHECK_OK(test_session(&s, which ? qm : fm, 1));
         CHECK_OK(lm_session_forward(s, ids, (size_t)N, logits, NULL));
         lm_session_free(s);
         for (int i = 0; i + 1 < N; i++) nll[which] += lm_nll(logits + (size_t)i * V, V, ids[i + 1]) / (N - 1);

@@ -15,7 +15,7 @@
 static float *run_logits(const lm_model *m, const int32_t *tokens, int n) {
     lm_session *s;
     float *logits = malloc((size_t)n * m->cfg.vocab_size * sizeof *logits);
-    CHECK_OK(lm_session_init(&s, m, 2));
+    CHECK_OK(test_session(&s, m, 2));
     CHECK_OK(lm_session_forward(s, tokens, (size_t)n, logits, NULL));
     lm_session_free(s);
     return logits;

@@ -1,12 +1,16 @@
-/* Session state files (src/model/state.c, docs/state-format.md).
+/* Session state in files and memory, and session copies (src/model/state.c, docs/state-format.md).
  *   - resuming: a state saved after a prompt and loaded into a fresh session continues exactly
  *     as the original session does (greedy tokens and every logit bit for bit), with and without
- *     more prompt tokens appended, for the float tiny model and a LightMamba W4A4 quantization of it;
+ *     more prompt tokens appended, for the float tiny model, a LightMamba W4A4 quantization of it
+ *     and a LightMamba* (pot8) one; the same through lm_state_get / lm_state_set (whose bytes are
+ *     the file's) and through lm_session_copy into several forks;
  *   - bad files: a flipped byte in the header and in the data, a truncated file, a header-only
  *     stub, a newer version, an array offset outside the file (CRC made valid again), a state of
  *     another model (other config, same config with other weights, float vs quantized), a missing
  *     file, a file that is not a state: each refused with a one-line error and the session's state
  *     (conv, SSM, last hidden, token count) left exactly as it was;
+ *   - the same checks through lm_state_set on a buffer, a buffer too small for lm_state_get, a
+ *     copy between sessions of different models: refused, nothing changed;
  *   - saving to an unwritable path fails and leaves no file. */
 #include <string.h>
 #include <unistd.h>
@@ -50,16 +54,50 @@ static int same_run(const run *a, const run *b, int V) {
            memcmp(a->logits, b->logits, (size_t)(N_DECODE + 1) * V * sizeof(float)) == 0;
 }
 
+/* How the state after the prompt goes from one session to another. */
+typedef enum { VIA_FILE, VIA_MEMORY, VIA_COPY } transfer;
+static const char *const transfer_name[] = {"file", "memory", "copy"};
+
+/* b's state into c by way t (b is not changed). */
+static void move_state(lm_session *b, lm_session *c, transfer t, const char *path) {
+    switch (t) {
+    case VIA_FILE:
+        CHECK_OK(lm_state_save(b, path));
+        CHECK_OK(lm_state_load(c, path));
+        break;
+    case VIA_MEMORY: {
+        size_t n = lm_state_size(b), file_n = 0;
+        char *buf = malloc(n ? n : 1), *file = NULL;
+        CHECK(n > 0 && buf, "no state size: %s", lm_last_error());
+        CHECK_OK(lm_state_get(b, buf, n));
+        CHECK_OK(lm_state_set(c, buf, n));
+        /* the bytes are the file's */
+        CHECK_OK(lm_state_save(b, path));
+        CHECK_OK(lm_read_file(path, &file, &file_n));
+        CHECK(file && file_n == n && memcmp(file, buf, n) == 0, "lm_state_get's bytes are not the state file's");
+        free(file);
+        free(buf);
+        break;
+    }
+    case VIA_COPY:
+        CHECK_OK(lm_session_copy(c, b));
+        break;
+    }
+}
+
 /* Straight on: prompt (and optionally more) then greedy decode, in one session; the state after
- * the prompt is saved from a second session; a third one loads it and resumes. */
-static void check_resume(const lm_model *m, const char *path, int with_more, const char *what) {
+ * the prompt is taken from a second session by way t; a third one (with another thread count)
+ * resumes from it. */
+static void check_resume(const lm_model *m, const char *path, int with_more, transfer t, const char *model_name) {
+    char what[128];
+    snprintf(what, sizeof what, "%s via %s", model_name, transfer_name[t]);
     const int V = lm_model_config(m)->vocab_size;
     run straight = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
     run resumed = {{0}, calloc((size_t)(N_DECODE + 1) * V, sizeof(float))};
     lm_session *a = NULL, *b = NULL, *c = NULL;
-    CHECK_OK(lm_session_init(&a, m, N_THREADS));
-    CHECK_OK(lm_session_init(&b, m, N_THREADS));
-    CHECK_OK(lm_session_init(&c, m, N_THREADS));
+    CHECK_OK(test_session(&a, m, N_THREADS));
+    CHECK_OK(test_session(&b, m, N_THREADS));
+    CHECK_OK(test_session(&c, m, 1));
     if (!a || !b || !c || !straight.logits || !resumed.logits) goto out;
 
     CHECK_OK(lm_session_forward(a, prompt, N_PROMPT, NULL, straight.logits));
@@ -67,10 +105,10 @@ static void check_resume(const lm_model *m, const char *path, int with_more, con
     decode(a, &straight, V);
 
     CHECK_OK(lm_session_forward(b, prompt, N_PROMPT, NULL, NULL));
-    CHECK_OK(lm_state_save(b, path));
+    CHECK_OK(lm_session_forward(c, more, N_MORE, NULL, NULL)); /* another state, to be replaced */
+    move_state(b, c, t, path);
     lm_session_free(b);
     b = NULL;
-    CHECK_OK(lm_state_load(c, path));
     CHECK(lm_session_n_tokens(c) == N_PROMPT, "%s: %llu tokens after load", what,
           (unsigned long long)lm_session_n_tokens(c));
     if (with_more)
@@ -93,6 +131,53 @@ out:
     lm_session_free(c);
     free(straight.logits);
     free(resumed.logits);
+}
+
+/* One prompt forked into N_FORKS sessions, each sampling with its own seed: each continues exactly
+ * as a session that ran the prompt itself and sampled with that seed (tokens and logits). */
+#define N_FORKS 3
+static void check_forks(const lm_model *m) {
+    const int V = lm_model_config(m)->vocab_size;
+    lm_session *prompt_s = NULL, *fork[N_FORKS] = {NULL}, *alone = NULL;
+    float *fl = malloc((size_t)V * sizeof(float)), *al = malloc((size_t)V * sizeof(float));
+    CHECK_OK(test_session(&prompt_s, m, N_THREADS));
+    if (!prompt_s || !fl || !al) goto out;
+    CHECK_OK(lm_session_forward(prompt_s, prompt, N_PROMPT, NULL, NULL));
+    for (int i = 0; i < N_FORKS; i++) {
+        CHECK_OK(test_session(&fork[i], m, 1 + i % 2));
+        if (fork[i]) CHECK_OK(lm_session_copy(fork[i], prompt_s));
+    }
+    for (int i = 0; i < N_FORKS; i++) {
+        lm_sampler_params sp = lm_sampler_default_params();
+        sp.seed = 100 + (uint64_t)i;
+        lm_sampler *fs = NULL, *as = NULL;
+        CHECK_OK(lm_sampler_init(&fs, V, &sp));
+        CHECK_OK(lm_sampler_init(&as, V, &sp));
+        CHECK_OK(test_session(&alone, m, N_THREADS));
+        if (!fs || !as || !alone || !fork[i]) goto next;
+        CHECK_OK(lm_session_forward(alone, prompt, N_PROMPT, NULL, al));
+        CHECK_OK(lm_session_last_logits(fork[i], fl));
+        int same = 1;
+        for (int t = 0; t < N_DECODE && same; t++) {
+            same = memcmp(fl, al, (size_t)V * sizeof(float)) == 0;
+            int32_t f = lm_sampler_sample(fs, fl), a = lm_sampler_sample(as, al);
+            same = same && f == a;
+            CHECK_OK(lm_session_forward(fork[i], &f, 1, NULL, fl));
+            CHECK_OK(lm_session_forward(alone, &a, 1, NULL, al));
+        }
+        CHECK(same, "fork %d differs from a session that ran the prompt itself", i);
+    next:
+        lm_sampler_free(fs);
+        lm_sampler_free(as);
+        lm_session_free(alone);
+        alone = NULL;
+    }
+    CHECK(lm_session_n_tokens(prompt_s) == N_PROMPT, "forking changed the source session");
+out:
+    lm_session_free(prompt_s);
+    for (int i = 0; i < N_FORKS; i++) lm_session_free(fork[i]);
+    free(fl);
+    free(al);
 }
 
 /* ---- bad files ---- */
@@ -134,11 +219,13 @@ static void fix_crc(char *d, size_t n) {
     memcpy(d + 24, &crc, 4);
 }
 
-/* Loading path into s fails with status want and a one-line message containing needle; s is unchanged. */
-static void expect_refused(lm_session *s, const char *path, lm_status want, const char *needle, const char *what) {
+/* Loading path into s (or, path NULL, setting buf [n]) fails with status want and a one-line
+ * message containing needle; s is unchanged. */
+static void expect_refused_from(lm_session *s, const char *path, const char *buf, size_t n, lm_status want,
+                                const char *needle, const char *what) {
     snapshot before;
     take(&before, s);
-    lm_status st = lm_state_load(s, path);
+    lm_status st = path ? lm_state_load(s, path) : lm_state_set(s, buf, n);
     const char *msg = lm_last_error();
     CHECK(st == want, "%s: status %s, expected %s (%s)", what, lm_status_name(st), lm_status_name(want), msg);
     CHECK(strstr(msg, needle) != NULL, "%s: message lacks '%s': %s", what, needle, msg);
@@ -147,13 +234,25 @@ static void expect_refused(lm_session *s, const char *path, lm_status want, cons
     free(before.data);
 }
 
+static void expect_refused(lm_session *s, const char *path, lm_status want, const char *needle, const char *what) {
+    expect_refused_from(s, path, NULL, 0, want, needle, what);
+}
+
+/* The bytes d [n] refused both as a file written at path and as a buffer. */
+static void refuse_both(lm_session *s, const char *path, const char *d, size_t n, lm_status want, const char *needle,
+                        const char *what) {
+    write_bytes(path, d, n);
+    expect_refused(s, path, want, needle, what);
+    expect_refused_from(s, NULL, d, n, want, needle, what);
+}
+
 static void check_bad_files(const lm_model *tiny, const lm_model *quantized, const char *dir) {
     char good[512], bad[512];
     snprintf(good, sizeof good, "%s/good.lms", dir);
     snprintf(bad, sizeof bad, "%s/bad.lms", dir);
     lm_session *s = NULL, *q = NULL;
-    CHECK_OK(lm_session_init(&s, tiny, N_THREADS));
-    CHECK_OK(lm_session_init(&q, quantized, N_THREADS));
+    CHECK_OK(test_session(&s, tiny, N_THREADS));
+    CHECK_OK(test_session(&q, quantized, N_THREADS));
     if (!s || !q) goto out;
     CHECK_OK(lm_session_forward(s, prompt, N_PROMPT, NULL, NULL));
     CHECK_OK(lm_state_save(s, good));
@@ -166,29 +265,34 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
     if (!d || n < 1024) goto out;
 
     d[40] ^= 0x01; /* the token count, in the header */
-    write_bytes(bad, d, n);
-    expect_refused(s, bad, LM_ERR_FORMAT, "checksum mismatch", "flipped header byte");
+    refuse_both(s, bad, d, n, LM_ERR_FORMAT, "checksum mismatch", "flipped header byte");
     d[40] ^= 0x01;
     d[n - 5] ^= 0x10; /* inside last_hidden, the last array */
-    write_bytes(bad, d, n);
-    expect_refused(s, bad, LM_ERR_FORMAT, "checksum mismatch", "flipped data byte");
+    refuse_both(s, bad, d, n, LM_ERR_FORMAT, "checksum mismatch", "flipped data byte");
     d[n - 5] ^= 0x10;
-    write_bytes(bad, d, n - 100);
-    expect_refused(s, bad, LM_ERR_FORMAT, "truncated", "truncated file");
-    write_bytes(bad, d, 100);
-    expect_refused(s, bad, LM_ERR_FORMAT, "truncated", "file shorter than its header");
-    write_bytes(bad, d, 0);
-    expect_refused(s, bad, LM_ERR_FORMAT, "not a lightmamba state file", "empty file");
+    refuse_both(s, bad, d, n - 100, LM_ERR_FORMAT, "truncated", "truncated file");
+    refuse_both(s, bad, d, 100, LM_ERR_FORMAT, "truncated", "file shorter than its header");
+    refuse_both(s, bad, d, 0, LM_ERR_FORMAT, "not a lightmamba state", "empty file");
+    expect_refused_from(s, NULL, NULL, 0, LM_ERR_FORMAT, "state buffer: not a lightmamba state", "no buffer");
+    char *longer = malloc(n + 1);
+    if (longer) {
+        memcpy(longer, d, n);
+        longer[n] = 0;
+        refuse_both(s, bad, longer, n + 1, LM_ERR_FORMAT, "trailing data", "a byte after the state");
+    }
+    free(longer);
+    /* lm_state_get into too small a buffer: refused, the buffer untouched */
+    char small[64] = {0};
+    CHECK(lm_state_get(s, small, sizeof small) == LM_ERR_ARG && strstr(lm_last_error(), "takes") && !small[0],
+          "a 64-byte buffer for the state: %s", lm_last_error());
     d[8] = 2; /* version 2, checksum valid */
     fix_crc(d, n);
-    write_bytes(bad, d, n);
-    expect_refused(s, bad, LM_ERR_UNSUPPORTED, "version 2", "newer version");
+    refuse_both(s, bad, d, n, LM_ERR_UNSUPPORTED, "version 2", "newer version");
     d[8] = 1;
     uint64_t off = (uint64_t)n; /* array 0's offset (table at 256, offset field at 120) -> past the end */
     memcpy(d + 256 + 120, &off, 8);
     fix_crc(d, n);
-    write_bytes(bad, d, n);
-    expect_refused(s, bad, LM_ERR_FORMAT, "outside the file", "array offset past the end");
+    refuse_both(s, bad, d, n, LM_ERR_FORMAT, "misaligned or outside", "array offset past the end");
     free(d);
 
     char path[512];
@@ -214,13 +318,18 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
         lm_session *o = NULL;
         CHECK(mkdir(mdir, 0700) == 0 && synth_write_checkpoint(mdir, &c) == 0, "cannot write a synthetic checkpoint");
         CHECK_OK(lm_model_init(&other, mdir));
-        if (other) CHECK_OK(lm_session_init(&o, other, N_THREADS));
+        if (other) CHECK_OK(test_session(&o, other, N_THREADS));
         if (o) {
             const char *want = i == 0 ? "same configuration, other weights" : "its d_model is 128, this model's is 64";
             expect_refused(o, good, LM_ERR_ARG, want, i == 0 ? "same config, other weights" : "other config");
             snprintf(path, sizeof path, "%s/synth.lms", dir);
             CHECK_OK(lm_state_save(o, path));
             expect_refused(s, path, LM_ERR_ARG, "another model", "a synthetic model's state into the tiny model");
+            snapshot before;
+            take(&before, s);
+            CHECK(lm_session_copy(s, o) == LM_ERR_ARG && strstr(lm_last_error(), "different models") && unchanged(&before, s),
+                  "a copy between sessions of different models: %s", lm_last_error());
+            free(before.data);
         }
         lm_session_free(o);
         lm_model_free(other);
@@ -236,7 +345,7 @@ static void check_bad_files(const lm_model *tiny, const lm_model *quantized, con
     CHECK(s->n_tokens == N_PROMPT, "%llu tokens after loading the good state", (unsigned long long)s->n_tokens);
     /* an empty session's state saves and loads; it has no logits to give */
     lm_session *e = NULL;
-    CHECK_OK(lm_session_init(&e, tiny, N_THREADS));
+    CHECK_OK(test_session(&e, tiny, N_THREADS));
     if (e) {
         float dummy[1];
         CHECK(lm_session_last_logits(e, dummy) == LM_ERR_ARG, "logits of an empty session were given");
@@ -265,10 +374,12 @@ int main(void) {
         CHECK_OK(lm_model_init(&quantized, qpath));
     }
     if (tiny && quantized) {
-        check_resume(tiny, path, 0, "float");
-        check_resume(tiny, path, 1, "float");
-        check_resume(quantized, path, 0, "lightmamba W4A4");
-        check_resume(quantized, path, 1, "lightmamba W4A4");
+        for (transfer t = VIA_FILE; t <= VIA_COPY; t++)
+            for (int with_more = 0; with_more < 2; with_more++) {
+                check_resume(tiny, path, with_more, t, "float");
+                check_resume(quantized, path, with_more, t, "lightmamba W4A4");
+            }
+        check_forks(tiny);
         check_bad_files(tiny, quantized, dir);
     }
     /* LightMamba* (SSM mode pot8, state kind 1), once this build loads such models */
@@ -282,10 +393,10 @@ int main(void) {
             printf("note: pot8 models do not load in this build (%s): their state files are not checked\n", lm_last_error());
     }
     if (pot8) {
-        check_resume(pot8, path, 0, "lightmamba* W4A4 pot8");
-        check_resume(pot8, path, 1, "lightmamba* W4A4 pot8");
+        for (transfer t = VIA_FILE; t <= VIA_COPY; t++)
+            for (int with_more = 0; with_more < 2; with_more++) check_resume(pot8, path, with_more, t, "lightmamba* W4A4 pot8");
         lm_session *p = NULL;
-        CHECK_OK(lm_session_init(&p, pot8, N_THREADS));
+        CHECK_OK(test_session(&p, pot8, N_THREADS));
         if (p) {
             snprintf(path, sizeof path, "%s/good.lms", dir); /* the float model's, left by check_bad_files */
             CHECK(lm_state_load(p, path) == LM_ERR_ARG && strstr(lm_last_error(), "state kind 0"),

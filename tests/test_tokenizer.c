@@ -235,6 +235,8 @@ static void test_decode_and_tokens(const lm_tokenizer *tok) {
     CHECK(t && len == 6 && !memcmp(t, " world", 6), "token 1533 is not \" world\"");
     t = lm_tokenizer_token(tok, 0, &len);
     CHECK(t && len == 13 && !memcmp(t, "<|endoftext|>", 13), "token 0 is not <|endoftext|>");
+    CHECK(lm_tokenizer_eos(tok) == 0, "the end-of-text id is %d, expected 0", (int)lm_tokenizer_eos(tok));
+    CHECK(lm_tokenizer_eos(NULL) == -1, "a NULL tokenizer has an end-of-text id");
     t = lm_tokenizer_token(tok, 50276, &len);
     CHECK(t && len == 2 && !memcmp(t, "  ", 2), "token 50276 is not two spaces");
     t = lm_tokenizer_token(tok, 50277, &len);

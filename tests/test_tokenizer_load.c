@@ -236,6 +236,19 @@ static void test_variants(const char *sample) {
     CHECK(same_ids(ids, n, spaced, n_ref), "add_prefix_space: \"Hello world\" differs from \" Hello world\"");
     free(ids);
     free(spaced);
+
+    /* Without added tokens there is no <|endoftext|>: lm_tokenizer_eos says -1. */
+    root = copy(&model);
+    json_object_object_add(root, "added_tokens", json_object_new_array());
+    const char *json = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    char *path = write_temp("no_added.json", json, strlen(json));
+    json_object_put(root);
+    lm_tokenizer *tok = NULL;
+    CHECK_OK(lm_tokenizer_init(&tok, path));
+    CHECK(tok && lm_tokenizer_eos(tok) == -1, "a tokenizer without added tokens has an end-of-text id");
+    lm_tokenizer_free(tok);
+    unlink(path);
+    free(path);
 }
 
 int main(void) {

@@ -75,9 +75,11 @@ static int run_bench(int argc, char **argv) {
     lm_pool_free(pool);
 
     lm_session *s = NULL;
+    lm_session_params sp = lm_session_default_params();
+    sp.n_threads = threads;
     int32_t *tokens = malloc(sizeof *tokens * (size_t)prompt);
     float *logits = malloc(sizeof *logits * (size_t)c->vocab_size);
-    if (!tokens || !logits || lm_session_init(&s, m, threads) != LM_OK) {
+    if (!tokens || !logits || lm_session_init(&s, m, &sp) != LM_OK) {
         free(tokens), free(logits), lm_model_free(m);
         return cli_error("%s", tokens && logits ? lm_last_error() : "bench: out of memory");
     }

@@ -50,6 +50,8 @@ static int run_perplexity(int argc, char **argv) {
     lm_model *model = NULL;
     lm_tokenizer *tok = NULL;
     lm_session *session = NULL;
+    lm_session_params sp = lm_session_default_params();
+    sp.n_threads = n_threads;
     lm_perplexity_result r;
 
     if (cli_read_text(text_file, "text file", &text, &len)) goto done;
@@ -58,7 +60,7 @@ static int run_perplexity(int argc, char **argv) {
         goto done;
     }
     if (lm_model_init(&model, model_dir) != LM_OK || lm_tokenizer_init_for_model(&tok, model) != LM_OK ||
-        lm_session_init(&session, model, n_threads) != LM_OK) {
+        lm_session_init(&session, model, &sp) != LM_OK) {
         cli_error("%s", lm_last_error());
         goto done;
     }

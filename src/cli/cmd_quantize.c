@@ -33,13 +33,14 @@ static const char usage[] =
     "lm_head stay float. The file embeds the tokenizer; info, generate and perplexity take it as -m.\n";
 
 /* On a terminal one line redrawn in place; otherwise a line per tenth of each stage. */
-static void progress(void *ctx, const char *stage, size_t done, size_t total) {
+static int progress(void *ctx, const char *stage, size_t done, size_t total) {
     const double *t0 = ctx;
     int tty = isatty(STDERR_FILENO);
-    if (!tty && done != total && (done * 10 / total) == ((done - 1) * 10 / total)) return;
+    if (!tty && done != total && (done * 10 / total) == ((done - 1) * 10 / total)) return 0;
     fprintf(stderr, "%s%s: %zu/%zu (%.1f s)%s", tty ? "\r" : "", stage, done, total, cli_now_seconds() - *t0,
             tty && done != total ? "" : "\n");
     fflush(stderr);
+    return 0;
 }
 
 static int parse_method(const char *name, lm_quant_method *m) {

@@ -1,11 +1,13 @@
 /* lightmamba: a thin command-line front end over the library (include/lightmamba.h). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "lightmamba.h"
 
 static const lm_command *commands[] = {
     LM_CLI_COMMANDS
@@ -59,5 +61,7 @@ int main(int argc, char **argv) {
     if (!strcmp(name, "--version")) name = "version";
     const lm_command *c = find_command(name);
     if (!c) return cli_error("unknown command '%s' (see 'lightmamba help')", name);
+    /* the environment is the command line's business: the library takes the setting as an argument */
+    if (lm_set_kernels(getenv("LM_KERNELS")) != LM_OK) return cli_error("LM_KERNELS: %s", lm_last_error());
     return c->run(argc - 1, argv + 1);
 }

@@ -28,6 +28,7 @@ const char *lm_status_name(lm_status s) {
     case LM_ERR_ARG: return "invalid argument";
     case LM_ERR_NOMEM: return "out of memory";
     case LM_ERR_UNSUPPORTED: return "unsupported";
+    case LM_ERR_ABORTED: return "aborted";
     }
     return "unknown error";
 }

@@ -58,9 +58,10 @@ void lm_ct_layout(lm_ct_writer *w) {
     w->file_bytes = pos;
 }
 
-/* Bytes go to the CRC and, when af is set, to the file. */
+/* Bytes go to the CRC and, when af is set, to the file, when mem is set, to memory. */
 typedef struct {
     lm_atomic_file *af;
+    unsigned char *mem;
     uint32_t crc;
     uint64_t at;
     lm_status status;
@@ -69,6 +70,7 @@ typedef struct {
 static void put(sink *k, const void *p, uint64_t n) {
     if (k->status || !n) return;
     k->crc = lm_crc32c(k->crc, p, (size_t)n);
+    if (k->mem) memcpy(k->mem + k->at, p, (size_t)n);
     k->at += n;
     if (k->af) k->status = lm_atomic_write(k->af, p, (size_t)n);
 }
@@ -89,7 +91,8 @@ static void put_file(sink *k, const lm_ct_writer *w, const unsigned char *table)
     }
 }
 
-lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path) {
+/* The table of w (*table, malloc'd) and the header's common fields, the CRC still zero. */
+static lm_status finish_header(lm_ct_writer *w, const char magic[8], uint32_t version, unsigned char **table_out) {
     unsigned char *table = NULL;
     LM_TRY(lm_calloc(&table, w->n ? (size_t)w->n * LM_CT_ENTRY_BYTES : 1, 1, "array table"));
     for (int i = 0; i < w->n; i++) {
@@ -108,7 +111,13 @@ lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, co
     lm_put_u32(w->header + H_CRC, 0);
     lm_put_u32(w->header + H_N, (uint32_t)w->n);
     lm_put_u64(w->header + H_TABLE, LM_CT_HEADER_BYTES);
+    *table_out = table;
+    return LM_OK;
+}
 
+lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path) {
+    unsigned char *table;
+    LM_TRY(finish_header(w, magic, version, &table));
     sink crc = {0};
     put_file(&crc, w, table);
     lm_put_u32(w->header + H_CRC, crc.crc);
@@ -122,6 +131,18 @@ lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, co
     }
     free(table);
     return s;
+}
+
+lm_status lm_ct_write_mem(lm_ct_writer *w, const char magic[8], uint32_t version, void *buf, size_t size) {
+    if (size < w->file_bytes)
+        return lm_fail(LM_ERR_ARG, "a buffer of %zu bytes for %" PRIu64 " bytes of a container", size, w->file_bytes);
+    unsigned char *table;
+    LM_TRY(finish_header(w, magic, version, &table));
+    sink out = {.mem = buf}; /* one pass: the CRC field goes out as zero, then takes the CRC */
+    put_file(&out, w, table);
+    lm_put_u32((unsigned char *)buf + H_CRC, out.crc);
+    free(table);
+    return LM_OK;
 }
 
 lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t version,

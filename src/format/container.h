@@ -1,7 +1,8 @@
 /* The binary container of lightmamba's own files (the quantized model file, the session state
  * file): a 256-byte header, a table of named arrays, 64-byte aligned data, a CRC-32C over the whole
  * file, written atomically. Each file format adds its own header fields at [40, 256) and decides
- * which arrays it holds; the container knows nothing of models.
+ * which arrays it holds; the container knows nothing of models. Written to a file or to memory;
+ * read from memory (a mapped file or a caller's buffer).
  *
  *   [0, 256)          header: magic (8 bytes), version u32, header size u32, file size u64,
  *                     CRC-32C u32, number of arrays u32, table offset u64, the format's fields
@@ -63,6 +64,8 @@ void lm_ct_layout(lm_ct_writer *w);
 /* Writes header (the common fields filled in here), table, blob and arrays to path atomically: a
  * failure leaves no file. */
 lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path);
+/* The same bytes into buf [size]; size < file_bytes -> LM_ERR_ARG. */
+lm_status lm_ct_write_mem(lm_ct_writer *w, const char magic[8], uint32_t version, void *buf, size_t size);
 
 /* ---- reading ----
  * lm_ct_open checks, in this order (each kind of damage its own message, naming `what`): magic,

@@ -56,8 +56,8 @@ void lm_pool_split(int count, int i, int n, int align, int *begin, int *end);
 /* ---- SIMD level, chosen at run time ----
  * LM_SIMD_AVX2 needs AVX2 + FMA; LM_SIMD_AVX512 needs AVX-512 F + BW + VNNI (every
  * AVX-512 CPU since Cascade Lake / Zen 4; older AVX-512 parts use the AVX2 path).
- * The level in use is the best the CPU has, capped by the environment variable
- * LM_KERNELS=scalar|avx2|avx512 (read once) or by lm_simd_level_set (for tests). */
+ * The level in use is the best the CPU has, capped by lm_set_kernels (lightmamba.h) or
+ * set by lm_simd_level_set (for tests). */
 typedef enum { LM_SIMD_SCALAR = 0, LM_SIMD_AVX2 = 1, LM_SIMD_AVX512 = 2 } lm_simd_level;
 lm_simd_level lm_simd_detect(void);
 lm_simd_level lm_simd_level_get(void);

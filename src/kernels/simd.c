@@ -1,9 +1,8 @@
-/* Run-time choice of the SIMD level: the best the CPU supports, capped by the
- * environment variable LM_KERNELS (scalar | avx2 | avx512) or by lm_simd_level_set. */
+/* Run-time choice of the SIMD level: the best the CPU supports, capped by lm_set_kernels
+ * (public, by name) or set by lm_simd_level_set (tests). */
 #include "kernels/kernels.h"
 
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -32,14 +31,24 @@ lm_simd_level lm_simd_level_get(void) {
     int level = atomic_load_explicit(&lm_simd_current, memory_order_relaxed);
     if (level >= 0) return (lm_simd_level)level;
     level = lm_simd_detect();
-    const char *env = getenv("LM_KERNELS");
-    if (env && *env) {
-        for (int l = LM_SIMD_SCALAR; l <= LM_SIMD_AVX512; l++)
-            if (strcmp(env, lm_simd_level_name((lm_simd_level)l)) == 0 && l < level) level = l;
-    }
     atomic_store(&lm_simd_current, level);
     return (lm_simd_level)level;
 }
+
+lm_status lm_set_kernels(const char *name) {
+    lm_simd_level level = lm_simd_detect();
+    if (name && *name) {
+        int l = LM_SIMD_SCALAR;
+        while (l <= LM_SIMD_AVX512 && strcmp(name, lm_simd_level_name((lm_simd_level)l)) != 0) l++;
+        if (l > LM_SIMD_AVX512)
+            return lm_fail(LM_ERR_ARG, "kernel level '%s' is not one of scalar, avx2, avx512", name);
+        if ((lm_simd_level)l < level) level = (lm_simd_level)l;
+    }
+    atomic_store(&lm_simd_current, (int)level);
+    return LM_OK;
+}
+
+const char *lm_kernels(void) { return lm_simd_level_name(lm_simd_level_get()); }
 
 lm_status lm_simd_level_set(lm_simd_level level) {
     if (level < LM_SIMD_SCALAR || level > LM_SIMD_AVX512)

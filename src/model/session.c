@@ -23,15 +23,22 @@ static size_t in_proj_width(const lm_config *c) { return 2 * (size_t)c->d_inner 
 static size_t ssm_state_size(const lm_config *c) { return (size_t)c->n_heads * c->head_dim * c->d_state; }
 static size_t conv_state_size(const lm_config *c) { return (size_t)(c->d_conv - 1) * conv_dim(c); }
 
-lm_status lm_session_init(lm_session **out, const lm_model *m, int n_threads) {
+lm_session_params lm_session_default_params(void) {
+    return (lm_session_params){.n_threads = 0, .abort = NULL, .abort_ctx = NULL};
+}
+
+lm_status lm_session_init(lm_session **out, const lm_model *m, const lm_session_params *params) {
     *out = NULL;
     if (!m) return lm_fail(LM_ERR_ARG, "lm_session_init: no model");
+    const lm_session_params p = params ? *params : lm_session_default_params();
     const lm_config *c = &m->cfg;
     const size_t T = LM_SESSION_CHUNK;
     lm_session *s;
     LM_TRY(lm_calloc(&s, 1, sizeof *s, "session"));
     s->m = m;
-    lm_status st = lm_pool_init(&s->pool, n_threads);
+    s->abort = p.abort;
+    s->abort_ctx = p.abort_ctx;
+    lm_status st = lm_pool_init(&s->pool, p.n_threads);
     if (st == LM_OK) st = lm_calloc(&s->conv_state, (size_t)c->n_layer, conv_state_size(c) * sizeof(float), "conv state");
     if (st == LM_OK) st = lm_calloc(&s->ssm_state, (size_t)c->n_layer, ssm_state_size(c) * sizeof(float), "SSM state");
     if (st == LM_OK) st = lm_calloc(&s->last_hidden, (size_t)c->d_model, sizeof(float), "session state");
@@ -244,6 +251,8 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
     if (s->profile) s->profile->mark = now_seconds();
 
     for (size_t done = 0; done < n;) {
+        /* stopped: the state, token count and last hidden vector are those after `done` tokens */
+        if (s->abort && s->abort(s->abort_ctx)) return lm_fail(LM_ERR_ABORTED, "aborted after %zu of %zu tokens", done, n);
         int T = (int)(n - done < LM_SESSION_CHUNK ? n - done : LM_SESSION_CHUNK);
         embedding_forward(s->x, s->m, tokens + done, T);
         stage_done(s, LM_STAGE_OTHER);
@@ -253,17 +262,17 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         } else {
             for (int l = 0; l < c->n_layer; l++) block_forward(s, l, T);
         }
-        if (done + T == n) memcpy(s->last_hidden, s->x + (size_t)(T - 1) * D, D * sizeof(float));
+        memcpy(s->last_hidden, s->x + (size_t)(T - 1) * D, D * sizeof(float));
         stage_done(s, LM_STAGE_OTHER);
         if (logits)
             head_forward(s, 0, T, logits + done * V);
         else if (last_logits && done + T == n)
             head_forward(s, T - 1, 1, last_logits);
         done += T;
+        s->n_tokens += (uint64_t)T;
     }
     if (logits && last_logits) memcpy(last_logits, logits + (n - 1) * V, V * sizeof(float));
     stage_done(s, LM_STAGE_OTHER);
-    s->n_tokens += n;
     return LM_OK;
 }
 

@@ -1,12 +1,21 @@
 /* The run state of one sequence (struct lm_session, public API in lightmamba.h).
- * Internal so the rest of src/model (perplexity) can share the session's thread pool. */
+ * Internal so the rest of src/model (perplexity) can share the session's thread pool, and the
+ * quantizer can watch the linear layers' inputs (the calibration observer). */
 #ifndef LM_MODEL_SESSION_H
 #define LM_MODEL_SESSION_H
 #include "model/model.h"
 
+/* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
+ * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)
+ * of each chunk of T tokens, before the product. */
+typedef enum { LM_SITE_IN_PROJ = 0, LM_SITE_OUT_PROJ = 1 } lm_site;
+typedef void (*lm_observer_fn)(void *ctx, int layer, lm_site site, const float *x, int T, int K);
+
 struct lm_session {
     const lm_model *m;
     lm_pool *pool;
+    lm_abort_fn abort;   /* polled before each chunk (lm_session_params) */
+    void *abort_ctx;
     lm_observer_fn observer;
     void *observer_ctx;
     /* recurrent state, per layer */
@@ -52,6 +61,9 @@ typedef struct lm_stage_profile {
     double seconds[LM_STAGE_COUNT];
     double mark;          /* the end of the last stage (internal) */
 } lm_stage_profile;
+
+/* fn = NULL removes it. */
+void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx);
 
 /* Accumulate into p (zero it first) from now on; NULL stops. */
 void lm_session_set_profile(lm_session *s, lm_stage_profile *p);

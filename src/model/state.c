@@ -1,7 +1,9 @@
-/* Session state files: save a session's recurrent state and resume it later (layout and
- * rules in docs/state-format.md). The bytes are a container (format/container.h); the header
+/* Session state: a session's recurrent state as bytes, in memory (lm_state_get / lm_state_set)
+ * or in a file (lm_state_save / lm_state_load: the same bytes written or mapped, through the same
+ * code), to resume it later, and lm_session_copy between sessions of one model (layout and rules
+ * in docs/state-format.md). The bytes are a container (format/container.h); the header
  * fields of this format are the tokens consumed, the state kind, the model's identity hash, its
- * config and its quantization settings. The loader checks everything before it writes to the
+ * config and its quantization settings. Setting checks everything before it writes to the
  * session. */
 #include "model/session.h"
 #include "model/int_forward.h"
@@ -151,42 +153,66 @@ static void describe_quant(const uint32_t f[N_QUANT], char *buf, size_t n) {
     if (f[4] && at >= 0 && (size_t)at < n) snprintf(buf + at, n - (size_t)at, " (SSM mode %u)", f[4]);
 }
 
-/* ---- writing ---- */
+/* ---- the bytes of a state ---- */
 
-lm_status lm_state_save(const lm_session *s, const char *path) {
-    lm_ct_array a[MAX_ARRAYS];
-    int n;
+/* The container writer of s's state, laid out (arrays a [MAX_ARRAYS], the session's own memory),
+ * with or without its header fields (the identity hash costs a pass over samples of the weights). */
+static lm_status state_writer(const lm_session *s, lm_ct_array *a, lm_ct_writer *w, int with_header) {
     uint32_t kind;
+    int n;
     LM_TRY(session_arrays(s, &kind, a, &n));
-    lm_ct_writer w = {.arrays = a, .n = n};
-    lm_ct_layout(&w);
-    lm_put_u64(w.header + H_N_TOKENS, s->n_tokens);
-    lm_put_u32(w.header + H_KIND, kind);
-    lm_put_u32(w.header + H_IDENTITY, model_identity(s->m));
+    *w = (lm_ct_writer){.arrays = a, .n = n};
+    lm_ct_layout(w);
+    if (!with_header) return LM_OK;
+    lm_put_u64(w->header + H_N_TOKENS, s->n_tokens);
+    lm_put_u32(w->header + H_KIND, kind);
+    lm_put_u32(w->header + H_IDENTITY, model_identity(s->m));
     uint32_t cfg[N_CONFIG], quant[N_QUANT];
     lm_config_fields(&s->m->cfg, cfg);
     quant_fields(&s->m->quant, quant);
-    for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w.header + H_CONFIG + 4 * i, cfg[i]);
-    for (int i = 0; i < N_QUANT; i++) lm_put_u32(w.header + H_QUANT + 4 * i, quant[i]);
+    for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w->header + H_CONFIG + 4 * i, cfg[i]);
+    for (int i = 0; i < N_QUANT; i++) lm_put_u32(w->header + H_QUANT + 4 * i, quant[i]);
+    return LM_OK;
+}
+
+size_t lm_state_size(const lm_session *s) {
+    lm_ct_array a[MAX_ARRAYS];
+    lm_ct_writer w;
+    return state_writer(s, a, &w, 0) == LM_OK ? (size_t)w.file_bytes : 0;
+}
+
+lm_status lm_state_get(const lm_session *s, void *buf, size_t size) {
+    lm_ct_array a[MAX_ARRAYS];
+    lm_ct_writer w;
+    LM_TRY(state_writer(s, a, &w, 1));
+    if (size < w.file_bytes)
+        return lm_fail(LM_ERR_ARG, "state buffer of %zu bytes: this session's state takes %" PRIu64, size, w.file_bytes);
+    return lm_ct_write_mem(&w, STATE_MAGIC, STATE_VERSION, buf, size);
+}
+
+lm_status lm_state_save(const lm_session *s, const char *path) {
+    lm_ct_array a[MAX_ARRAYS];
+    lm_ct_writer w;
+    LM_TRY(state_writer(s, a, &w, 1));
     return lm_ct_write(&w, STATE_MAGIC, STATE_VERSION, path);
 }
 
-/* ---- loading ---- */
+/* ---- setting ---- */
 
-/* Checks the mapped file [data, size) against the session; fills src[i] with where array i's
- * bytes lie and *n_tokens. Touches nothing of s. */
-static lm_status check_file(const lm_session *s, const char *path, const void *data, uint64_t size,
-                            const lm_ct_array *a, int n, uint32_t kind, const unsigned char **src, uint64_t *n_tokens) {
-    char what[512];
-    snprintf(what, sizeof what, "state file %s", path);
+/* Checks the state bytes [data, size) against the session; fills src[i] with where array i's
+ * bytes lie and *n_tokens. Touches nothing of s. `what` names the bytes in messages ("state file
+ * PATH", "state buffer"), `kind` is what they should be ("state file", "state"). */
+static lm_status check_state(const lm_session *s, const char *what, const char *kind_name, const void *data,
+                             uint64_t size, const lm_ct_array *a, int n, uint32_t kind, const unsigned char **src,
+                             uint64_t *n_tokens) {
     lm_ct_reader r;
-    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, "state file", what));
+    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, kind_name, what));
     const unsigned char *d = r.data;
 
     /* the model: state kind, quantization, config, weights */
     const uint32_t file_kind = lm_get_u32(d + H_KIND);
     if (file_kind != kind)
-        return lm_fail(LM_ERR_ARG, "state file %s holds state kind %u; this model's state is kind %u (0 float32, 1 pot8)", path,
+        return lm_fail(LM_ERR_ARG, "%s holds state kind %u; this model's state is kind %u (0 float32, 1 pot8)", what,
                        file_kind, kind);
     uint32_t cfg[N_CONFIG], quant[N_QUANT], file_quant[N_QUANT];
     lm_config_fields(&s->m->cfg, cfg);
@@ -196,8 +222,8 @@ static lm_status check_file(const lm_session *s, const char *path, const void *d
         char theirs[96], ours[96];
         describe_quant(file_quant, theirs, sizeof theirs);
         describe_quant(quant, ours, sizeof ours);
-        return lm_fail(LM_ERR_ARG, "state file %s is for another model: it was saved from a %s model, this one is %s",
-                       path, theirs, ours);
+        return lm_fail(LM_ERR_ARG, "%s is for another model: it was saved from a %s model, this one is %s", what, theirs,
+                       ours);
     }
     for (int i = 0; i < N_CONFIG; i++) {
         const uint32_t v = lm_get_u32(d + H_CONFIG + 4 * i);
@@ -206,54 +232,78 @@ static lm_status check_file(const lm_session *s, const char *path, const void *d
             float fv, fm;
             memcpy(&fv, &v, 4);
             memcpy(&fm, &cfg[i], 4);
-            return lm_fail(LM_ERR_ARG, "state file %s is for another model: its %s is %g, this model's is %g", path,
-                           config_names[i], fv, fm);
+            return lm_fail(LM_ERR_ARG, "%s is for another model: its %s is %g, this model's is %g", what, config_names[i],
+                           fv, fm);
         }
-        return lm_fail(LM_ERR_ARG, "state file %s is for another model: its %s is %d, this model's is %d", path,
-                       config_names[i], (int)v, (int)cfg[i]);
+        return lm_fail(LM_ERR_ARG, "%s is for another model: its %s is %d, this model's is %d", what, config_names[i],
+                       (int)v, (int)cfg[i]);
     }
     const uint32_t identity = lm_get_u32(d + H_IDENTITY), ours = model_identity(s->m);
     if (identity != ours)
         return lm_fail(LM_ERR_ARG,
-                       "state file %s is for another model: same configuration, other weights (identity %08x, this model's %08x)",
-                       path, identity, ours);
+                       "%s is for another model: same configuration, other weights (identity %08x, this model's %08x)",
+                       what, identity, ours);
 
-    /* the arrays: exactly the session's, each with its dtype and shape, inside the file */
-    if (r.n != (uint32_t)n) return lm_fail(LM_ERR_FORMAT, "state file %s has %u arrays, expected %d", path, r.n, n);
+    /* the arrays: exactly the session's, each with its dtype and shape, inside the bytes */
+    if (r.n != (uint32_t)n) return lm_fail(LM_ERR_FORMAT, "%s has %u arrays, expected %d", what, r.n, n);
     for (int i = 0; i < n; i++) src[i] = NULL;
     for (int i = 0; i < n; i++) {
         lm_ct_array e;
         LM_TRY(lm_ct_entry(&r, (uint32_t)i, &e));
         int j = 0;
         while (j < n && strcmp(e.name, a[j].name) != 0) j++;
-        if (j == n) return lm_fail(LM_ERR_FORMAT, "state file %s: unexpected array '%.80s'", path, e.name);
-        if (src[j]) return lm_fail(LM_ERR_FORMAT, "state file %s: array '%s' appears twice", path, a[j].name);
+        if (j == n) return lm_fail(LM_ERR_FORMAT, "%s: unexpected array '%.80s'", what, e.name);
+        if (src[j]) return lm_fail(LM_ERR_FORMAT, "%s: array '%s' appears twice", what, a[j].name);
         int same = e.dtype == a[j].dtype && e.ndim == a[j].ndim;
         for (int k = 0; k < LM_CT_MAX_DIMS; k++) same = same && e.shape[k] == a[j].shape[k];
         if (!same)
-            return lm_fail(LM_ERR_FORMAT, "state file %s: array '%s' has another dtype or shape than this model's state",
-                           path, a[j].name);
+            return lm_fail(LM_ERR_FORMAT, "%s: array '%s' has another dtype or shape than this model's state", what,
+                           a[j].name);
         src[j] = e.data;
     }
     *n_tokens = lm_get_u64(d + H_N_TOKENS);
     return LM_OK;
 }
 
-lm_status lm_state_load(lm_session *s, const char *path) {
+/* Validates the bytes [data, size), then copies them into s. */
+static lm_status set_state(lm_session *s, const char *what, const char *kind_name, const void *data, uint64_t size) {
     lm_ct_array a[MAX_ARRAYS];
     int n;
     uint32_t kind;
     LM_TRY(session_arrays(s, &kind, a, &n));
-    lm_mapping map;
-    LM_TRY(lm_map_file(path, &map));
     const unsigned char *src[MAX_ARRAYS];
     uint64_t n_tokens = 0;
-    lm_status st = check_file(s, path, map.data, map.size, a, n, kind, src, &n_tokens);
-    if (st == LM_OK) {
-        /* the arrays' data are the session's own buffers (session_arrays) */
-        for (int i = 0; i < n; i++) memcpy((void *)a[i].data, src[i], (size_t)a[i].nbytes);
-        s->n_tokens = n_tokens;
-    }
+    LM_TRY(check_state(s, what, kind_name, data, size, a, n, kind, src, &n_tokens));
+    /* the arrays' data are the session's own buffers (session_arrays) */
+    for (int i = 0; i < n; i++) memcpy((void *)a[i].data, src[i], (size_t)a[i].nbytes);
+    s->n_tokens = n_tokens;
+    return LM_OK;
+}
+
+lm_status lm_state_set(lm_session *s, const void *buf, size_t size) {
+    return set_state(s, "state buffer", "state", buf, size);
+}
+
+lm_status lm_state_load(lm_session *s, const char *path) {
+    lm_mapping map;
+    LM_TRY(lm_map_file(path, &map));
+    char what[512];
+    snprintf(what, sizeof what, "state file %s", path);
+    lm_status st = set_state(s, what, "state file", map.data, map.size);
     lm_unmap_file(&map);
     return st;
+}
+
+/* ---- copying ---- */
+
+lm_status lm_session_copy(lm_session *dst, const lm_session *src) {
+    if (dst->m != src->m) return lm_fail(LM_ERR_ARG, "lm_session_copy: the two sessions are of different models");
+    lm_ct_array from[MAX_ARRAYS], to[MAX_ARRAYS];
+    int n;
+    uint32_t kind;
+    LM_TRY(session_arrays(src, &kind, from, &n));
+    LM_TRY(session_arrays(dst, &kind, to, &n));
+    for (int i = 0; i < n && dst != src; i++) memcpy((void *)to[i].data, from[i].data, (size_t)from[i].nbytes);
+    dst->n_tokens = src->n_tokens;
+    return LM_OK;
 }

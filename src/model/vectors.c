@@ -141,8 +141,12 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
     vec_writer *w = NULL;
     char tmp[4096];
     int made_tmp = 0;
-    lm_status st = lm_session_init(&s, m, n_threads);
-    if (!st) st = lm_sampler_init(&greedy, n_candidates, 0.0f, 1.0f, 0);
+    lm_session_params sp = lm_session_default_params();
+    lm_sampler_params gp = lm_sampler_default_params();
+    sp.n_threads = n_threads;
+    gp.temperature = 0.0f;
+    lm_status st = lm_session_init(&s, m, &sp);
+    if (!st) st = lm_sampler_init(&greedy, n_candidates, &gp);
     if (!st) st = lm_calloc(&logits, (size_t)c->vocab_size, sizeof *logits, "vectors");
     if (!st) st = lm_calloc(&u, (size_t)c->d_model, sizeof *u, "vectors");
     if (!st) st = lm_calloc(&row, (size_t)c->d_model, sizeof *row, "vectors");

@@ -31,6 +31,11 @@ static void observe(void *ctx, int layer, lm_site site, const float *x, int T, i
     if (layer == 0 && site == LM_SITE_IN_PROJ) st->tokens += (size_t)T;
 }
 
+lm_status lm_quant_report(lm_quant_progress_fn fn, void *ctx, const char *stage, size_t done, size_t total) {
+    if (fn && fn(ctx, stage, done, total)) return lm_fail(LM_ERR_ABORTED, "quantize: stopped by the caller during %s", stage);
+    return LM_OK;
+}
+
 lm_status lm_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int n_samples, int len, int n_threads,
                        int want_amax, int want_hessian, lm_calib_stats *st, lm_quant_progress_fn progress,
                        void *progress_ctx) {
@@ -50,13 +55,15 @@ lm_status lm_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int 
             s = lm_calloc(&st->hessian[site], (size_t)c->n_layer * K * K, sizeof(float), "calibration Hessians");
     }
     lm_session *session = NULL;
-    if (!s) s = lm_session_init(&session, m, n_threads);
+    lm_session_params sp = lm_session_default_params();
+    sp.n_threads = n_threads;
+    if (!s) s = lm_session_init(&session, m, &sp);
     if (!s) lm_session_set_observer(session, observe, st);
     for (int i = 0; i < n_samples && !s; i++) {
         size_t start = n_samples == 1 ? 0 : (size_t)((double)(n_ids - (size_t)len) * i / (n_samples - 1));
         lm_session_reset(session);
         s = lm_session_forward(session, ids + start, (size_t)len, NULL, NULL);
-        if (progress) progress(progress_ctx, "calibration", (size_t)i + 1, (size_t)n_samples);
+        if (!s) s = lm_quant_report(progress, progress_ctx, "calibration", (size_t)i + 1, (size_t)n_samples);
     }
     lm_session_free(session);
     /* Mirror the upper triangles: full symmetric Hessians. */

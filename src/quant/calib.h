@@ -8,7 +8,7 @@
 #define LM_QUANT_CALIB_H
 #include <stddef.h>
 #include <stdint.h>
-#include "model/model.h"
+#include "model/session.h" /* lm_site */
 
 typedef struct {
     int n_layer, K[2];     /* K[site]: d_model for LM_SITE_IN_PROJ, d_inner for LM_SITE_OUT_PROJ */
@@ -24,5 +24,8 @@ lm_status lm_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int 
                        int want_amax, int want_hessian, lm_calib_stats *stats, lm_quant_progress_fn progress,
                        void *progress_ctx);
 void lm_calib_stats_free(lm_calib_stats *stats);
+
+/* Reports progress (fn may be NULL); LM_ERR_ABORTED when fn asks to stop. */
+lm_status lm_quant_report(lm_quant_progress_fn fn, void *ctx, const char *stage, size_t done, size_t total);
 
 #endif

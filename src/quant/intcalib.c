@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "model/ops.h"
+#include "quant/calib.h"
 
 /* One chunk of T tokens through the float model, mixers token by token (recording ranges). */
 typedef struct {
@@ -78,7 +79,7 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
             chunk_forward(&r, cal, n);
             done += n;
         }
-        if (progress) progress(progress_ctx, "integer calibration", (size_t)i + 1, (size_t)n_samples);
+        if (!s) s = lm_quant_report(progress, progress_ctx, "integer calibration", (size_t)i + 1, (size_t)n_samples);
     }
     lm_pool_free(r.pool);
     free(r.x); free(r.xn); free(r.zx); free(r.v); free(r.out); free(r.conv_state); free(r.ssm_state);

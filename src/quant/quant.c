@@ -130,7 +130,7 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
         const float *Hout = need_hessian ? st.hessian[1] + (size_t)l * st.K[1] * st.K[1] : NULL;
         s = quantize_linear(m, &L->in_proj, Hin, &q, pool);
         if (!s) s = quantize_linear(m, &L->out_proj, Hout, &q, pool);
-        if (progress) progress(progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
+        if (!s) s = lm_quant_report(progress, progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
     }
     if (!s && need_int) s = lm_calloc(&int_layers, (size_t)m->cfg.n_layer, sizeof *int_layers, "integer layers");
     if (!s && need_int && !(s = lm_int_build_layers(int_layers, m, int_cal, q.abits))) m->int_layers = int_layers;

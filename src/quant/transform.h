@@ -4,7 +4,7 @@
  * Shape legend: D d_model, DI d_inner, E in_proj width, V vocab_size. */
 #ifndef LM_QUANT_TRANSFORM_H
 #define LM_QUANT_TRANSFORM_H
-#include "model/model.h"
+#include "model/session.h" /* lm_site */
 
 /* A deep copy of src with every tensor in float32 memory it owns (released by lm_model_free),
  * linear layers float, no tensor table. src must be a float model. */

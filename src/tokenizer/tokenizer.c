@@ -367,3 +367,11 @@ const char *lm_tokenizer_token(const lm_tokenizer *tok, int32_t id, size_t *len)
 int lm_tokenizer_vocab_size(const lm_tokenizer *tok) {
     return tok ? tok->n_vocab : 0;
 }
+
+int32_t lm_tokenizer_eos(const lm_tokenizer *tok) {
+    static const char eos[] = "<|endoftext|>";
+    for (int i = 0; tok && i < tok->n_added; i++)
+        if (tok->added[i].len == sizeof eos - 1 && memcmp(tok->added[i].content, eos, sizeof eos - 1) == 0)
+            return tok->added[i].id;
+    return -1;
+}
