@@ -133,7 +133,7 @@ static void test_golden(const lm_model *m, const char *what) {
     int bad = 0;
     for (int t = 0; s && ws && t < 70; t++) {
         embedding_forward(golden, m, &ids[t], 1); /* the token's embedding row, then the golden step */
-        lm_int_residual_from_f32(u, golden, D);
+        lm_int_residual_from_f32(u, golden, D, 0);
         CHECK_OK(lm_simd_level_set(LM_SIMD_SCALAR));   /* the golden code alone */
         for (int l = 0; l < nl; l++) lm_int_block_forward(u, &st[l], &m->int_layers[l], ws);
         CHECK_OK(lm_simd_level_set(best));
@@ -298,7 +298,7 @@ static void test_vectors(const lm_model *m, int layer) {
     SAME(w1, norm_out, sizeof(int32_t) * D, "norm");
     int8_t *iq = vec(&mf, "in_quant.out.q", 1);
     uint8_t *is = vec(&mf, "in_quant.out.s", 1);
-    lm_pot_quantize(q, s, norm_out, D, ab);
+    lm_pot_quantize_dp(q, s, norm_out, D, ab, L->dp);
     SAME(q, iq, D, "in_quant (q)");
     SAME(s, is, D / 8, "in_quant (s)");
     int8_t *qa = vec(&mf, "in_pack.out.qa", 1);
@@ -309,12 +309,12 @@ static void test_vectors(const lm_model *m, int layer) {
     SAME(s, sa, D / 8, "in_pack (sa)");
     CHECK(eb == *deb, "vectors: in_pack eb %d, dumped %d", eb, *deb);
     int32_t *zx = vec(&mf, "in_proj.out", 4);
-    lm_int_linear_fixed(w1, qa, sa, *deb, L->in_proj, L->F_ip);
+    lm_int_linear_fixed(w1, qa, sa, *deb, L->in_proj, L->F_ip, L->dp);
     SAME(w1, zx, sizeof(int32_t) * E, "in_proj");
     /* xBC quant -> conv -> SiLU; SiLU(z); dt; dA; dB */
     int8_t *xq = vec(&mf, "xbc_quant.out.q", 1);
     uint8_t *xs = vec(&mf, "xbc_quant.out.s", 1);
-    lm_pot_quantize(q, s, zx + di, C, 8);
+    lm_pot_quantize_dp(q, s, zx + di, C, 8, L->dp);
     SAME(q, xq, C, "xbc_quant (q)");
     SAME(s, xs, C / 8, "xbc_quant (s)");
     int8_t *csq = vec(&mf, "conv.state_in.q", 1), *coq = vec(&mf, "conv.state_out.q", 1);
@@ -327,29 +327,29 @@ static void test_vectors(const lm_model *m, int layer) {
     lm_int_token tok;
     tok.u_q = vec(&mf, "silu_xbc.out.q", 1);
     tok.u_s = vec(&mf, "silu_xbc.out.s", 1);
-    lm_int_lut_quantize(q, s, conv_out, C, &L->silu_xbc, 8);
+    lm_int_lut_quantize(q, s, conv_out, C, &L->silu_xbc, 8, L->dp);
     SAME(q, tok.u_q, C, "silu_xbc (q)");
     SAME(s, tok.u_s, C / 8, "silu_xbc (s)");
     tok.z_q = vec(&mf, "silu_z.out.q", 1);
     tok.z_s = vec(&mf, "silu_z.out.s", 1);
-    lm_int_lut_quantize(q, s, zx, di, &L->silu_z, 8);
+    lm_int_lut_quantize(q, s, zx, di, &L->silu_z, 8, L->dp);
     SAME(q, tok.z_q, di, "silu_z (q)");
     SAME(s, tok.z_s, di / 8, "silu_z (s)");
     int8_t *dtq = vec(&mf, "dt.out.q", 1);
     uint8_t *dts = vec(&mf, "dt.out.s", 1);
-    lm_int_dt(q, s, zx + di + C, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H);
+    lm_int_dt(q, s, zx + di + C, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H, L->dp);
     SAME(q, dtq, H, "dt (q)");
     SAME(s, dts, Hg, "dt (s)");
     tok.dA_q = vec(&mf, "dA.out.q", 1);
     tok.dA_s = vec(&mf, "dA.out.s", 1);
-    lm_int_dA(q, s, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H);
+    lm_int_dA(q, s, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H, L->dp);
     SAME(q, tok.dA_q, H, "dA (q)");
     SAME(s, tok.dA_s, Hg, "dA (s)");
     tok.dB_q = vec(&mf, "dB.out.q", 1);
     tok.dB_s = vec(&mf, "dB.out.s", 1);
-    lm_int_dB(q2, s2, dtq, dts, L->F_dt, tok.u_q + di, tok.u_s + di / 8, L->F_u, L->F_dB, H, L->G, N);
+    lm_int_dB(q2, s2, dtq, dts, L->F_dt, tok.u_q + di, tok.u_s + di / 8, L->F_u, L->F_dB, H, L->G, N, L->dp);
     SAME(q2, tok.dB_q, (size_t)H * N, "dB (q)");
-    SAME(s2, tok.dB_s, (size_t)H * N / 8, "dB (s)");
+    SAME(s2, tok.dB_s, (size_t)lm_int_dB_exp_count(H, N, L->dp), "dB (s)");
     /* the state step */
     lm_int_state st = {NULL, NULL, vec(&mf, "ssm.state_in.q", 1), vec(&mf, "ssm.state_in.s", 1)};
     int8_t *hoq = vec(&mf, "ssm.state_out.q", 1);
@@ -362,11 +362,11 @@ static void test_vectors(const lm_model *m, int layer) {
     /* y quant -> gate -> gated norm -> Hadamard -> out_quant -> out_pack -> out_proj -> residual */
     int8_t *yq = vec(&mf, "y_quant.out.q", 1);
     uint8_t *ys = vec(&mf, "y_quant.out.s", 1);
-    lm_pot_quantize(q, s, y, di, 8);
+    lm_pot_quantize_dp(q, s, y, di, 8, L->dp);
     SAME(q, yq, di, "y_quant (q)");
     SAME(s, ys, di / 8, "y_quant (s)");
     int32_t *gate = vec(&mf, "gate.out", 4), *gn = vec(&mf, "gnorm.out", 4);
-    lm_int_gate(w1, yq, ys, L->F_y, tok.z_q, tok.z_s, L->F_zs, L->F_g, di);
+    lm_int_gate(w1, yq, ys, L->F_y, tok.z_q, tok.z_s, L->F_zs, L->F_g, di, L->dp);
     SAME(w1, gate, sizeof(int32_t) * di, "gate");
     lm_int_rmsnorm(w1, gate, &L->gnorm);
     SAME(w1, gn, sizeof(int32_t) * di, "gnorm");
@@ -385,13 +385,13 @@ static void test_vectors(const lm_model *m, int layer) {
     int8_t *oq = vec(&mf, "out_quant.out.q", 1), *oqa = vec(&mf, "out_pack.out.qa", 1);
     uint8_t *os = vec(&mf, "out_quant.out.s", 1), *osa = vec(&mf, "out_pack.out.sa", 1);
     int32_t *oeb = vec(&mf, "out_pack.out.eb", 4), *op = vec(&mf, "out_proj.out", 4), *res = vec(&mf, "residual.out", 4);
-    lm_pot_quantize(q, s, xo, di, ab);
+    lm_pot_quantize_dp(q, s, xo, di, ab, L->dp);
     SAME(q, oq, di, "out_quant (q)");
     SAME(s, os, di / 8, "out_quant (s)");
     lm_int_act_pack(q, s, &eb, oq, os, Fo, di, ab);
     SAME(q, oqa, di, "out_pack (qa)");
     CHECK(eb == *oeb, "vectors: out_pack eb %d, dumped %d", eb, *oeb);
-    lm_int_linear_fixed(w1, oqa, osa, *oeb, L->out_proj, LM_RES_F);
+    lm_int_linear_fixed(w1, oqa, osa, *oeb, L->out_proj, LM_RES_F, L->dp);
     SAME(w1, op, sizeof(int32_t) * D, "out_proj");
     memcpy(w2, norm_in, sizeof(int32_t) * D);
     lm_int_residual_add(w2, op, D);

@@ -163,7 +163,7 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
         /* the step's residual through the layers before (the same golden step the session takes) */
         w->tmp = tmp;
         embedding_forward(row, m, &token, 1);
-        lm_int_residual_from_f32(u, row, c->d_model);
+        lm_int_residual_from_f32(u, row, c->d_model, m->int_layers[0].dp);
         for (int l = 0; l < layer; l++)
             lm_int_block_forward(u, lm_int_session_state(s->int_s, l), &m->int_layers[l], ws);
         const lm_int_layer *L = &m->int_layers[layer];
