@@ -4,6 +4,7 @@
  *   - the session's batched, threaded, SIMD forward == the scalar golden model (lm_int_block_forward) per token;
  *   - the model file round-trips byte for byte; damaged integer parameters are refused;
  *   - the vectors dump reproduces: the golden units re-run on the dumped inputs give the dumped outputs.
+ * Each for our datapath and for the authors' released one (--datapath release, format version 2).
  * Quantized here with a small calibration (4 samples of 64 tokens) so the test stays quick. */
 #include <json-c/json.h>
 #include <math.h>
@@ -28,12 +29,14 @@ static void ids_fill(int32_t *ids, int n, int vocab) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(((uint64_t)i * 7919u + 13u) % (uint64_t)(vocab - 1000));
 }
 
-static lm_model *quantize_load(const lm_model *src, lm_quant_method method, int wbits, int abits, const char *path) {
+static lm_model *quantize_load(const lm_model *src, lm_quant_method method, int wbits, int abits, int dp,
+                               const char *path) {
     lm_quant_settings q = lm_quant_defaults();
     q.method = method;
     q.wbits = wbits;
     q.abits = abits;
     q.ssm_mode = LM_SSM_POT8;
+    q.datapath = dp;
     q.calib_samples = 4;
     q.calib_len = 64;
     CHECK_OK(lm_quantize(src, &q, NULL, 2, path, NULL, NULL));
@@ -133,7 +136,7 @@ static void test_golden(const lm_model *m, const char *what) {
     int bad = 0;
     for (int t = 0; s && ws && t < 70; t++) {
         embedding_forward(golden, m, &ids[t], 1); /* the token's embedding row, then the golden step */
-        lm_int_residual_from_f32(u, golden, D, 0);
+        lm_int_residual_from_f32(u, golden, D, m->int_layers[0].dp);
         CHECK_OK(lm_simd_level_set(LM_SIMD_SCALAR));   /* the golden code alone */
         for (int l = 0; l < nl; l++) lm_int_block_forward(u, &st[l], &m->int_layers[l], ws);
         CHECK_OK(lm_simd_level_set(best));
@@ -223,6 +226,16 @@ static void test_file(lm_model *m, const char *path) {
     L->exp.shift[5] = 16;
     expect_refused(m, tok, tok_len, p3, "lut.shift");
     *L = keep;
+    if (L->gnorm_rsqrt8) {   /* the release's norm tables: thresholds must increase */
+        lm_rsqrt8 t = *L->gnorm_rsqrt8;
+        t.alpha[3] = t.alpha[2];
+        L->gnorm_rsqrt8 = &t;
+        expect_refused(m, tok, tok_len, p3, "rsqrt8");
+        *L = keep;
+        m->quant.datapath = 64;   /* a flag this build does not know */
+        expect_refused(m, tok, tok_len, p3, "datapath flags");
+        m->quant.datapath = keep.dp;
+    }
     free(g);
     free(tok);
     printf("pot8 model file: round-trips byte for byte; corruption and bad parameters refused\n");
@@ -465,15 +478,26 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    char model_dir[1024], p44[300], p88[300];
+    char model_dir[1024], p44[300], p88[300], prel[300];
     snprintf(model_dir, sizeof model_dir, "%s/models/mamba2-tiny", test_root());
     snprintf(p44, sizeof p44, "%s/lm44.lmq", tmpdir);
     snprintf(p88, sizeof p88, "%s/rtn88.lmq", tmpdir);
+    snprintf(prel, sizeof prel, "%s/release.lmq", tmpdir);
     lm_model *src = NULL;
     CHECK_OK(lm_model_init(&src, model_dir));
     if (!src) return test_finish();
-    lm_model *m44 = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, p44);   /* rotated: the online Hadamard */
-    lm_model *m88 = quantize_load(src, LM_QUANT_RTN, 8, 8, p88);          /* no rotation */
+    lm_model *m44 = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, 0, p44);   /* rotated: the online Hadamard */
+    lm_model *m88 = quantize_load(src, LM_QUANT_RTN, 8, 8, 0, p88);          /* no rotation */
+    lm_model *mrel = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, LM_DP_RELEASE, prel);
+    if (mrel) {
+        CHECK(mrel->int_layers && mrel->int_layers[0].dp == LM_DP_RELEASE && mrel->int_layers[0].norm.rsqrt8,
+              "release pot8: the datapath did not survive the file");
+        test_determinism(mrel, "LightMamba* W4A4, release datapath");
+        test_golden(mrel, "LightMamba* W4A4, release datapath");
+        test_vectors(mrel, 2);
+        test_file(mrel, prel);
+    }
+    lm_model_free(mrel);
     if (m44 && m88) {
         CHECK(m44->int_layers && m44->int_layers[0].rot_m > 0, "lightmamba pot8: no online Hadamard");
         CHECK(m88->int_layers && m88->int_layers[0].rot_m == 0, "rtn pot8: unexpected rotation");

@@ -180,7 +180,7 @@ static lm_status check_file(const lm_session *s, const char *path, const void *d
     char what[512];
     snprintf(what, sizeof what, "state file %s", path);
     lm_ct_reader r;
-    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, "state file", what));
+    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, STATE_VERSION, "state file", what));
     const unsigned char *d = r.data;
 
     /* the model: state kind, quantization, config, weights */

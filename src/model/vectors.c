@@ -79,7 +79,8 @@ static lm_status write_manifest(const vec_writer *w, const lm_model *m, int laye
     const lm_config *c = &m->cfg;
     const lm_quant_settings *q = &m->quant;
     fprintf(f, "{\n  \"format\": \"lightmamba-vectors\",\n  \"version\": 1,\n");
-    fprintf(f, "  \"contract\": \"docs/integer-datapath.md\",\n  \"byte_order\": \"little-endian\",\n");
+    fprintf(f, "  \"contract\": \"%s\",\n  \"byte_order\": \"little-endian\",\n",
+            q->datapath ? "docs/release-datapath.md" : "docs/integer-datapath.md");
     fprintf(f, "  \"layer\": %d,\n  \"n_layer\": %d,\n  \"position\": %zu,\n  \"token\": %d,\n", layer, c->n_layer,
             n_ids, (int)token);
     fprintf(f, "  \"prompt_ids\": [");
@@ -88,8 +89,10 @@ static lm_status write_manifest(const vec_writer *w, const lm_model *m, int laye
     fprintf(f, "  \"config\": {\"d_model\": %d, \"d_inner\": %d, \"n_heads\": %d, \"head_dim\": %d, \"d_state\": %d, "
                "\"n_groups\": %d, \"d_conv\": %d},\n",
             c->d_model, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups, c->d_conv);
-    fprintf(f, "  \"quant\": {\"method\": \"%s\", \"wbits\": %d, \"abits\": %d, \"rotated\": %d, \"ssm\": \"pot8\"},\n",
-            lm_quant_method_name(q->method), q->wbits, q->abits, q->rotated);
+    char dp[64];
+    fprintf(f, "  \"quant\": {\"method\": \"%s\", \"wbits\": %d, \"abits\": %d, \"rotated\": %d, \"ssm\": \"pot8\", "
+               "\"datapath\": \"%s\"},\n",
+            lm_quant_method_name(q->method), q->wbits, q->abits, q->rotated, lm_datapath_name(q->datapath, dp, sizeof dp));
     fprintf(f, "  \"residual_F\": %d,\n  \"arrays\": [\n", LM_RES_F);
     for (int i = 0; i < w->n; i++) {
         const vec_array *a = &w->a[i];
