@@ -52,6 +52,9 @@ static void draw(int32_t *x, int n, int kind) {
 
 /* ---------------------------------------------------------------- the release, written out */
 
+/* v << s of layers.h (well defined there for negative v, in C as a product). */
+static int64_t shl(int64_t v, int s) { return v * ((int64_t)1 << s); }
+
 /* Where layers.h asserts abs(v) <= 2^31 - 1 (X_T): our saturation. */
 static int64_t sat(int64_t v) { return v > INT32_MAX ? INT32_MAX : v < -INT32_MAX ? -INT32_MAX : v; }
 
@@ -79,7 +82,7 @@ static int64_t ref_lut(int64_t x, int64_t alpha, int log2denom, const int64_t *t
     int64_t cursor = (x - alpha) >> log2denom, cursor_s = (x - alpha) >> (log2denom + 7);
     cursor = cursor < 0 ? 0 : cursor > 4095 ? 4095 : cursor;
     cursor_s = cursor_s < 0 ? 0 : cursor_s > 31 ? 31 : cursor_s;
-    return table[cursor] << table_s[cursor_s];
+    return shl(table[cursor], (int)table_s[cursor_s]);
 }
 
 /* layers.h: Rmsnorm1/Rmsnorm2::forward over n channels (before the quantizer). */
@@ -92,7 +95,7 @@ static void ref_rmsnorm(int64_t *y, const int64_t *x, int n, const int64_t *alph
         if (sum >= alphas[i]) t = i;
     int64_t idx = (sum - alphas[t]) >> log2denoms[t];
     idx = idx < 0 ? 0 : idx > 511 ? 511 : idx;
-    const int64_t R = tables[t * 512 + idx] << offsets_diff[t];
+    const int64_t R = shl(tables[t * 512 + idx], (int)offsets_diff[t]);
     for (int c = 0; c < n; c++) y[c] = (((x[c] * R) >> 12) * LNW[c]) >> 8;
 }
 
@@ -231,8 +234,8 @@ static void test_linear(void) {
                 int64_t acc_g = 0;
                 for (int i = 0; i < 8; i++) acc_g += q[g * 8 + i] * qw[o][g * 8 + i];
                 const uint8_t b = W.scale[(size_t)o * (K / 128) + g / 16];
-                acc += acc_g << (xs[g] + lm_wscale_s1(b));
-                acc += acc_g << (xs[g] + lm_wscale_s2(b));
+                acc += shl(acc_g, xs[g] + lm_wscale_s1(b));
+                acc += shl(acc_g, xs[g] + lm_wscale_s2(b));
             }
             bad += y[o] != (int32_t)(acc >> T);
         }
@@ -281,11 +284,11 @@ static void test_conv(void) {
         int64_t ref[C];
         for (int c = 0; c < C; c++) {
             const int g = c / 8;
-            int64_t acc = (int64_t)b[c] << (eb[g] + 20);
+            int64_t acc = shl(b[c], eb[g] + 20);
             for (int k = 0; k < W; k++) {
                 const int64_t xq = k < W - 1 ? st_q[k * C + c] : x[c];
                 const int s = k < W - 1 ? st_s[k * (C / 8) + g] : xs[g];
-                acc += (xq * w[c * W + k]) << (s + ew[g * W + k] + 10);
+                acc += shl(xq * w[c * W + k], s + ew[g * W + k] + 10);
             }
             ref[c] = sat(acc >> 10);
         }
@@ -330,7 +333,7 @@ static void test_luts(void) {
         for (int i = 0; i < 8; i++) {
             bq[i] = (int16_t)rng_int(-128, 127);
             if (kind == RANDOM) X[i] = rng_int(-60000, 60000);
-            y[i] = ref_lut((int64_t)X[i] + ((int64_t)bq[i] << bs), -25600, 4, pv, ps);
+            y[i] = ref_lut((int64_t)X[i] + shl(bq[i], bs), -25600, 4, pv, ps);
         }
         sr = ref_quant(qr, y, 8, 8);
         const int8_t be = (int8_t)(bs - 10);
@@ -344,7 +347,7 @@ static void test_luts(void) {
         for (int i = 0; i < 8; i++) {
             dtq[i] = (int8_t)(kind == ZERO ? 0 : rng_int(-128, 127));
             Aq[i] = (int16_t)(kind == MAXIMAL ? -32768 + (i & 1) : rng_int(-32767, -1));
-            y[i] = ref_lut((((int64_t)dtq[i] * Aq[i]) << (dts + As)) >> 10, -20480, 3, ev, es);
+            y[i] = ref_lut(shl((int64_t)dtq[i] * Aq[i], dts + As) >> 10, -20480, 3, ev, es);
         }
         sr = ref_quant(qr, y, 8, 8);
         const int8_t eA = (int8_t)(As - 10);
@@ -386,7 +389,7 @@ static void test_ssm(void) {
             for (int g = 0; g < Hg; g++) {   /* the last group of heads holds H - 8 of them */
                 const int len = H - 8 * g < 8 ? H - 8 * g : 8;
                 int64_t v[8];
-                for (int i = 0; i < len; i++) v[i] = sat(((int64_t)dtq[g * 8 + i] * Bq[n]) << (dts[g] + Bs[n / 8]));
+                for (int i = 0; i < len; i++) v[i] = sat(shl((int64_t)dtq[g * 8 + i] * Bq[n], dts[g] + Bs[n / 8]));
                 rdBs[n][g] = (uint8_t)ref_quant(&rdBq[n][g * 8], v, len, 8);
             }
         int8_t dBq[H * N];
@@ -407,8 +410,8 @@ static void test_ssm(void) {
             uint8_t ref_hs[P / 8][N], ref_h2s[P][N / 8];
             for (int p = 0; p < P; p++)
                 for (int n = 0; n < N; n++) {
-                    const int64_t dBx = ((int64_t)rdBq[n][h] * xq[h * P + p]) << (rdBs[n][h / 8] + xs[(h * P + p) / 8]);
-                    const int64_t dAh = ((int64_t)dAq[h] * hq[(h * P + p) * N + n]) << (dAs[h / 8] + hs[(h * (P / 8) + p / 8) * N + n]);
+                    const int64_t dBx = shl((int64_t)rdBq[n][h] * xq[h * P + p], rdBs[n][h / 8] + xs[(h * P + p) / 8]);
+                    const int64_t dAh = shl((int64_t)dAq[h] * hq[(h * P + p) * N + n], dAs[h / 8] + hs[(h * (P / 8) + p / 8) * N + n]);
                     hr[p][n] = sat(sat(dAh >> 6) + sat(dBx >> 11));
                 }
             for (int pg = 0; pg < P / 8; pg++)
@@ -426,9 +429,9 @@ static void test_ssm(void) {
                     ref_h2s[p][ng] = (uint8_t)ref_quant(&ref_h2q[p][ng * 8], &hr[p][ng * 8], 8, 8);
                     int64_t acc_g = 0;
                     for (int i = 0; i < 8; i++) acc_g += ref_h2q[p][ng * 8 + i] * Cq[ng * 8 + i];
-                    acc += acc_g << (ref_h2s[p][ng] + Cs[ng]);
+                    acc += shl(acc_g, ref_h2s[p][ng] + Cs[ng]);
                 }
-                const int64_t xD = (((int64_t)xq[h * P + p] * Dq[h]) << (xs[(h * P + p) / 8] + De[h / 8] + 10)) >> 8;
+                const int64_t xD = shl((int64_t)xq[h * P + p] * Dq[h], xs[(h * P + p) / 8] + De[h / 8] + 10) >> 8;
                 yr[p] = sat(sat(acc >> 17) + sat(xD));
             }
             lm_int_dB_exps(dBe, dBs, h, H, N, LM_DP_RELEASE);
@@ -450,7 +453,7 @@ static void test_ssm(void) {
         int32_t g[H * P];
         lm_pot_quantize_dp(yq, ys, y, H * P, 8, LM_DP_RELEASE);
         lm_int_gate(g, yq, ys, 12, zq, zs, 10, 12, H * P, LM_DP_RELEASE);
-        for (int i = 0; i < H * P; i++) bad_gate += g[i] != sat((((int64_t)yq[i] * zq[i]) << (ys[i / 8] + zs[i / 8])) >> 10);
+        for (int i = 0; i < H * P; i++) bad_gate += g[i] != sat(shl((int64_t)yq[i] * zq[i], ys[i / 8] + zs[i / 8]) >> 10);
     }
     CHECK(bad_dB == 0, "dB vs SSM::forward (dB_quant over [N, H]): %d mismatches", bad_dB);
     CHECK(bad_h == 0, "state update and its quantizations vs SSM::forward: %d mismatches", bad_h);
@@ -487,7 +490,7 @@ static void test_rmsnorm(void) {
             const int mag = it < 4 ? 0 : 1 + it / 3, kind = it % KINDS;
             for (int i = 0; i < C; i++) {
                 int64_t v = kind == ZERO ? 0 : rng_bits(rng_int(0, mag));
-                if (kind == TIE) v = (v | 1) << 3;
+                if (kind == TIE) v = shl(v | 1, 3);
                 x[i] = v;
                 xi[i] = (int32_t)v;
             }
