@@ -2,7 +2,8 @@
 # Quantization quality (the paper's Table III on our models): WikiText-2 test perplexity of
 # mamba2-tiny (bundled) and mamba2-small (../shared/models, skipped when absent) as FP16 (the
 # float checkpoint), RTN, SmoothQuant and LightMamba at W8A8 and W4A4, LightMamba W4A4 with GPTQ, and
-# LightMamba* (every block in integers: --ssm pot8) at W8A8 and W4A4.
+# LightMamba* (every block in integers: --ssm pot8) at W8A8 and W4A4, the latter also with the
+# authors' released datapath and with each of its choices alone (--datapath, docs/release-datapath.md).
 #
 #   bash bench/quality.sh [--bytes N] [--threads K] [--models "tiny small"] [--rows REGEX]
 #
@@ -55,6 +56,13 @@ configs=(
     "LightMamba W4A4 GPTQ|--method lightmamba --wbits 4 --abits 4 --gptq"
     "LightMamba* W8A8 (pot8 SSM)|--method lightmamba --wbits 8 --abits 8 --ssm pot8"
     "LightMamba* W4A4 (pot8 SSM)|--method lightmamba --wbits 4 --abits 4 --ssm pot8"
+    "LightMamba* W4A4, release datapath|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath release"
+    "LightMamba* W4A4, release truncation only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath trunc"
+    "LightMamba* W4A4, release quantizer rule only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath qrule"
+    "LightMamba* W4A4, release LUTs only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath lut8"
+    "LightMamba* W4A4, release RMSNorm only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath norm8"
+    "LightMamba* W4A4, release dB grouping only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath dbheads"
+    "LightMamba* W4A4, release fixed points only|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath sites"
 )
 
 echo "WikiText-2 perplexity, ctx 1024, over $scope; $bin, threads ${threads/#0/all}"

@@ -306,12 +306,31 @@ typedef enum { LM_QUANT_NONE = 0, LM_QUANT_RTN, LM_QUANT_SMOOTHQUANT, LM_QUANT_L
  * lookup-table nonlinearities, integer RMSNorm, 32-bit fixed-point residual), calibrated by the
  * quantizer; float only for the embedding lookup and norm_f + lm_head. */
 typedef enum { LM_SSM_FLOAT = 0, LM_SSM_POT8 = 1 } lm_ssm_mode;
+/* The pot8 datapath (docs/release-datapath.md): 0 is ours (docs/integer-datapath.md); each flag
+ * switches on one of the arithmetic choices of the authors' released golden model, and
+ * LM_DP_RELEASE is all of them (that model, bit for bit). */
+enum {
+    LM_DP_TRUNC = 1 << 0,      /* every rescale floors (a plain >>); the conv sums exactly and floors once;
+                                * the embedding enters Q10 truncated toward zero */
+    LM_DP_QRULE = 1 << 1,      /* group quantizer: s from bitlength(max - 1), q in [-2^(b-1), 2^(b-1) - 1] */
+    LM_DP_LUT8 = 1 << 2,       /* LUT entries int8 at the bins' left edges, rounded half to even, no identity tail */
+    LM_DP_NORM8 = 1 << 3,      /* RMSNorm: 8 tables of 512 uint8 chosen by thresholds on the raw sum of
+                                * squares, no epsilon, 11-/13-bit gamma per channel */
+    LM_DP_DB_HEADS = 1 << 4,   /* dB: one exponent per 8 heads of each state (ours: per 8 states of each head) */
+    LM_DP_SITES = 1 << 5,      /* the release's fixed points, LUT windows and static weight formats */
+    LM_DP_RELEASE = (1 << 6) - 1
+};
+/* "ours", "release", or the flags' names joined by '+' ("trunc", "qrule", "lut8", "norm8",
+ * "dbheads", "sites") into buf; lm_datapath_parse reads any of these (and a ',' list) back. */
+const char *lm_datapath_name(int dp, char *buf, size_t size);
+lm_status lm_datapath_parse(const char *s, int *dp);
 typedef struct {
     lm_quant_method method;
     int wbits, abits;          /* 4 or 8 each */
     int gptq;                  /* GPTQ weight rounding from calibration Hessians, else round to nearest */
     float alpha;               /* SmoothQuant migration strength, [0, 1] */
     lm_ssm_mode ssm_mode;
+    int datapath;              /* pot8: 0 ours, or LM_DP_* flags (LM_DP_RELEASE: the authors' release) */
     int calib_samples;         /* calibration: samples of calib_len consecutive tokens */
     int calib_len;
     int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */

@@ -10,7 +10,9 @@
  *      weights, RTN layers built here, no rotation) over 24 tokens, and all layers of mamba2-tiny
  *      quantized by lm_quantize as LightMamba* (rotated, HTU on) over 12 tokens, also against the
  *      engine's integer forward
- *   4. refused shapes. */
+ *   4. refused shapes.
+ * The datapath is HK_DATAPATH (hk_config.h; 0 ours, HK_DP_RELEASE the authors' release): the
+ * kernels are compiled for it and the golden layers are built with it (TB_DP). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -29,6 +31,11 @@
 #include "../hw/kernels/hk_ssmu.c"
 #include "../hw/kernels/hk_top.c"
 #include "../hw/kernels/hk_host.c"
+
+#define TB_DP HK_DATAPATH
+_Static_assert(HK_DP_TRUNC == LM_DP_TRUNC && HK_DP_QRULE == LM_DP_QRULE && HK_DP_LUT8 == LM_DP_LUT8 &&
+               HK_DP_NORM8 == LM_DP_NORM8 && HK_DP_DB_HEADS == LM_DP_DB_HEADS && HK_DP_SITES == LM_DP_SITES &&
+               HK_DP_RELEASE == LM_DP_RELEASE, "the kernels' datapath flags differ from lightmamba.h's");
 
 /* ------------------------------------------------------------------ random numbers */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -73,9 +80,11 @@ static void test_primitives(void) {
         int64_t x = (int64_t)(rng_u64() >> rng_int(1, 63));
         if (rng_u64() & 1) x = -x;
         int L = rng_int(-66, 36);
-        bad += hk_shift_sat32(x, L) != lm_shift_sat32(x, L);
+        bad += hk_shift_sat32(x, L) != lm_shift_sat32(x, L) || hk_rescale(x, L) != lm_rescale(x, L, TB_DP);
     }
-    CHECK(bad == 0, "rounding shift: %d mismatches", bad);
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        for (int L = -70; L <= 40; L++) bad += hk_rescale(edge[i], L) != lm_rescale(edge[i], L, TB_DP);
+    CHECK(bad == 0, "rounding shift / rescale: %d mismatches", bad);
 
     bad = 0;
     for (int t = 0; t < 50000; t++) {
@@ -84,8 +93,9 @@ static void test_primitives(void) {
         for (int i = 0; i < len; i++) X[i] = rng_wide(rng_int(0, mag));
         int8_t q[8], qg[8];
         uint8_t sg;
+        if (t % 7 == 0) X[rng_int(0, len - 1)] = (rng_u64() & 1 ? -1 : 1) * (1 << rng_int(0, 30));   /* a power of two */
         uint8_t s = hk_pot_group(q, X, len, bits);
-        lm_pot_quantize(qg, &sg, X, len, bits);
+        lm_pot_quantize_dp(qg, &sg, X, len, bits, TB_DP);
         bad += s != sg || memcmp(q, qg, (size_t)len) != 0;
     }
     CHECK(bad == 0, "PoT group quantizer: %d mismatches", bad);
@@ -97,7 +107,7 @@ static void test_primitives(void) {
     for (size_t i = 0; i < sizeof luts / sizeof luts[0]; i++) {
         lm_lut lut;
         hk_lut klut;
-        CHECK_OK(lm_lut_build(&lut, luts[i].fn, luts[i].lo, luts[i].hi, luts[i].F_in, luts[i].F_out));
+        CHECK_OK(lm_lut_build(&lut, luts[i].fn, luts[i].lo, luts[i].hi, luts[i].F_in, luts[i].F_out, TB_DP));
         lut_from_int(&klut, &lut);
         for (int t = 0; t < 100000; t++) {
             int32_t X = t % 2 ? rng_wide(rng_int(0, 31))
@@ -123,9 +133,9 @@ static int linear_case(const lm_qweight *W, int abits, int F_act, int F_out) {
         int mag = rng_int(0, 24);
         for (int i = 0; i < 8; i++) X[g * 8 + i] = rng_wide(rng_int(0, mag));
     }
-    lm_pot_quantize(q, s, X, K, abits);
+    lm_pot_quantize_dp(q, s, X, K, abits, TB_DP);
     lm_int_act_pack(qa, sa, &eb, q, s, F_act, K, abits);
-    lm_int_linear_fixed(y, qa, sa, eb, W, F_out);
+    lm_int_linear_fixed(y, qa, sa, eb, W, F_out, TB_DP);
 
     static hk_act a;
     static hk_wide_s in, out;
@@ -188,7 +198,16 @@ static void test_rmsnorm(void) {
         int32_t *x = malloc(sizeof(int32_t) * n), *ref = malloc(sizeof(int32_t) * n);
         fill(gamma, n, -2.0, 2.0);
         lm_int_norm p;
-        CHECK_OK(lm_int_norm_build(&p, gq, gamma, n, cases[c].group, 1e-5f, cases[c].F_in, cases[c].extra, cases[c].bits));
+        lm_rsqrt8 tab;
+        if (TB_DP & LM_DP_NORM8) {   /* tables over sums 2^12 .. 2^60, random normalised site and gamma bits */
+            const int bits = rng_int(0, 1) ? 11 : 13;
+            CHECK_OK(lm_int_norm8_build(&p, gq, &tab, gamma, n, cases[c].group, cases[c].F_in, rng_int(0, 20),
+                                        cases[c].extra, bits, lm_norm8_gamma_exponent(gamma, n, cases[c].extra, bits, -64),
+                                        0x1p12, 0x1p60));
+        } else {
+            CHECK_OK(lm_int_norm_build(&p, gq, gamma, n, cases[c].group, 1e-5f, cases[c].F_in, cases[c].extra,
+                                       cases[c].bits));
+        }
         hk_norm kn;
         norm_from_int(&kn, &p);
         for (int t = 0; t < 12; t++) {
@@ -297,12 +316,13 @@ static void tb_layer_build(tb_layer *b, int D, int H, int P, int N, int G, int w
     lm_int_calib_init(&cal);
     for (int tok = 0; tok < 24; tok++) {
         fill(u, D, -1.0, 1.0);
+        lm_int_calib_norm_input(&cal, u, D);
         rms_f(t, u, b->norm, D, b->cfg.eps);
         matvec_f(zx, w_in, t, E, D);
         lm_int_calib_mixer(&cal, v, conv_state, ssm_state, zx, b->conv_w, b->conv_b, b->dt_bias, b->A, b->D, &b->cfg);
     }
     CHECK_OK(lm_int_layer_build(&b->L, b->norm, b->conv_w, b->conv_b, b->dt_bias, b->A, b->D, b->gnorm,
-                                &b->in_q.view, &b->out_q.view, &b->cfg, &cal, abits));
+                                &b->in_q.view, &b->out_q.view, &b->cfg, &cal, abits, TB_DP));
     free(conv_state); free(ssm_state); free(u); free(t); free(zx); free(v); free(w_in); free(w_out);
 }
 
@@ -331,7 +351,8 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
     int32_t *hw = malloc(sizeof(int32_t) * P * N);
     int8_t *xq = malloc(C), *uq = malloc(C), *zq = malloc(di), *yq = malloc(di), *dBq = malloc((size_t)H * N);
     int8_t *h2q = malloc((size_t)P * N), dtq[HK_MAX_H], dAq[HK_MAX_H];
-    uint8_t *xs = malloc(Cg), *us = malloc(Cg), *zs = malloc(di / 8), *ys = malloc(di / 8), *dBs = malloc((size_t)H * N / 8);
+    uint8_t *xs = malloc(Cg), *us = malloc(Cg), *zs = malloc(di / 8), *ys = malloc(di / 8);
+    uint8_t *dBs = malloc((size_t)lm_int_dB_exp_count(H, N, TB_DP)), *dBe = malloc((size_t)N);
     uint8_t *h2s = malloc((size_t)P * N / 8), dts[HK_MAX_HG], dAs[HK_MAX_HG];
     int bad_conv = 0, bad_z = 0, bad_dt = 0, bad_ssm = 0, bad_state = 0;
     static hk_wide_s s_xbc, s_z, s_dt, s_yc, s_g;
@@ -343,9 +364,9 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
     for (int step = 0; step < 5; step++) {
         /* conv: xBC at F_ip, pushed in the emitted order B, C, x */
         fill_wide(xbc, C, step < 4 ? 24 : 31);
-        lm_pot_quantize(xq, xs, xbc, C, 8);
+        lm_pot_quantize_dp(xq, xs, xbc, C, 8, TB_DP);
         lm_int_conv_forward(conv_out, gst.conv_q, gst.conv_s, xq, xs, &L->conv);
-        lm_int_lut_quantize(uq, us, conv_out, C, &L->silu_xbc, 8);
+        lm_int_lut_quantize(uq, us, conv_out, C, &L->silu_xbc, 8, TB_DP);
         push_wide(&s_xbc, xbc + di, 2 * GN);
         push_wide(&s_xbc, xbc, di);
         hk_conv(&s_u8, &s_xbc, kst.conv_q, kst.conv_s, K);
@@ -359,7 +380,7 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
         bad_conv += memcmp(gst.conv_q, kst.conv_q, (size_t)3 * C) != 0 || memcmp(gst.conv_s, kst.conv_s, (size_t)3 * Cg) != 0;
         /* z */
         fill_wide(z, di, 28);
-        lm_int_lut_quantize(zq, zs, z, di, &L->silu_z, 8);
+        lm_int_lut_quantize(zq, zs, z, di, &L->silu_z, 8, TB_DP);
         push_wide(&s_z, z, di);
         hk_zpath(&s_z8, &s_z, K);
         for (int i = 0; i < di / 8; i++) {
@@ -369,8 +390,8 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
         }
         /* dt, dA */
         fill_wide(dt_raw, H, L->F_ip + 4);
-        lm_int_dt(dtq, dts, dt_raw, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H);
-        lm_int_dA(dAq, dAs, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H);
+        lm_int_dt(dtq, dts, dt_raw, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H, TB_DP);
+        lm_int_dA(dAq, dAs, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H, TB_DP);
         push_wide(&s_dt, dt_raw, H);
         hk_dt_unit(&s_hc1, &s_hc2, &s_dt, K);
         for (int h = 0; h < H; h++) {
@@ -381,17 +402,18 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
         /* the SSM on the golden conv/z/dt outputs */
         const int8_t *Bq = uq + di, *Cq = Bq + GN;
         const uint8_t *Bs = us + di / 8, *Cs = Bs + GN / 8;
-        lm_int_dB(dBq, dBs, dtq, dts, L->F_dt, Bq, Bs, L->F_u, L->F_dB, H, G, N);
+        lm_int_dB(dBq, dBs, dtq, dts, L->F_dt, Bq, Bs, L->F_u, L->F_dB, H, G, N, TB_DP);
         const lm_int_head_sites f = {.P = P, .N = N, .F_x = L->F_u, .F_dA = L->F_dA, .F_dB = L->F_dB, .F_h = L->F_h,
-                                     .F_C = L->F_u, .F_y = L->F_y};
+                                     .F_C = L->F_u, .F_y = L->F_y, .dp = TB_DP};
         for (int h = 0; h < H; h++) {
             const int g = h / (H / G);
+            lm_int_dB_exps(dBe, dBs, h, H, N, TB_DP);
             lm_int_ssm_head(y + h * P, gst.h_q + (size_t)h * P * N, gst.h_s + (size_t)h * (P / 8) * N, h2q, h2s, hw,
-                            dAq[h], dAs[h / 8], dBq + (size_t)h * N, dBs + (size_t)h * (N / 8), uq + h * P, us + h * P / 8,
+                            dAq[h], dAs[h / 8], dBq + (size_t)h * N, dBe, uq + h * P, us + h * P / 8,
                             Cq + g * N, Cs + g * N / 8, L->D_q[h], L->D_e[h / 8], &f);
         }
-        lm_pot_quantize(yq, ys, y, di, 8);
-        lm_int_gate(gate, yq, ys, L->F_y, zq, zs, L->F_zs, L->F_g, di);
+        lm_pot_quantize_dp(yq, ys, y, di, 8, TB_DP);
+        lm_int_gate(gate, yq, ys, L->F_y, zq, zs, L->F_zs, L->F_g, di, TB_DP);
         hk_state_reader(&s_st_in, kst.h_q, kst.h_s, K);
         hk_ssm_dbx(&s_dbx, &s_xf, &s_cf, &s_u8, &s_hc1, K);
         hk_ssm_update(&s_st_out, &s_h2, &s_dbx, &s_st_in, &s_hc2, K);
@@ -407,7 +429,7 @@ static void test_ssm_units(int D, int H, int P, int N, int G) {
     CHECK(bad_ssm == 0, "SSMU stages (H %d P %d N %d G %d): %d mismatches in the gated output", H, P, N, G, bad_ssm);
     CHECK(bad_state == 0, "SSMU state: %d steps differ", bad_state);
     free(xbc); free(conv_out); free(z); free(dt_raw); free(y); free(gate); free(hw); free(xq); free(uq); free(zq);
-    free(yq); free(dBq); free(h2q); free(xs); free(us); free(zs); free(ys); free(dBs); free(h2s);
+    free(yq); free(dBq); free(h2q); free(xs); free(us); free(zs); free(ys); free(dBs); free(dBe); free(h2s);
     lm_int_state_free(&gst); lm_int_state_free(&kst);
     free(K);
     tb_layer_free(&b);
@@ -458,7 +480,7 @@ static void run_stack(const char *what, const lm_int_layer *const *layers, int n
     int32_t *ug = malloc(sizeof(int32_t) * D), *uk = malloc(sizeof(int32_t) * D);
     int bad_u = 0, bad_state = 0, moved = 0, rc_bad = 0;
     for (int t = 0; t < tokens; t++) {
-        lm_int_residual_from_f32(ug, x + (size_t)t * D, D);
+        lm_int_residual_from_f32(ug, x + (size_t)t * D, D, TB_DP);
         memcpy(uk, ug, sizeof(int32_t) * D);
         for (int l = 0; l < n_layers; l++) {
             tb_stack_layer *s = &S[l];
@@ -536,6 +558,7 @@ static void float_model_token(float *u, const lm_model *m, lm_int_calib *cal, fl
     float *g = malloc(sizeof(float) * di), *delta = malloc(sizeof(float) * D);
     for (int l = 0; l < c->n_layer; l++) {
         const lm_layer *Lf = &m->layers[l];
+        if (cal) lm_int_calib_norm_input(&cal[l], u, D);
         rms_f(t, u, Lf->norm, D, c->eps);
         matvec_f(zx, Lf->in_proj.w, t, E, D);
         lm_int_calib_mixer(cal ? &cal[l] : NULL, v, conv_state + (size_t)l * (c->d_conv - 1) * C,
@@ -585,7 +608,7 @@ static void test_model_tiny(void) {
         CHECK_OK(lm_quantize_rtn(&qin[l], Lf->in_proj.w, E, D, 4, NULL));
         CHECK_OK(lm_quantize_rtn(&qout[l], Lf->out_proj.w, D, di, 4, NULL));
         CHECK_OK(lm_int_layer_build(&L[l], Lf->norm, Lf->conv_w, Lf->conv_b, Lf->dt_bias, Lf->A, Lf->D, Lf->gnorm,
-                                    &qin[l].view, &qout[l].view, c, &cal[l], 4));
+                                    &qin[l].view, &qout[l].view, c, &cal[l], 4, TB_DP));
         layers[l] = &L[l];
     }
     float *x = malloc(sizeof(float) * D * tokens);
@@ -637,6 +660,7 @@ static void test_model_tiny_lightmamba(void) {
         q.method = LM_QUANT_LIGHTMAMBA;
         q.wbits = q.abits = 4;
         q.ssm_mode = LM_SSM_POT8;
+        q.datapath = TB_DP;
         q.calib_samples = 4;
         q.calib_len = 64;
         CHECK_OK(lm_quantize(src, &q, NULL, 1, lmq, NULL, NULL));

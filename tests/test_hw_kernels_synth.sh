@@ -57,16 +57,19 @@ for f in "${srcs[@]}"; do
     [ -z "$out" ] || err "$out"
 done
 
-# 3. compile: C11 warning-free, no VLA, stack usage static; call graph acyclic (no recursion)
+# 3. compile: C11 warning-free, no VLA, stack usage static; call graph acyclic (no recursion); for
+#    both datapaths (HK_DATAPATH 0: ours, 63: the release's)
+for dp in 63 0; do
 for f in "${ksrc[@]}"; do
     b=$(basename "$f" .c)
     if ! (cd "$tmp" && $cc -std=c11 -O0 -c -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -Wvla -Werror=vla -Werror \
-            -DHK_KEEP_PRAGMAS -fstack-usage -fcallgraph-info -I"$dir" "$f" -o "$b.o" 2> "$b.err"); then
-        err "$b.c does not compile cleanly: $(head -5 "$tmp/$b.err")"
+            -DHK_KEEP_PRAGMAS -DHK_DATAPATH=$dp -fstack-usage -fcallgraph-info -I"$dir" "$f" -o "$b.o" 2> "$b.err"); then
+        err "$b.c (HK_DATAPATH $dp) does not compile cleanly: $(head -5 "$tmp/$b.err")"
         continue
     fi
     dyn=$(grep -E 'dynamic$' "$tmp/$b.su" || true)     # "dynamic,bounded" is -O0 argument copying
-    [ -z "$dyn" ] || err "$b.c: unbounded stack allocation: $dyn"
+    [ -z "$dyn" ] || err "$b.c (HK_DATAPATH $dp): unbounded stack allocation: $dyn"
+done
 done
 # call graph edges "caller callee" from the .ci files (VCG), self loops included; tsort reports cycles
 grep -h 'edge:' "$tmp"/hk_*.ci 2>/dev/null | sed -E 's/.*sourcename: "([^"]+)".*targetname: "([^"]+)".*/\1 \2/' \
@@ -96,9 +99,11 @@ public:
 };
 }
 H
-    for f in "${ksrc[@]}"; do
-        ${CXX:-c++} -std=c++14 -fsyntax-only -x c++ -D__SYNTHESIS__ -Wall -Wno-unknown-pragmas -Wno-unused-function -Werror \
-            -I"$tmp/hls" -I"$dir" "$f" 2> "$tmp/cxx.err" || err "$(basename "$f") is not valid C++ for the HLS front end: $(head -5 "$tmp/cxx.err")"
+    for dp in 0 63; do
+        for f in "${ksrc[@]}"; do
+            ${CXX:-c++} -std=c++14 -fsyntax-only -x c++ -D__SYNTHESIS__ -DHK_DATAPATH=$dp -Wall -Wno-unknown-pragmas -Wno-unused-function -Werror \
+                -I"$tmp/hls" -I"$dir" "$f" 2> "$tmp/cxx.err" || err "$(basename "$f") (HK_DATAPATH $dp) is not valid C++ for the HLS front end: $(head -5 "$tmp/cxx.err")"
+        done
     done
 else
     echo "note: no C++ compiler, C++ front-end check skipped"

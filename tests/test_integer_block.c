@@ -99,7 +99,7 @@ static double run(int wbits, int abits, int ref_abits, double bound) {
     }
     lm_int_layer L;
     CHECK_OK(lm_int_layer_build(&L, b.norm, b.conv_w, b.conv_b, b.dt_bias, b.A, b.D, b.gnorm, &b.in_q.view,
-                                &b.out_q.view, c, &cal, abits));
+                                &b.out_q.view, c, &cal, abits, 0));
     lm_int_state st, st2;
     lm_int_scratch *ws;
     CHECK_OK(lm_int_state_init(&st, &L));
@@ -114,7 +114,7 @@ static double run(int wbits, int abits, int ref_abits, double bound) {
     for (int t = 0; t < 48; t++) {
         fill(u, D, -1.0, 1.0);
         int32_t ui[64], ui2[64], u0[64];
-        lm_int_residual_from_f32(u0, u, D);
+        lm_int_residual_from_f32(u0, u, D, 0);
         float uq[64];
         lm_int_residual_to_f32(uq, u0, D);                 /* both blocks see the same Q10 input */
         float_block(delta, uq, conv_state, ssm_state, &b, NULL, ref_abits);

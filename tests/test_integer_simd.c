@@ -54,7 +54,7 @@ static void head_alloc(head_case *c, int P, int N) {
     c->P = P; c->N = N;
     const size_t PN = (size_t)P * N;
     c->h_q = calloc(PN, 1); c->h2_q = calloc(PN, 1); c->h_s = calloc(PN / 8, 1); c->h2_s = calloc(PN / 8, 1);
-    c->dB_q = calloc((size_t)N, 1); c->dB_s = calloc((size_t)N / 8, 1); c->C_q = calloc((size_t)N, 1);
+    c->dB_q = calloc((size_t)N, 1); c->dB_s = calloc((size_t)N, 1); c->C_q = calloc((size_t)N, 1);
     c->C_s = calloc((size_t)N / 8, 1); c->x_q = calloc((size_t)P, 1); c->x_s = calloc((size_t)P / 8, 1);
     c->hw = calloc(PN, sizeof *c->hw); c->y = calloc((size_t)P, sizeof *c->y);
 }
@@ -69,13 +69,15 @@ static void head_copy_inputs(head_case *dst, const head_case *src) {
     const int P = src->P, N = src->N;
     memcpy(dst->h_q, src->h_q, (size_t)P * N);
     memcpy(dst->h_s, src->h_s, (size_t)P * N / 8);
-    memcpy(dst->dB_q, src->dB_q, (size_t)N); memcpy(dst->dB_s, src->dB_s, (size_t)N / 8);
+    memcpy(dst->dB_q, src->dB_q, (size_t)N); memcpy(dst->dB_s, src->dB_s, (size_t)N);
     memcpy(dst->x_q, src->x_q, (size_t)P); memcpy(dst->x_s, src->x_s, (size_t)P / 8);
     memcpy(dst->C_q, src->C_q, (size_t)N); memcpy(dst->C_s, src->C_s, (size_t)N / 8);
     dst->f = src->f; dst->dA_q = src->dA_q; dst->dA_s = src->dA_s; dst->qD = src->qD; dst->eD = src->eD;
 }
 
-/* New operands for one step (mode: see fill_i8). */
+/* New operands for one step (mode: see fill_i8). The datapath: ours or the release's (floored
+ * shifts, the release's quantizer rule), drawn per step; dB's exponents one per state (either
+ * grouping reaches the step as that). */
 static void head_draw(head_case *c, int mode) {
     const int P = c->P, N = c->N;
     if (mode == MODEL)
@@ -85,7 +87,8 @@ static void head_draw(head_case *c, int mode) {
         c->f = (lm_int_head_sites){.P = P, .N = N, .F_x = rng_int(-8, 30), .F_dA = rng_int(-8, 30),
                                    .F_dB = rng_int(-8, 30), .F_h = rng_int(-8, 30), .F_C = rng_int(-8, 30),
                                    .F_y = rng_int(-8, 30)};
-    fill_i8(c->dB_q, N, mode); fill_u8(c->dB_s, N / 8, mode);
+    c->f.dp = rng_int(0, 1) ? LM_DP_RELEASE : 0;
+    fill_i8(c->dB_q, N, mode); fill_u8(c->dB_s, N, mode);
     fill_i8(c->x_q, P, mode); fill_u8(c->x_s, P / 8, mode);
     fill_i8(c->C_q, N, mode); fill_u8(c->C_s, N / 8, mode);
     fill_i8(&c->dA_q, 1, mode); fill_u8(&c->dA_s, 1, mode);

@@ -120,7 +120,7 @@ static double max_slope(lm_lut_fn fn, double lo, double hi) {
 
 static void test_lut_one(lm_lut_fn fn, double lo, double hi, int F_in, int F_out) {
     static lm_lut lut;
-    CHECK_OK(lm_lut_build(&lut, fn, lo, hi, F_in, F_out));
+    CHECK_OK(lm_lut_build(&lut, fn, lo, hi, F_in, F_out, 0));
     const double bin = ldexp(1.0, lut.k - F_in);
     for (int it = 0; it < 20000; it++) {
         double x = rng_uniform(lo, hi);
@@ -159,9 +159,9 @@ static void test_luts(void) {
     test_lut_one(LM_LUT_EXP, -20.0, 0.0, 16, 21);
     test_lut_one(LM_LUT_EXP, -3.0, 0.0, 24, 21);             /* k = 0 at fine input sites */
     static lm_lut lut;
-    CHECK(lm_lut_build(&lut, LM_LUT_SILU, 1.0, 1.0, 10, 10) == LM_ERR_ARG, "empty window refused");
-    CHECK(lm_lut_build(&lut, LM_LUT_EXP, -1e9, 0.0, 20, 10) == LM_ERR_ARG, "window beyond 32 bits refused");
-    CHECK(lm_lut_build(&lut, LM_LUT_SILU, -8, 8, 10, 40) == LM_ERR_ARG, "bad site refused");
+    CHECK(lm_lut_build(&lut, LM_LUT_SILU, 1.0, 1.0, 10, 10, 0) == LM_ERR_ARG, "empty window refused");
+    CHECK(lm_lut_build(&lut, LM_LUT_EXP, -1e9, 0.0, 20, 10, 0) == LM_ERR_ARG, "window beyond 32 bits refused");
+    CHECK(lm_lut_build(&lut, LM_LUT_SILU, -8, 8, 10, 40, 0) == LM_ERR_ARG, "bad site refused");
 }
 
 /* ---------------------------------------------------------------------------- RMSNorm */
@@ -257,8 +257,8 @@ static void test_dt_dA_dB(void) {
     enum { H = 12, G = 1, N = 32 };
     static lm_lut softplus, expl;
     const int F_ip = 16, F_dt = 20, F_dtA = 16, F_dA = 21, F_B = 18, F_dB = 22;
-    CHECK_OK(lm_lut_build(&softplus, LM_LUT_SOFTPLUS, -12, 8, F_ip, F_dt));
-    CHECK_OK(lm_lut_build(&expl, LM_LUT_EXP, -20, 0, F_dtA, F_dA));
+    CHECK_OK(lm_lut_build(&softplus, LM_LUT_SOFTPLUS, -12, 8, F_ip, F_dt, 0));
+    CHECK_OK(lm_lut_build(&expl, LM_LUT_EXP, -20, 0, F_dtA, F_dA, 0));
     float dt_bias[H], A[H];
     int16_t bq[H], Aq[H]; int8_t be[2], Ae[2];
     for (int h = 0; h < H; h++) {
@@ -271,7 +271,7 @@ static void test_dt_dA_dB(void) {
         int32_t dt_raw[H];
         for (int h = 0; h < H; h++) dt_raw[h] = (int32_t)(rng_uniform(-3, 3) * 65536);
         int8_t dtq[H], dAq[H], Bq[G * N], dBq[H * N]; uint8_t dts[2], dAs[2], Bs[G * N / 8], dBs[H * N / 8];
-        lm_int_dt(dtq, dts, dt_raw, bq, be, 0, INT32_MAX, &softplus, H);
+        lm_int_dt(dtq, dts, dt_raw, bq, be, 0, INT32_MAX, &softplus, H, 0);
         for (int h = 0; h < H; h++) {
             double xin = ldexp(dt_raw[h], -F_ip) + ldexp(bq[h], be[h / 8]);
             double ref = log1p(exp(xin)), got = deq(dtq, dts, h, F_dt);
@@ -279,7 +279,7 @@ static void test_dt_dA_dB(void) {
             double bound = 0.5 * ldexp(1.0, softplus.k - F_ip) + ldexp(0.5, softplus.shift[31] - F_dt) + pot_err(dtq[h], dts[h / 8], F_dt) + ldexp(0.5, -F_ip);
             CHECK(fabs(got - ref) <= bound, "dt error %g > %g", fabs(got - ref), bound);
         }
-        lm_int_dA(dAq, dAs, dtq, dts, F_dt, Aq, Ae, &expl, H);
+        lm_int_dA(dAq, dAs, dtq, dts, F_dt, Aq, Ae, &expl, H, 0);
         for (int h = 0; h < H; h++) {
             double xin = deq(dtq, dts, h, F_dt) * ldexp(Aq[h], Ae[h / 8]);
             double ref = exp(xin), got = deq(dAq, dAs, h, F_dA);
@@ -289,7 +289,7 @@ static void test_dt_dA_dB(void) {
             CHECK(fabs(got - ref) <= bound, "dA error %g > %g (x %g)", fabs(got - ref), bound, xin);
         }
         random_pot(Bq, Bs, G * N, 8);
-        lm_int_dB(dBq, dBs, dtq, dts, F_dt, Bq, Bs, F_B, F_dB, H, G, N);
+        lm_int_dB(dBq, dBs, dtq, dts, F_dt, Bq, Bs, F_B, F_dB, H, G, N, 0);
         for (int h = 0; h < H; h++)
             for (int n = 0; n < N; n++) {
                 double ref = deq(dtq, dts, h, F_dt) * deq(Bq, Bs, n, F_B), got = deq(dBq + h * N, dBs + h * N / 8, n, F_dB);
@@ -303,7 +303,7 @@ static void test_ssm_head(void) {
     enum { P = 16, N = 32 };
     const lm_int_head_sites f = {.P = P, .N = N, .F_x = 18, .F_dA = 21, .F_dB = 24, .F_h = 20, .F_C = 18, .F_y = 19};
     int8_t h_q[P * N], h2_q[P * N], dB_q[N], x_q[P], C_q[N], h_old[P * N];
-    uint8_t h_s[P / 8 * N], h2_s[P * N / 8], dB_s[N / 8], x_s[P / 8], C_s[N / 8], hs_old[P / 8 * N];
+    uint8_t h_s[P / 8 * N], h2_s[P * N / 8], dB_s[N / 8], dB_e[N], x_s[P / 8], C_s[N / 8], hs_old[P / 8 * N];
     int32_t hw[P * N], y[P];
     for (int it = 0; it < 300; it++) {
         random_pot(h_q, h_s, P * N, 10);
@@ -313,7 +313,8 @@ static void test_ssm_head(void) {
         int8_t dA_q = (int8_t)rng_int(0, 127); uint8_t dA_s = (uint8_t)rng_int(12, 14);
         int16_t Dq = (int16_t)rng_int(-127, 127); int eD = rng_int(-9, -5);
         memcpy(h_old, h_q, sizeof h_q); memcpy(hs_old, h_s, sizeof h_s);
-        lm_int_ssm_head(y, h_q, h_s, h2_q, h2_s, hw, dA_q, dA_s, dB_q, dB_s, x_q, x_s, C_q, C_s, Dq, eD, &f);
+        lm_int_dB_exps(dB_e, dB_s, 0, 1, N, 0);   /* one head: its exponent per state */
+        lm_int_ssm_head(y, h_q, h_s, h2_q, h2_s, hw, dA_q, dA_s, dB_q, dB_e, x_q, x_s, C_q, C_s, Dq, eD, &f);
         for (int p = 0; p < P; p++) {
             double yC = 0.0;
             for (int n = 0; n < N; n++) {
@@ -336,7 +337,7 @@ static void test_ssm_head(void) {
     /* gate */
     int8_t qy[16], qz[16]; uint8_t sy[2], sz[2]; int32_t g[16];
     random_pot(qy, sy, 16, 15); random_pot(qz, sz, 16, 15);
-    lm_int_gate(g, qy, sy, 20, qz, sz, 22, 18, 16);
+    lm_int_gate(g, qy, sy, 20, qz, sz, 22, 18, 16, 0);
     for (int i = 0; i < 16; i++) {
         double ref = deq(qy, sy, i, 20) * deq(qz, sz, i, 22);
         CHECK(fabs(ldexp((double)g[i], -18) - ref) <= ldexp(0.5, -18), "gate error");
@@ -346,7 +347,7 @@ static void test_ssm_head(void) {
 static void test_residual_and_linear(void) {
     float x[4] = {1.0f, -0.00048828125f, 3.14159f, -1e9f};
     int32_t u[4], d[4] = {1, -1, 1024, -5};
-    lm_int_residual_from_f32(u, x, 4);
+    lm_int_residual_from_f32(u, x, 4, 0);
     CHECK(u[0] == 1024 && u[1] == 0 && u[2] == 3217 && u[3] == -INT32_MAX, "Q10: %d %d %d %d", u[0], u[1], u[2], u[3]);
     lm_int_residual_add(u, d, 4);
     CHECK(u[0] == 1025 && u[1] == -1 && u[2] == 4241 && u[3] == -INT32_MAX, "residual add saturates");

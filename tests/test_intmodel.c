@@ -4,6 +4,7 @@
  *   - the session's batched, threaded, SIMD forward == the scalar golden model (lm_int_block_forward) per token;
  *   - the model file round-trips byte for byte; damaged integer parameters are refused;
  *   - the vectors dump reproduces: the golden units re-run on the dumped inputs give the dumped outputs.
+ * Each for our datapath and for the authors' released one (--datapath release, format version 2).
  * Quantized here with a small calibration (4 samples of 64 tokens) so the test stays quick. */
 #include <json-c/json.h>
 #include <math.h>
@@ -28,12 +29,14 @@ static void ids_fill(int32_t *ids, int n, int vocab) {
     for (int i = 0; i < n; i++) ids[i] = (int32_t)(((uint64_t)i * 7919u + 13u) % (uint64_t)(vocab - 1000));
 }
 
-static lm_model *quantize_load(const lm_model *src, lm_quant_method method, int wbits, int abits, const char *path) {
+static lm_model *quantize_load(const lm_model *src, lm_quant_method method, int wbits, int abits, int dp,
+                               const char *path) {
     lm_quant_settings q = lm_quant_defaults();
     q.method = method;
     q.wbits = wbits;
     q.abits = abits;
     q.ssm_mode = LM_SSM_POT8;
+    q.datapath = dp;
     q.calib_samples = 4;
     q.calib_len = 64;
     CHECK_OK(lm_quantize(src, &q, NULL, 2, path, NULL, NULL));
@@ -133,7 +136,7 @@ static void test_golden(const lm_model *m, const char *what) {
     int bad = 0;
     for (int t = 0; s && ws && t < 70; t++) {
         embedding_forward(golden, m, &ids[t], 1); /* the token's embedding row, then the golden step */
-        lm_int_residual_from_f32(u, golden, D);
+        lm_int_residual_from_f32(u, golden, D, m->int_layers[0].dp);
         CHECK_OK(lm_simd_level_set(LM_SIMD_SCALAR));   /* the golden code alone */
         for (int l = 0; l < nl; l++) lm_int_block_forward(u, &st[l], &m->int_layers[l], ws);
         CHECK_OK(lm_simd_level_set(best));
@@ -223,6 +226,16 @@ static void test_file(lm_model *m, const char *path) {
     L->exp.shift[5] = 16;
     expect_refused(m, tok, tok_len, p3, "lut.shift");
     *L = keep;
+    if (L->gnorm_rsqrt8) {   /* the release's norm tables: thresholds must increase */
+        lm_rsqrt8 t = *L->gnorm_rsqrt8;
+        t.alpha[3] = t.alpha[2];
+        L->gnorm_rsqrt8 = &t;
+        expect_refused(m, tok, tok_len, p3, "rsqrt8");
+        *L = keep;
+        m->quant.datapath = 64;   /* a flag this build does not know */
+        expect_refused(m, tok, tok_len, p3, "datapath flags");
+        m->quant.datapath = keep.dp;
+    }
     free(g);
     free(tok);
     printf("pot8 model file: round-trips byte for byte; corruption and bad parameters refused\n");
@@ -298,7 +311,7 @@ static void test_vectors(const lm_model *m, int layer) {
     SAME(w1, norm_out, sizeof(int32_t) * D, "norm");
     int8_t *iq = vec(&mf, "in_quant.out.q", 1);
     uint8_t *is = vec(&mf, "in_quant.out.s", 1);
-    lm_pot_quantize(q, s, norm_out, D, ab);
+    lm_pot_quantize_dp(q, s, norm_out, D, ab, L->dp);
     SAME(q, iq, D, "in_quant (q)");
     SAME(s, is, D / 8, "in_quant (s)");
     int8_t *qa = vec(&mf, "in_pack.out.qa", 1);
@@ -309,12 +322,12 @@ static void test_vectors(const lm_model *m, int layer) {
     SAME(s, sa, D / 8, "in_pack (sa)");
     CHECK(eb == *deb, "vectors: in_pack eb %d, dumped %d", eb, *deb);
     int32_t *zx = vec(&mf, "in_proj.out", 4);
-    lm_int_linear_fixed(w1, qa, sa, *deb, L->in_proj, L->F_ip);
+    lm_int_linear_fixed(w1, qa, sa, *deb, L->in_proj, L->F_ip, L->dp);
     SAME(w1, zx, sizeof(int32_t) * E, "in_proj");
     /* xBC quant -> conv -> SiLU; SiLU(z); dt; dA; dB */
     int8_t *xq = vec(&mf, "xbc_quant.out.q", 1);
     uint8_t *xs = vec(&mf, "xbc_quant.out.s", 1);
-    lm_pot_quantize(q, s, zx + di, C, 8);
+    lm_pot_quantize_dp(q, s, zx + di, C, 8, L->dp);
     SAME(q, xq, C, "xbc_quant (q)");
     SAME(s, xs, C / 8, "xbc_quant (s)");
     int8_t *csq = vec(&mf, "conv.state_in.q", 1), *coq = vec(&mf, "conv.state_out.q", 1);
@@ -327,29 +340,29 @@ static void test_vectors(const lm_model *m, int layer) {
     lm_int_token tok;
     tok.u_q = vec(&mf, "silu_xbc.out.q", 1);
     tok.u_s = vec(&mf, "silu_xbc.out.s", 1);
-    lm_int_lut_quantize(q, s, conv_out, C, &L->silu_xbc, 8);
+    lm_int_lut_quantize(q, s, conv_out, C, &L->silu_xbc, 8, L->dp);
     SAME(q, tok.u_q, C, "silu_xbc (q)");
     SAME(s, tok.u_s, C / 8, "silu_xbc (s)");
     tok.z_q = vec(&mf, "silu_z.out.q", 1);
     tok.z_s = vec(&mf, "silu_z.out.s", 1);
-    lm_int_lut_quantize(q, s, zx, di, &L->silu_z, 8);
+    lm_int_lut_quantize(q, s, zx, di, &L->silu_z, 8, L->dp);
     SAME(q, tok.z_q, di, "silu_z (q)");
     SAME(s, tok.z_s, di / 8, "silu_z (s)");
     int8_t *dtq = vec(&mf, "dt.out.q", 1);
     uint8_t *dts = vec(&mf, "dt.out.s", 1);
-    lm_int_dt(q, s, zx + di + C, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H);
+    lm_int_dt(q, s, zx + di + C, L->dt_bq, L->dt_be, L->dt_lo, L->dt_hi, &L->softplus, H, L->dp);
     SAME(q, dtq, H, "dt (q)");
     SAME(s, dts, Hg, "dt (s)");
     tok.dA_q = vec(&mf, "dA.out.q", 1);
     tok.dA_s = vec(&mf, "dA.out.s", 1);
-    lm_int_dA(q, s, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H);
+    lm_int_dA(q, s, dtq, dts, L->F_dt, L->A_q, L->A_e, &L->exp, H, L->dp);
     SAME(q, tok.dA_q, H, "dA (q)");
     SAME(s, tok.dA_s, Hg, "dA (s)");
     tok.dB_q = vec(&mf, "dB.out.q", 1);
     tok.dB_s = vec(&mf, "dB.out.s", 1);
-    lm_int_dB(q2, s2, dtq, dts, L->F_dt, tok.u_q + di, tok.u_s + di / 8, L->F_u, L->F_dB, H, L->G, N);
+    lm_int_dB(q2, s2, dtq, dts, L->F_dt, tok.u_q + di, tok.u_s + di / 8, L->F_u, L->F_dB, H, L->G, N, L->dp);
     SAME(q2, tok.dB_q, (size_t)H * N, "dB (q)");
-    SAME(s2, tok.dB_s, (size_t)H * N / 8, "dB (s)");
+    SAME(s2, tok.dB_s, (size_t)lm_int_dB_exp_count(H, N, L->dp), "dB (s)");
     /* the state step */
     lm_int_state st = {NULL, NULL, vec(&mf, "ssm.state_in.q", 1), vec(&mf, "ssm.state_in.s", 1)};
     int8_t *hoq = vec(&mf, "ssm.state_out.q", 1);
@@ -362,11 +375,11 @@ static void test_vectors(const lm_model *m, int layer) {
     /* y quant -> gate -> gated norm -> Hadamard -> out_quant -> out_pack -> out_proj -> residual */
     int8_t *yq = vec(&mf, "y_quant.out.q", 1);
     uint8_t *ys = vec(&mf, "y_quant.out.s", 1);
-    lm_pot_quantize(q, s, y, di, 8);
+    lm_pot_quantize_dp(q, s, y, di, 8, L->dp);
     SAME(q, yq, di, "y_quant (q)");
     SAME(s, ys, di / 8, "y_quant (s)");
     int32_t *gate = vec(&mf, "gate.out", 4), *gn = vec(&mf, "gnorm.out", 4);
-    lm_int_gate(w1, yq, ys, L->F_y, tok.z_q, tok.z_s, L->F_zs, L->F_g, di);
+    lm_int_gate(w1, yq, ys, L->F_y, tok.z_q, tok.z_s, L->F_zs, L->F_g, di, L->dp);
     SAME(w1, gate, sizeof(int32_t) * di, "gate");
     lm_int_rmsnorm(w1, gate, &L->gnorm);
     SAME(w1, gn, sizeof(int32_t) * di, "gnorm");
@@ -385,13 +398,13 @@ static void test_vectors(const lm_model *m, int layer) {
     int8_t *oq = vec(&mf, "out_quant.out.q", 1), *oqa = vec(&mf, "out_pack.out.qa", 1);
     uint8_t *os = vec(&mf, "out_quant.out.s", 1), *osa = vec(&mf, "out_pack.out.sa", 1);
     int32_t *oeb = vec(&mf, "out_pack.out.eb", 4), *op = vec(&mf, "out_proj.out", 4), *res = vec(&mf, "residual.out", 4);
-    lm_pot_quantize(q, s, xo, di, ab);
+    lm_pot_quantize_dp(q, s, xo, di, ab, L->dp);
     SAME(q, oq, di, "out_quant (q)");
     SAME(s, os, di / 8, "out_quant (s)");
     lm_int_act_pack(q, s, &eb, oq, os, Fo, di, ab);
     SAME(q, oqa, di, "out_pack (qa)");
     CHECK(eb == *oeb, "vectors: out_pack eb %d, dumped %d", eb, *oeb);
-    lm_int_linear_fixed(w1, oqa, osa, *oeb, L->out_proj, LM_RES_F);
+    lm_int_linear_fixed(w1, oqa, osa, *oeb, L->out_proj, LM_RES_F, L->dp);
     SAME(w1, op, sizeof(int32_t) * D, "out_proj");
     memcpy(w2, norm_in, sizeof(int32_t) * D);
     lm_int_residual_add(w2, op, D);
@@ -465,15 +478,26 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
-    char model_dir[1024], p44[300], p88[300];
+    char model_dir[1024], p44[300], p88[300], prel[300];
     snprintf(model_dir, sizeof model_dir, "%s/models/mamba2-tiny", test_root());
     snprintf(p44, sizeof p44, "%s/lm44.lmq", tmpdir);
     snprintf(p88, sizeof p88, "%s/rtn88.lmq", tmpdir);
+    snprintf(prel, sizeof prel, "%s/release.lmq", tmpdir);
     lm_model *src = NULL;
     CHECK_OK(lm_model_init(&src, model_dir));
     if (!src) return test_finish();
-    lm_model *m44 = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, p44);   /* rotated: the online Hadamard */
-    lm_model *m88 = quantize_load(src, LM_QUANT_RTN, 8, 8, p88);          /* no rotation */
+    lm_model *m44 = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, 0, p44);   /* rotated: the online Hadamard */
+    lm_model *m88 = quantize_load(src, LM_QUANT_RTN, 8, 8, 0, p88);          /* no rotation */
+    lm_model *mrel = quantize_load(src, LM_QUANT_LIGHTMAMBA, 4, 4, LM_DP_RELEASE, prel);
+    if (mrel) {
+        CHECK(mrel->int_layers && mrel->int_layers[0].dp == LM_DP_RELEASE && mrel->int_layers[0].norm.rsqrt8,
+              "release pot8: the datapath did not survive the file");
+        test_determinism(mrel, "LightMamba* W4A4, release datapath");
+        test_golden(mrel, "LightMamba* W4A4, release datapath");
+        test_vectors(mrel, 2);
+        test_file(mrel, prel);
+    }
+    lm_model_free(mrel);
     if (m44 && m88) {
         CHECK(m44->int_layers && m44->int_layers[0].rot_m > 0, "lightmamba pot8: no online Hadamard");
         CHECK(m88->int_layers && m88->int_layers[0].rot_m == 0, "rtn pot8: unexpected rotation");

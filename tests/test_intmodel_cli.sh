@@ -1,8 +1,9 @@
 # LightMamba* through the CLI on the bundled tiny model: quantize --ssm pot8 (W4A4 LightMamba and
 # the float-SSM LightMamba W4A4 beside it, the same calibration), perplexity of the integer model
 # within 10 % of the float-SSM one on a WikiText-2 prefix, generate identical over thread
-# counts, vectors writes a manifest and its files; bad --ssm and vectors arguments are refused
-# with one error line, a non-zero exit and no output left behind.
+# counts, vectors writes a manifest and its files; the release datapath (--datapath release) the
+# same way, its manifest naming it; bad --ssm, --datapath and vectors arguments are refused with
+# one error line, a non-zero exit and no output left behind.
 set -euo pipefail
 : "${LM_BIN:?}" "${LM_ROOT:?}"
 tmp=$(mktemp -d)
@@ -40,6 +41,17 @@ n_listed=$(grep -c '"file"' "$tmp/vec/manifest.json")
 [ "$n_files" -eq "$n_listed" ] || fail "vectors: $n_files files, $n_listed listed"
 ls "$tmp" | grep -q "vec.tmp" && fail "vectors left its temporary directory"
 
+"$LM_BIN" quantize -m "$model" -o "$tmp/rel.lmq" --ssm pot8 --datapath release "${calib[@]}" 2> /dev/null > "$tmp/out.txt"
+grep -q "ssm pot8 datapath release" "$tmp/out.txt" || fail "no release summary: $(cat "$tmp/out.txt")"
+r=$(ppl "$tmp/rel.lmq")
+echo "ppl on $bytes bytes: LightMamba* W4A4, release datapath $r"
+awk -v r="$r" -v s="$s" 'BEGIN { exit !(r > 0 && r < s * 2) }' || fail "release ppl $r is not a working model (ours $s)"
+"$LM_BIN" vectors -m "$tmp/rel.lmq" -p "The history of the city" -o "$tmp/vrel" --layer 0 > /dev/null
+grep -q '"datapath": "release"' "$tmp/vrel/manifest.json" || fail "vectors: the manifest does not name the release datapath"
+grep -q '"contract": "docs/release-datapath.md"' "$tmp/vrel/manifest.json" || fail "vectors: wrong contract"
+grep -q '"name": "param.gnorm.rsqrt8.value", "dtype": "uint8", "shape": \[8, 512\]' "$tmp/vrel/manifest.json" ||
+    fail "vectors: no release norm tables"
+
 # Bad input: one error line, non-zero exit, nothing left behind.
 expect_error() {
     local want="$1"; shift
@@ -49,6 +61,9 @@ expect_error() {
     [ ! -e "$tmp/bad" ] || fail "output left behind by: $*"
 }
 expect_error "unknown --ssm 'int4'" quantize -m "$model" -o "$tmp/bad" --ssm int4
+expect_error "datapath needs --ssm pot8" quantize -m "$model" -o "$tmp/bad" --datapath release
+expect_error "datapath 'fast'" quantize -m "$model" -o "$tmp/bad" --ssm pot8 --datapath fast
+expect_error "no 8-bit linear inputs" quantize -m "$model" -o "$tmp/bad" --ssm pot8 --datapath release --wbits 8 --abits 8
 expect_error "layer 4 is out of range" vectors -m "$tmp/star.lmq" -p "Hello" -o "$tmp/bad" --layer 4
 expect_error "not an integer model" vectors -m "$tmp/lm.lmq" -p "Hello" -o "$tmp/bad"
 expect_error "already exists" vectors -m "$tmp/star.lmq" -p "Hello" -o "$tmp/vec"

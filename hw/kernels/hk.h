@@ -31,12 +31,20 @@
 #define HK_RES_F 10              /* residual stream: Q10 */
 #define HK_RSQRT_TABLES 8
 #define HK_RSQRT_ENTRIES 512
+#define HK_NORM8_TRUNC1 12       /* the release's norm: ((x R) >> 12) gamma >> 8 */
+#define HK_NORM8_TRUNC2 8
 
 /* ---- static parameters of one layer (on-chip ROM/BRAM, loaded per layer) ---- */
 typedef struct {
     int n, group, F_in, F_out, e_gamma;
     uint64_t eps_term;
     int16_t gq[HK_MAX_NORM];     /* 13-bit gamma */
+#if HK_DATAPATH & HK_DP_NORM8
+    /* the release's rsqrt tables (Rmsnorm1/2): table t for raw sums >= alpha[t] */
+    int64_t alpha[HK_RSQRT_TABLES];
+    uint8_t ld[HK_RSQRT_TABLES], off[HK_RSQRT_TABLES];
+    uint8_t r8[HK_RSQRT_TABLES * HK_RSQRT_ENTRIES];
+#endif
 } hk_norm;
 
 typedef struct {

@@ -6,6 +6,21 @@
 #ifndef HK_CONFIG_H
 #define HK_CONFIG_H
 
+/* ---- the datapath ----
+ * HK_DATAPATH: 0 ours (docs/integer-datapath.md), or the release's choices (docs/release-datapath.md;
+ * the flags' values are lightmamba.h's LM_DP_*, the testbench checks they agree): HK_DP_RELEASE
+ * gives the authors' released golden model. A compile-time constant, so each unit keeps one form. */
+#define HK_DP_TRUNC 1          /* rescales floor; the conv sums exactly and floors once */
+#define HK_DP_QRULE 2          /* group quantizer: bitlength(max - 1), q in [-2^(b-1), 2^(b-1) - 1] */
+#define HK_DP_LUT8 4           /* int8 LUT entries, no identity tail (the tables' content: the host's) */
+#define HK_DP_NORM8 8          /* RMSNorm by 8 tables of 512 uint8 entries on the raw sum of squares */
+#define HK_DP_DB_HEADS 16      /* dB exponents per 8 heads of each state */
+#define HK_DP_SITES 32         /* fixed points and weight formats (parameters only: no logic changes) */
+#define HK_DP_RELEASE 63
+#ifndef HK_DATAPATH
+#define HK_DATAPATH 0
+#endif
+
 /* ---- parallelism ---- */
 #ifndef HK_CIP
 #define HK_CIP 8            /* MMU input channels per cycle: a multiple of 8 dividing 128 */

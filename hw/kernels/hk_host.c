@@ -50,6 +50,33 @@ static void norm_from_int(hk_norm *k, const lm_int_norm *n) {
     *k = (hk_norm){.n = n->n, .group = n->group, .F_in = n->F_in, .F_out = n->F_out, .e_gamma = n->e_gamma,
                    .eps_term = n->eps_term};
     memcpy(k->gq, n->gq, sizeof(int16_t) * (size_t)n->n);
+#if HK_DATAPATH & HK_DP_NORM8
+    memcpy(k->alpha, n->rsqrt8->alpha, sizeof k->alpha);
+    memcpy(k->ld, n->rsqrt8->ld, sizeof k->ld);
+    memcpy(k->off, n->rsqrt8->off, sizeof k->off);
+    memcpy(k->r8, n->rsqrt8->value, sizeof k->r8);
+#endif
+}
+
+/* The largest spread between the conv's term scales (hk_conv under HK_DP_TRUNC sums them in int64):
+ * the input exponent 0..15 plus each tap's weight exponent, and the bias's. */
+static int conv_scale_spread(const lm_int_layer *L) {
+    int worst = 0;
+    for (int g = 0; g < L->C / 8; g++) {
+        int lo = 1 << 20, hi = -(1 << 20);
+        for (int k = 0; k < L->W; k++) {
+            const int e = L->conv.ew[(size_t)g * L->W + k];
+            lo = e < lo ? e : lo;
+            hi = e + 15 > hi ? e + 15 : hi;
+        }
+        if (L->conv.b) {
+            const int e = L->conv.eb[g] + L->F_ip;
+            lo = e < lo ? e : lo;
+            hi = e > hi ? e : hi;
+        }
+        worst = hi - lo > worst ? hi - lo : worst;
+    }
+    return worst;
 }
 
 static void lut_from_int(hk_lut *k, const lm_lut *l) {
@@ -71,6 +98,12 @@ lm_status hk_layer_from_int(hk_layer *K, const lm_int_layer *L) {
     if (L->in_proj->wbits != L->out_proj->wbits)
         return lm_fail(LM_ERR_UNSUPPORTED, "kernels: in_proj and out_proj must have the same weight bits (%d, %d)",
                        L->in_proj->wbits, L->out_proj->wbits);
+    if (L->dp != HK_DATAPATH)
+        return lm_fail(LM_ERR_UNSUPPORTED, "kernels: compiled for datapath %d (HK_DATAPATH), the layer has %d", HK_DATAPATH,
+                       L->dp);
+    if (HK_DATAPATH & HK_DP_TRUNC && conv_scale_spread(L) > 40)
+        return lm_fail(LM_ERR_UNSUPPORTED, "kernels: the conv's term scales spread over %d bits (40 at most)",
+                       conv_scale_spread(L));
     if (L->rot_m && (L->rot_m > HK_HTU_MAX_BASE || L->d_inner % L->rot_m || !L->rot_Hm))
         return lm_fail(LM_ERR_UNSUPPORTED, "kernels: the HTU has no %d x %d +-1 matrix for d_inner %d (bases 1..%d)",
                        L->rot_m, L->rot_m, L->d_inner, HK_HTU_MAX_BASE);

@@ -141,7 +141,7 @@ void hk_mmu(hk_wide_s *out, const hk_act *a, hk_wbeat_s *wb, hk_wscale_s *wsc, h
         }
         for (int r = 0; r < HK_COP; r++) {
             HK_PRAGMA(HLS pipeline II=1)
-            if (rg * HK_COP + r < O) hk_wide_s_push(out, hk_shift_sat32(acc[r], a->eb + e.e0[r] + F));
+            if (rg * HK_COP + r < O) hk_wide_s_push(out, hk_rescale(acc[r], a->eb + e.e0[r] + F));
         }
     }
 }

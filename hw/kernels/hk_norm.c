@@ -7,6 +7,43 @@
  *   k = max(0, bitlength(max|x|) - 24), S = sum (x >> k)^2 + (eps_term >> 2k)      (uint64)
  *   j = max(0, ceil((bitlength(S) - 12) / 2)), M = S >> 2j (< 4096), R = rsqrt[M]
  *   a = clamp(round(x R 2^-(shift[M>>9] + j + k - 16)), +-2^16), out = round(a gq 2^(e_gamma - 16 + F_out)) */
+#if HK_DATAPATH & HK_DP_NORM8
+/* The release's norm (Rmsnorm1/2::forward): pass 1 buffers the group and sums its squares
+ * (saturating at 2^63 - 1, where the release's 64-bit sum ends), the sum picks a table t (the last
+ * with S >= alpha[t]) and an entry R = r8[t][clamp((S - alpha[t]) >> ld[t], 0, 511)] << off[t];
+ * pass 2: out = ((x R) >> 12) gq >> 8. The host bounds the tables so both products fit int64. */
+void hk_rmsnorm(hk_wide_s *out, hk_wide_s *in, const hk_norm *p, const hk_layer *L) {
+    int32_t buf[HK_MAX_NORM];
+    for (int g0 = 0; g0 < p->n; g0 += p->group) {
+        HK_PRAGMA(HLS loop_tripcount max=HK_MAX_G)
+        uint64_t S = 0;
+        for (int i = 0; i < p->group; i++) {
+            HK_PRAGMA(HLS loop_tripcount max=HK_MAX_NORM)
+            HK_PRAGMA(HLS pipeline II=1)
+            const int32_t x = hk_wide_s_pop(in);
+            const uint64_t sq = (uint64_t)((int64_t)x * x);
+            buf[i] = x;
+            S = S > UINT64_MAX - sq ? UINT64_MAX : S + sq;
+        }
+        const int64_t Ss = S > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)S;
+        int t = 0;
+        for (int i = 0; i < HK_RSQRT_TABLES; i++) {
+            HK_PRAGMA(HLS unroll)
+            if (Ss >= p->alpha[i]) t = i;
+        }
+        int64_t idx = (Ss - p->alpha[t]) >> p->ld[t];
+        idx = idx < 0 ? 0 : idx > HK_RSQRT_ENTRIES - 1 ? HK_RSQRT_ENTRIES - 1 : idx;
+        const int64_t R = (int64_t)p->r8[t * HK_RSQRT_ENTRIES + idx] << p->off[t];
+        for (int i = 0; i < p->group; i++) {
+            HK_PRAGMA(HLS loop_tripcount max=HK_MAX_NORM)
+            HK_PRAGMA(HLS pipeline II=1)
+            const int64_t a = ((int64_t)buf[i] * R) >> HK_NORM8_TRUNC1;
+            hk_wide_s_push(out, hk_sat32((a * p->gq[g0 + i]) >> HK_NORM8_TRUNC2));
+        }
+    }
+    (void)L;
+}
+#else
 void hk_rmsnorm(hk_wide_s *out, hk_wide_s *in, const hk_norm *p, const hk_layer *L) {
     int32_t buf[HK_MAX_NORM];
     for (int g0 = 0; g0 < p->n; g0 += p->group) {
@@ -44,6 +81,7 @@ void hk_rmsnorm(hk_wide_s *out, hk_wide_s *in, const hk_norm *p, const hk_layer 
         }
     }
 }
+#endif
 
 /* The online Hadamard of out_proj's input, out = round((H_m (x) H_p) x 2^rot_L), n = d_inner = m p
  * (entry b p + a: block b, position a), in two units as in the paper: butterflies per block as

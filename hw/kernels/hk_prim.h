@@ -41,22 +41,31 @@ static inline int32_t hk_shift_sat32(int64_t x, int L) {
     return hk_sat32((x >> n) + ((x >> (n - 1)) & 1));
 }
 
+/* The datapath's rescale: sat32(floor(x * 2^L)) under HK_DP_TRUNC (a plain arithmetic shift),
+ * else hk_shift_sat32. */
+static inline int32_t hk_rescale(int64_t x, int L) {
+    if (!(HK_DATAPATH & HK_DP_TRUNC) || L >= 0) return hk_shift_sat32(x, L);
+    return L < -63 ? (x < 0 ? -1 : 0) : hk_sat32(x >> -L);
+}
+
 /* One PoT group of len <= 8 wide values: s = clamp(bitlength(max |X|) - (bits - 1), 0, 15),
- * q = clamp(round_half_up(X / 2^s), +-qmax); entries past len are 0. Returns s. */
+ * q = clamp(round_half_up(X / 2^s), +-qmax); entries past len are 0. Returns s. Under HK_DP_QRULE
+ * bitlength(max |X| - 1) and the clamp [-qmax - 1, qmax] (the release's QUANTIZER::do_quant). */
 static inline uint8_t hk_pot_group(int8_t q[HK_GROUP], const int32_t X[HK_GROUP], int len, int bits) {
-    const int32_t qmax = (1 << (bits - 1)) - 1;
+    const int32_t qmax = (1 << (bits - 1)) - 1, qmin = HK_DATAPATH & HK_DP_QRULE ? -qmax - 1 : -qmax;
     uint32_t m = 0;
     for (int i = 0; i < HK_GROUP; i++) {
         HK_PRAGMA(HLS unroll)
         uint32_t a = X[i] < 0 ? (uint32_t)0 - (uint32_t)X[i] : (uint32_t)X[i];
         if (i < len && a > m) m = a;
     }
+    if (HK_DATAPATH & HK_DP_QRULE && m > 0) m--;
     int s = hk_bitlength(m) - (bits - 1);
     s = s < 0 ? 0 : s > HK_POT_SMAX ? HK_POT_SMAX : s;
     for (int i = 0; i < HK_GROUP; i++) {
         HK_PRAGMA(HLS unroll)
         int32_t v = hk_shift_sat32(X[i], -s);
-        q[i] = (int8_t)(i >= len ? 0 : v > qmax ? qmax : v < -qmax ? -qmax : v);
+        q[i] = (int8_t)(i >= len ? 0 : v > qmax ? qmax : v < qmin ? qmin : v);
     }
     return (uint8_t)s;
 }

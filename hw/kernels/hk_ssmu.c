@@ -30,8 +30,10 @@ void hk_router(hk_wide_s *dt, hk_wide_s *xbc, hk_wide_s *z, hk_wide_s *in, const
 /* Per 8 channels, in arrival order (B, C, then x head by head; natural channel group
  * di/8 + i for the first 2GN/8 groups, i - 2GN/8 after): pot8 of the input at F_ip, then
  *   out[c] = sat32(sum_k round(w[c][k] q_k[c] 2^(s_k + ew[c/8][k] - F_ip + F_conv)) + round(b[c] 2^(eb + F_conv)))
- * over the W-1 state rows (oldest first) and this input, SiLU LUT, pot8. The group's state rows
- * shift by one (oldest out, this input in), in place. */
+ * over the W-1 state rows (oldest first) and this input, SiLU LUT, pot8. Under HK_DP_TRUNC the
+ * terms are summed exactly at the finest of their scales and floored once (the host keeps their
+ * scales within 40 of each other, so int64 holds the sum). The group's state rows shift by one
+ * (oldest out, this input in), in place. */
 void hk_conv(hk_pot8_s *out, hk_wide_s *xbc, int8_t *conv_q, uint8_t *conv_s, const hk_layer *L) {
     const int C = L->C, Cg = C / HK_GROUP, W = L->W, bc_groups = 2 * L->G * L->N / HK_GROUP;
     for (int i = 0; i < Cg; i++) {
@@ -45,16 +47,24 @@ void hk_conv(hk_pot8_s *out, hk_wide_s *xbc, int8_t *conv_q, uint8_t *conv_s, co
         for (int j = 0; j < HK_GROUP; j++) {
             HK_PRAGMA(HLS unroll)
             const int c = g * HK_GROUP + j;
-            int64_t acc = L->conv_bias ? hk_shift_sat32(L->conv_b[c], L->conv_eb[g] + L->F_conv) : 0;
-            for (int k = 0; k < HK_MAX_W; k++) {
+            int32_t t[HK_MAX_W + 1];             /* the taps' products, then the bias */
+            int sc[HK_MAX_W + 1], lo = 127;      /* their scales in output LSBs */
+            for (int k = 0; k < HK_MAX_W + 1; k++) {
                 HK_PRAGMA(HLS unroll)
-                if (k < W) {
-                    const int8_t xq = k < W - 1 ? conv_q[k * C + c] : q[j];
-                    const int xs = k < W - 1 ? conv_s[k * Cg + g] : s;
-                    acc += hk_shift_sat32((int32_t)xq * L->conv_w[c][k], xs + L->conv_ew[g][k] - L->F_ip + L->F_conv);
-                }
+                const int tap = k < W, bias = k == HK_MAX_W && L->conv_bias;
+                const int8_t xq = !tap ? 0 : k < W - 1 ? conv_q[k * C + c] : q[j];
+                const int xs = !tap ? 0 : k < W - 1 ? conv_s[k * Cg + g] : s;
+                t[k] = tap ? (int32_t)xq * L->conv_w[c][k] : bias ? L->conv_b[c] : 0;
+                sc[k] = tap ? xs + L->conv_ew[g][k] - L->F_ip + L->F_conv : L->conv_eb[g] + L->F_conv;
+                if ((tap || bias) && sc[k] < lo) lo = sc[k];
             }
-            v[j] = hk_lut_apply(&L->silu_xbc, hk_sat32(acc));
+            int64_t acc = 0;
+            for (int k = 0; k < HK_MAX_W + 1; k++) {
+                HK_PRAGMA(HLS unroll)
+                if (HK_DATAPATH & HK_DP_TRUNC) acc += (int64_t)t[k] * ((int64_t)1 << (t[k] ? sc[k] - lo : 0));
+                else acc += hk_shift_sat32(t[k], sc[k]);
+            }
+            v[j] = hk_lut_apply(&L->silu_xbc, HK_DATAPATH & HK_DP_TRUNC ? hk_rescale(acc, lo) : hk_sat32(acc));
         }
         for (int k = 0; k < HK_MAX_W - 1; k++) {
             HK_PRAGMA(HLS unroll)
@@ -101,7 +111,7 @@ void hk_dt_unit(hk_headc_s *out_dbx, hk_headc_s *out_upd, hk_wide_s *dt, const h
             if (i < len) {
                 const int h = g0 + i;
                 const int32_t x = hk_sat32((int64_t)hk_wide_s_pop(dt) +
-                                           hk_shift_sat32(L->dt_bq[h], L->dt_be[g] + L->softplus.F_in));
+                                           hk_rescale(L->dt_bq[h], L->dt_be[g] + L->softplus.F_in));
                 const int32_t d = hk_lut_apply(&L->softplus, x);
                 v[i] = d < L->dt_lo ? L->dt_lo : d > L->dt_hi ? L->dt_hi : d;
             }
@@ -109,8 +119,7 @@ void hk_dt_unit(hk_headc_s *out_dbx, hk_headc_s *out_upd, hk_wide_s *dt, const h
         const uint8_t s_dt = hk_pot_group(q_dt, v, len, 8);
         for (int i = 0; i < HK_GROUP; i++) {                 /* lanes past H (q_dt = 0) are ignored */
             const int h = g0 + i < L->H ? g0 + i : L->H - 1;
-            va[i] = hk_lut_apply(&L->exp, hk_shift_sat32((int32_t)q_dt[i] * L->A_q[h],
-                                                          s_dt - L->F_dt + L->A_e[g] + L->exp.F_in));
+            va[i] = hk_lut_apply(&L->exp, hk_rescale((int32_t)q_dt[i] * L->A_q[h], s_dt - L->F_dt + L->A_e[g] + L->exp.F_in));
         }
         const uint8_t s_dA = hk_pot_group(q_dA, va, len, 8);
         for (int i = 0; i < len; i++) {
@@ -167,8 +176,11 @@ void hk_state_writer(int8_t *h_q, uint8_t *h_s, hk_state_s *in, const hk_layer *
     }
 }
 
-/* Stage 1. B (all groups) is kept on chip, C is passed on to stage 3; then per head:
- *   dB[n] = round(q_dt q_B[n] 2^(s_dt + s_B - F_dt - F_u + F_dB))            pot8 per 8 states
+/* Stage 1. B (all groups) is kept on chip, C is passed on to stage 3; then per group of (up to)
+ * 8 heads:
+ *   dB[h][n] = round(q_dt q_B[n] 2^(s_dt + s_B - F_dt - F_u + F_dB))   pot8 per 8 states of a head
+ *                                      (HK_DP_DB_HEADS: per 8 heads of a state, hence the group)
+ * and per head of it
  *   dBx[p][n] = round(q_dB[n] q_x[p] 2^(s_dB + s_x - F_dB - F_u + F_h))       per n_p x p_p tile
  * x_h is passed on to stage 4 (D x). */
 void hk_ssm_dbx(hk_dbx_s *out, hk_pot8_s *x_fwd, hk_pot8_s *c_fwd, hk_pot8_s *xbc, hk_headc_s *dt, const hk_layer *L) {
@@ -187,44 +199,66 @@ void hk_ssm_dbx(hk_dbx_s *out, hk_pot8_s *x_fwd, hk_pot8_s *c_fwd, hk_pot8_s *xb
         HK_PRAGMA(HLS pipeline II=1)
         hk_pot8_s_push(c_fwd, hk_pot8_s_pop(xbc));
     }
-    for (int h = 0; h < L->H; h++) {
-        HK_PRAGMA(HLS loop_tripcount max=HK_MAX_H)
-        const hk_headc hc = hk_headc_s_pop(dt);
-        const int g = h / (L->H / L->G);
-        int8_t dBq[HK_MAX_N], xq[HK_MAX_P];
-        uint8_t dBs[HK_MAX_N / HK_GROUP], xs[HK_MAX_P / HK_GROUP];
+    for (int h0 = 0; h0 < L->H; h0 += HK_GROUP) {
+        HK_PRAGMA(HLS loop_tripcount max=HK_MAX_HG)
+        const int len = L->H - h0 < HK_GROUP ? L->H - h0 : HK_GROUP;
+        hk_headc hc[HK_GROUP];
+        int8_t dBq[HK_GROUP][HK_MAX_N];
+        uint8_t dBs[HK_GROUP][HK_MAX_N];              /* the exponent of each (head, state) */
+        for (int i = 0; i < len; i++) {
+            HK_PRAGMA(HLS loop_tripcount max=8)
+            hc[i] = hk_headc_s_pop(dt);
+        }
         for (int ng = 0; ng < N / HK_GROUP; ng++) {
             HK_PRAGMA(HLS loop_tripcount max=HK_MAX_N/8)
             HK_PRAGMA(HLS pipeline II=1)
-            const int sh = hc.s_dt + Bs[(g * N) / HK_GROUP + ng] - L->F_dt - L->F_u + L->F_dB;
-            int32_t v[HK_GROUP];
-            int8_t q[HK_GROUP];
-            for (int i = 0; i < HK_GROUP; i++) v[i] = hk_shift_sat32((int32_t)hc.q_dt * Bq[g * N + ng * HK_GROUP + i], sh);
-            dBs[ng] = hk_pot_group(q, v, HK_GROUP, 8);
-            for (int i = 0; i < HK_GROUP; i++) dBq[ng * HK_GROUP + i] = q[i];
+            int32_t v[HK_GROUP][HK_GROUP];            /* [head][state] of this 8 x 8 block, wide at F_dB */
+            for (int i = 0; i < HK_GROUP; i++) {
+                const int h = h0 + (i < len ? i : 0), g = h / (L->H / L->G);
+                const int sh = hc[i < len ? i : 0].s_dt + Bs[(g * N) / HK_GROUP + ng] - L->F_dt - L->F_u + L->F_dB;
+                for (int j = 0; j < HK_GROUP; j++)
+                    v[i][j] = hk_rescale((int32_t)hc[i < len ? i : 0].q_dt * Bq[g * N + ng * HK_GROUP + j], sh);
+            }
+            for (int k = 0; k < HK_GROUP; k++) {
+                /* HK_DP_DB_HEADS: the group of state k over the heads; ours: the group of head k over the states */
+                int32_t X[HK_GROUP];
+                int8_t q[HK_GROUP];
+                for (int i = 0; i < HK_GROUP; i++) X[i] = HK_DATAPATH & HK_DP_DB_HEADS ? v[i][k] : v[k][i];
+                const uint8_t e = hk_pot_group(q, X, HK_DATAPATH & HK_DP_DB_HEADS ? len : HK_GROUP, 8);
+                for (int i = 0; i < HK_GROUP; i++) {
+                    const int hi = HK_DATAPATH & HK_DP_DB_HEADS ? i : k, ni = ng * HK_GROUP + (HK_DATAPATH & HK_DP_DB_HEADS ? k : i);
+                    dBq[hi][ni] = q[i];
+                    dBs[hi][ni] = e;
+                }
+            }
         }
-        for (int pg = 0; pg < P / HK_GROUP; pg++) {
-            HK_PRAGMA(HLS loop_tripcount max=HK_MAX_P/8)
-            HK_PRAGMA(HLS pipeline II=1)
-            const hk_pot8 x = hk_pot8_s_pop(xbc);
-            for (int i = 0; i < HK_GROUP; i++) xq[pg * HK_GROUP + i] = x.q[i];
-            xs[pg] = x.s;
-            hk_pot8_s_push(x_fwd, x);
-        }
-        const int base = -L->F_dB - L->F_u + L->F_h;
-        for (int pt = 0; pt < P / HK_PP; pt++) {
-            HK_PRAGMA(HLS loop_tripcount max=HK_MAX_P/HK_PP)
-            for (int nt = 0; nt < N / HK_NP; nt++) {
-                HK_PRAGMA(HLS loop_tripcount max=HK_MAX_N/HK_NP)
-                hk_dbx_tile t;
-                for (int p = 0; p < HK_PP; p++)
-                    for (int n = 0; n < HK_NP; n++) {
-                        HK_PRAGMA(HLS pipeline II=1)
-                        HK_PRAGMA(HLS unroll factor=HK_SSMU_LANES)
-                        const int pp = pt * HK_PP + p, nn = nt * HK_NP + n;
-                        t.v[p][n] = hk_shift_sat32((int32_t)dBq[nn] * xq[pp], dBs[nn / HK_GROUP] + xs[pp / HK_GROUP] + base);
-                    }
-                hk_dbx_s_push(out, t);
+        for (int i = 0; i < len; i++) {
+            HK_PRAGMA(HLS loop_tripcount max=8)
+            int8_t xq[HK_MAX_P];
+            uint8_t xs[HK_MAX_P / HK_GROUP];
+            for (int pg = 0; pg < P / HK_GROUP; pg++) {
+                HK_PRAGMA(HLS loop_tripcount max=HK_MAX_P/8)
+                HK_PRAGMA(HLS pipeline II=1)
+                const hk_pot8 x = hk_pot8_s_pop(xbc);
+                for (int k = 0; k < HK_GROUP; k++) xq[pg * HK_GROUP + k] = x.q[k];
+                xs[pg] = x.s;
+                hk_pot8_s_push(x_fwd, x);
+            }
+            const int base = -L->F_dB - L->F_u + L->F_h;
+            for (int pt = 0; pt < P / HK_PP; pt++) {
+                HK_PRAGMA(HLS loop_tripcount max=HK_MAX_P/HK_PP)
+                for (int nt = 0; nt < N / HK_NP; nt++) {
+                    HK_PRAGMA(HLS loop_tripcount max=HK_MAX_N/HK_NP)
+                    hk_dbx_tile t;
+                    for (int p = 0; p < HK_PP; p++)
+                        for (int n = 0; n < HK_NP; n++) {
+                            HK_PRAGMA(HLS pipeline II=1)
+                            HK_PRAGMA(HLS unroll factor=HK_SSMU_LANES)
+                            const int pp = pt * HK_PP + p, nn = nt * HK_NP + n;
+                            t.v[p][n] = hk_rescale((int32_t)dBq[i][nn] * xq[pp], dBs[i][nn] + xs[pp / HK_GROUP] + base);
+                        }
+                    hk_dbx_s_push(out, t);
+                }
             }
         }
     }
@@ -247,7 +281,7 @@ void hk_ssm_update(hk_state_s *st_out, hk_h2_s *h2_out, hk_dbx_s *dbx, hk_state_
                 for (int n = 0; n < HK_NP; n++) {
                     HK_PRAGMA(HLS pipeline II=1)
                     HK_PRAGMA(HLS unroll factor=HK_SSMU_LANES)
-                    const int32_t dAh = hk_shift_sat32((int32_t)hc.q_dA * s.q[p][n], hc.s_dA + s.s[p / HK_GROUP][n] - L->F_dA);
+                    const int32_t dAh = hk_rescale((int32_t)hc.q_dA * s.q[p][n], hc.s_dA + s.s[p / HK_GROUP][n] - L->F_dA);
                     hw[p][n] = hk_sat32((int64_t)dAh + d.v[p][n]);
                 }
             hk_state_tile o;
@@ -307,7 +341,7 @@ void hk_ssm_hc(hk_wide_s *yc, hk_h2_s *h2, hk_pot8_s *c_in, const hk_layer *L) {
             }
             for (int p = 0; p < HK_PP; p++) {
                 HK_PRAGMA(HLS pipeline II=1)
-                hk_wide_s_push(yc, hk_shift_sat32(acc[p], L->F_y - L->F_h - L->F_u));
+                hk_wide_s_push(yc, hk_rescale(acc[p], L->F_y - L->F_h - L->F_u));
             }
         }
     }
@@ -326,12 +360,12 @@ void hk_ssm_y(hk_wide_s *out, hk_wide_s *yc, hk_pot8_s *x, hk_pot8_s *z, const h
             int32_t Y[HK_GROUP];
             int8_t yq[HK_GROUP];
             for (int i = 0; i < HK_GROUP; i++) {
-                const int32_t Dx = hk_shift_sat32((int32_t)xv.q[i] * L->D_q[h], xv.s + L->D_e[hg] - L->F_u + L->F_y);
+                const int32_t Dx = hk_rescale((int32_t)xv.q[i] * L->D_q[h], xv.s + L->D_e[hg] - L->F_u + L->F_y);
                 Y[i] = hk_sat32((int64_t)hk_wide_s_pop(yc) + Dx);
             }
             const uint8_t ys = hk_pot_group(yq, Y, HK_GROUP, 8);
             for (int i = 0; i < HK_GROUP; i++)
-                hk_wide_s_push(out, hk_shift_sat32((int32_t)yq[i] * zv.q[i], ys + zv.s - L->F_y - L->F_zs + L->F_g));
+                hk_wide_s_push(out, hk_rescale((int32_t)yq[i] * zv.q[i], ys + zv.s - L->F_y - L->F_zs + L->F_g));
         }
     }
 }

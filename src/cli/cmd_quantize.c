@@ -11,7 +11,7 @@
 static const char usage[] =
     "usage: lightmamba quantize -m MODEL -o OUT [--method rtn|smoothquant|lightmamba] [--wbits 4|8] [--abits 4|8]\n"
     "                           [--gptq] [--calib TEXT] [--calib-samples N] [--calib-len L] [--alpha A] [--threads K]\n"
-    "                           [--ssm float|pot8]\n"
+    "                           [--ssm float|pot8 [--datapath ours|release|FLAGS]]\n"
     "  -m, --model DIR       float model directory (config.json + model.safetensors)\n"
     "  -o, --output FILE     the quantized model file to write (atomically)\n"
     "  --method M            lightmamba (default): Hadamard rotations, fused offline plus one online\n"
@@ -28,6 +28,9 @@ static const char usage[] =
     "                        every block in integers (power-of-two INT8 SSM, lookup-table SiLU,\n"
     "                        softplus and exp, integer RMSNorm, 32-bit fixed-point residual), its\n"
     "                        sites calibrated on the calibration samples (docs/integer-datapath.md)\n"
+    "  --datapath D          pot8 arithmetic: ours (default), release (the authors' released golden\n"
+    "                        model, bit for bit: docs/release-datapath.md), or some of its choices\n"
+    "                        joined by '+': trunc, qrule, lut8, norm8, dbheads, sites (recorded in the file)\n"
     "Weights: symmetric, a scale 2^e0 (2^s1 + 2^s2) per output row and 128 inputs. Activations:\n"
     "dynamic per token, a power-of-two exponent per 8 channels. Embedding, conv, SSM, norms and\n"
     "lm_head stay float. The file embeds the tokenizer; info, generate and perplexity take it as -m.\n";
@@ -54,7 +57,7 @@ static int parse_method(const char *name, lm_quant_method *m) {
 }
 
 static int run_quantize(int argc, char **argv) {
-    const char *model_path = NULL, *out = NULL, *method = "lightmamba", *calib = NULL, *ssm = "float";
+    const char *model_path = NULL, *out = NULL, *method = "lightmamba", *calib = NULL, *ssm = "float", *datapath = NULL;
     lm_quant_settings q = lm_quant_defaults();
     int n_threads = 0;
     const cli_opt opts[] = {
@@ -70,6 +73,7 @@ static int run_quantize(int argc, char **argv) {
         {NULL, "--alpha", CLI_FLOAT, &q.alpha, 0, 1},
         {NULL, "--threads", CLI_INT, &n_threads, 0, 4096},
         {NULL, "--ssm", CLI_STRING, &ssm, 0, 0},
+        {NULL, "--datapath", CLI_STRING, &datapath, 0, 0},
     };
     if (cli_parse("quantize", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_path) return cli_error("quantize: -m MODEL is required (see 'lightmamba help quantize')");
@@ -81,6 +85,8 @@ static int run_quantize(int argc, char **argv) {
         q.ssm_mode = LM_SSM_POT8;
     else
         return cli_error("quantize: unknown --ssm '%s' (float or pot8)", ssm);
+    if (datapath && q.ssm_mode != LM_SSM_POT8) return cli_error("quantize: --datapath needs --ssm pot8");
+    if (datapath && lm_datapath_parse(datapath, &q.datapath) != LM_OK) return cli_error("quantize: %s", lm_last_error());
     if ((q.wbits != 4 && q.wbits != 8) || (q.abits != 4 && q.abits != 8))
         return cli_error("quantize: --wbits and --abits must be 4 or 8");
 
@@ -92,8 +98,10 @@ static int run_quantize(int argc, char **argv) {
     if (s != LM_OK) return cli_error("%s", lm_last_error());
     struct stat st;
     long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-    printf("wrote %s: %s W%dA%d%s%s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method), q.wbits, q.abits,
-           q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", bytes, cli_now_seconds() - t0);
+    char dp[64];
+    printf("wrote %s: %s W%dA%d%s%s%s%s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method), q.wbits, q.abits,
+           q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", q.datapath ? " datapath " : "",
+           q.datapath ? lm_datapath_name(q.datapath, dp, sizeof dp) : "", bytes, cli_now_seconds() - t0);
     return 0;
 }
 

@@ -145,20 +145,25 @@ lm_status lm_ct_write_mem(lm_ct_writer *w, const char magic[8], uint32_t version
     return LM_OK;
 }
 
-lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t version,
-                     const char *kind, const char *what) {
+lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t min_version,
+                     uint32_t version, const char *kind, const char *what) {
     static const unsigned char empty[1];
     const unsigned char *d = data ? data : empty;
-    *r = (lm_ct_reader){d, size, 0, what};
+    *r = (lm_ct_reader){.data = d, .size = size, .what = what};
     if (size < 8 || memcmp(d + H_MAGIC, magic, 8) != 0)
         return lm_fail(LM_ERR_FORMAT, "%s: not a lightmamba %s (no %s magic)", what, kind, magic);
     if (size < LM_CT_HEADER_BYTES)
         return lm_fail(LM_ERR_FORMAT, "%s: truncated: %" PRIu64 " bytes, less than its %d-byte header", what, size,
                        LM_CT_HEADER_BYTES);
     const uint32_t v = lm_get_u32(d + H_VERSION);
-    if (v != version)
-        return lm_fail(LM_ERR_UNSUPPORTED, "%s: format version %" PRIu32 " (this build reads version %" PRIu32 ")",
-                       what, v, version);
+    if (v < min_version || v > version) {
+        if (min_version == version)
+            return lm_fail(LM_ERR_UNSUPPORTED, "%s: format version %" PRIu32 " (this build reads version %" PRIu32 ")",
+                           what, v, version);
+        return lm_fail(LM_ERR_UNSUPPORTED, "%s: format version %" PRIu32 " (this build reads versions %" PRIu32
+                       " to %" PRIu32 ")", what, v, min_version, version);
+    }
+    r->version = v;
     if (lm_get_u32(d + H_HEADER_BYTES) != LM_CT_HEADER_BYTES)
         return lm_fail(LM_ERR_FORMAT, "%s: header size %" PRIu32 ", expected %d", what, lm_get_u32(d + H_HEADER_BYTES),
                        LM_CT_HEADER_BYTES);

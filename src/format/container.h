@@ -75,11 +75,12 @@ typedef struct {
     const unsigned char *data;
     uint64_t size;
     uint32_t n;          /* arrays in the table */
+    uint32_t version;    /* the file's, in [min_version, version] of lm_ct_open */
     const char *what;
 } lm_ct_reader;
 
-lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t version,
-                     const char *kind, const char *what);
+lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t min_version,
+                     uint32_t version, const char *kind, const char *what);
 /* Table entry i, validated: NUL-terminated name, known dtype, valid shape, 64-aligned offset past
  * the table with all its bytes inside the file. */
 lm_status lm_ct_entry(const lm_ct_reader *r, uint32_t i, lm_ct_array *a);

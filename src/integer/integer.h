@@ -27,6 +27,9 @@
 
 static inline int lm_pot_groups(int n) { return (n + LM_POT_GROUP - 1) / LM_POT_GROUP; }
 
+/* The datapath: 0 ours, or the release's choices LM_DP_* (lightmamba.h, docs/release-datapath.md).
+ * A layer carries its choice (lm_int_layer.dp) and hands it to every unit. */
+
 /* ---------------------------------------------------------------- primitives (pot.c) */
 /* bitlength(m) = position of the highest set bit + 1 (0 for m = 0). */
 int lm_bitlength(uint64_t m);
@@ -48,14 +51,26 @@ static inline int32_t lm_shift_sat32(int64_t x, int L) {
     return lm_shift_sat32_general(x, L);
 }
 
-/* The PoT exponent of a group whose max |X| is m: s = max(0, bitlength(m) - (bits-1)), <= 15. */
+/* sat32(floor(x * 2^L)): the release's rescale (a plain arithmetic shift for L < 0). */
+int32_t lm_floor_sat32(int64_t x, int L);
+/* The rescale of datapath dp: lm_floor_sat32 under LM_DP_TRUNC, else lm_shift_sat32. */
+static inline int32_t lm_rescale(int64_t x, int L, int dp) {
+    return dp & LM_DP_TRUNC ? lm_floor_sat32(x, L) : lm_shift_sat32(x, L);
+}
+
+/* The PoT exponent of a group whose max |X| is m: s = max(0, bitlength(m) - (bits-1)), <= 15;
+ * under LM_DP_QRULE bitlength(m - 1) (m = 0: 0), so a group max of exactly 2^(bits-1) keeps s. */
 int lm_pot_exponent(uint32_t m, int bits);
+int lm_pot_exponent_dp(uint32_t m, int bits, int dp);
 /* Quantizes wide integers X[n] (one site) in groups of 8:
  *   s_g = lm_pot_exponent(max |X| over the group), q = clamp(round_half_up(X / 2^s_g), +-qmax).
- * q [n], s [ceil(n/8)]. bits in [2, 8]. */
+ * q [n], s [ceil(n/8)]. bits in [2, 8]. The rounding is half up in both datapaths (the release's
+ * ((X >> (s-1)) + 1) >> 1 is the same function); under LM_DP_QRULE the exponent rule above and
+ * the clamp [-qmax - 1, qmax]. */
 void lm_pot_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, int bits);
+void lm_pot_quantize_dp(int8_t *q, uint8_t *s, const int32_t *X, int n, int bits, int dp);
 /* The same over a strided set: element i is X[i * stride] (the state's per-8-states view). */
-void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits);
+void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits, int dp);
 /* Float side (calibration, references): X = sat32(round_half_up(x * 2^F)) then lm_pot_quantize,
  * so it gives exactly what the integer path gives for the same real values. */
 void lm_pot_quantize_f32(int8_t *q, uint8_t *s, const float *x, int n, int bits, int F);
@@ -89,11 +104,12 @@ void lm_int_act_pack(int8_t *qa, uint8_t *sa, int *eb, const int8_t *q, const ui
 /* The integer linear product of kernels.h for one token, output as wide integers at site F:
  *   y[o] = sat32(round_half_up(acc_o * 2^(eb + e0[o] + F)))        y [O], qa [K], sa [K/8]
  * (plain scalar reference; exact, so any kernel computing acc_o gives the same bits). */
-void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F);
+void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F, int dp);
 /* The rounding half of it, on the exact accumulators acc_o of kernels.h (lm_qlinear_acc gives
- * them for a batch of tokens, SIMD and threaded): y[o] = sat32(round_half_up(acc[o] * 2^(eb + e0[o] + F))).
+ * them for a batch of tokens, SIMD and threaded): y[o] = lm_rescale(acc[o], eb + e0[o] + F, dp)
+ * (the release floors: IN_PROJ/OUT_PROJ::forward, acc >> Trunc_d).
  * lm_int_linear_fixed is the scalar accumulation followed by this, so both paths are one definition. */
-void lm_int_linear_round(int32_t *y, const int64_t *acc, int eb, const lm_qweight *W, int F);
+void lm_int_linear_round(int32_t *y, const int64_t *acc, int eb, const lm_qweight *W, int F, int dp);
 
 /* -------------------------------------------------------------------------- LUTs (lut.c)
  * f(X) for a wide input X at site F_in, output wide at site F_out:
@@ -120,8 +136,16 @@ typedef struct {
 /* Builds the table of fn over the real window [lo, hi] (lo < hi): k = the least k >= 0 with
  * floor(lo * 2^F_in) + 4096 * 2^k > hi * 2^F_in; alpha = floor(lo * 2^F_in) for SiLU and softplus
  * (window anchored at lo), alpha = floor(hi * 2^F_in) + 1 - 4096 * 2^k for exp (anchored at hi,
- * so no entry holds exp of an input above hi). LM_ERR_ARG on a bad window or unfit sites. */
-lm_status lm_lut_build(lm_lut *lut, lm_lut_fn fn, double lo, double hi, int F_in, int F_out);
+ * so no entry holds exp of an input above hi). LM_ERR_ARG on a bad window or unfit sites.
+ * dp & LM_DP_LUT8 fills the entries the release's way (lm_lut_build_window). */
+lm_status lm_lut_build(lm_lut *lut, lm_lut_fn fn, double lo, double hi, int F_in, int F_out, int dp);
+/* The table of fn over the window [alpha, alpha + 4096 * 2^k) given in input LSBs. Entries:
+ * ours (dp without LM_DP_LUT8) as above; the release's (docs/release-datapath.md section 3,
+ * the procedure behind ref/tables/{silu,softplus,exp}_table*.txt): entry i = rint(f(x_i) *
+ * 2^(F_out - shift)) at the bin's left edge x_i = (alpha + i*2^k) * 2^-F_in, rint half to even,
+ * shift the least in [0, 15] keeping the segment within +-127, clamped to [-128, 127], softplus
+ * = x above 20 (PyTorch's threshold), no identity tail. */
+lm_status lm_lut_build_window(lm_lut *lut, lm_lut_fn fn, int64_t alpha, int k, int F_in, int F_out, int dp);
 int32_t lm_lut_apply(const lm_lut *lut, int32_t X);
 /* The function itself in double (the reference the tables are built from). */
 double lm_lut_ref(lm_lut_fn fn, double x);
@@ -138,12 +162,25 @@ double lm_lut_ref(lm_lut_fn fn, double x);
 #define LM_RSQRT_TABLES 8
 #define LM_RSQRT_ENTRIES 512
 #define LM_GAMMA_BITS 13
+/* The release's rsqrt tables of one norm (LM_DP_NORM8, docs/release-datapath.md section 3):
+ * table t serves raw sums S >= alpha[t] (the last such t), entry
+ *   R = value[t][clamp((S - alpha[t]) >> ld[t], 0, 511)] << off[t]  ~ 2^(12 + F_n) sqrt(group / S). */
+typedef struct {
+    int64_t alpha[LM_RSQRT_TABLES];
+    uint8_t ld[LM_RSQRT_TABLES], off[LM_RSQRT_TABLES];
+    uint8_t value[LM_RSQRT_TABLES * LM_RSQRT_ENTRIES];
+} lm_rsqrt8;
+#define LM_NORM8_TRUNC1 12     /* x * R >> 12 (Rmsnorm1/2::forward, RSQRT_TRUNC_MUL1) */
+#define LM_NORM8_TRUNC2 8      /* ... * LNW >> 8 (RSQRT_TRUNC_MUL2) */
 typedef struct {
     int n, group;              /* channels, channels per normalization group */
     int F_in, F_out;
     int e_gamma;
     uint64_t eps_term;         /* round(group * eps * 2^(2 F_in)) */
     const int16_t *gq;         /* [n] */
+    /* LM_DP_NORM8 (rsqrt8 != NULL): out = ((x * R) >> 12) * gq >> 8, R from rsqrt8 for the
+     * group's raw sum of squares; F_out = F_n + (-e_gamma) - 8 (F_n the normalised value's site) */
+    const lm_rsqrt8 *rsqrt8;
 } lm_int_norm;
 /* The rsqrt tables (the same for every norm): value [8 * 512], shift [8]. */
 const int16_t *lm_rsqrt_table(void);
@@ -156,6 +193,20 @@ const uint8_t *lm_rsqrt_shift(void);
  * gq [n] is the caller's storage. */
 lm_status lm_int_norm_build(lm_int_norm *p, int16_t *gq, const float *gamma, int n, int group, float eps,
                             int F_in, double extra_scale, int out_bits);
+/* The release's norm (LM_DP_NORM8): gq = round(gamma * extra_scale * 2^-e_gamma) clamped to
+ * gamma_bits (11 for the block norm, 13 for the gated one: LNW1_T, LNW2_T); the normalised values
+ * at F_n, so F_out = F_n - e_gamma - 8; tables for raw sums of squares over [lo, lo + span] in
+ * input LSBs^2 (lm_rsqrt8_build). tab is the caller's storage. */
+lm_status lm_int_norm8_build(lm_int_norm *p, int16_t *gq, lm_rsqrt8 *tab, const float *gamma, int n, int group,
+                             int F_in, int F_n, double extra_scale, int gamma_bits, int e_gamma, double lo, double span);
+/* The exponent e_gamma of that gamma: the least >= e_min with max |gamma * extra_scale| 2^-e
+ * within gamma_bits (the pot weight rule, lm_pot_weight_exponent). */
+int lm_norm8_gamma_exponent(const float *gamma, int n, double extra_scale, int gamma_bits, int e_min);
+/* The release's tables (docs/release-datapath.md section 3) for raw sums in [lo, lo + span]:
+ * breakpoints b_0 = lo, b_t = lo + span 8^(t-8); alpha[t] = floor(b_t); ld[t] the least k with
+ * 512 2^k > b_(t+1) - b_t; entry i = rint(2^(12 + F_n) sqrt(group / (b_t + i 2^k)) 2^-off[t]),
+ * off[t] the least keeping entry 0 <= 255. LM_ERR_ARG unless lo > 0, span > 0, lo + span < 2^62. */
+lm_status lm_rsqrt8_build(lm_rsqrt8 *t, int group, int F_n, double lo, double span);
 /* out [n] wide at F_out, x [n] wide at F_in. */
 void lm_int_rmsnorm(int32_t *out, const int32_t *x, const lm_int_norm *p);
 
@@ -164,6 +215,7 @@ void lm_int_rmsnorm(int32_t *out, const int32_t *x, const lm_int_norm *p);
 typedef struct {
     int C, W;
     int F_in, F_out;           /* conv input (pot, = in_proj site) and output (wide) sites */
+    int dp;                    /* LM_DP_TRUNC: the taps and the bias summed exactly, one floor (Conv::forward) */
     const int8_t *w;           /* [C, W] */
     const int8_t *ew;          /* [C/8, W] exponent per (8-channel tile, tap) */
     const int8_t *b;           /* [C] or NULL */
@@ -181,27 +233,39 @@ void lm_int_conv_forward(int32_t *out, int8_t *state_q, uint8_t *state_s, const 
 void lm_int_conv_channels(int32_t *out, int8_t *state_q, uint8_t *state_s, const int8_t *q, const uint8_t *s,
                           const lm_int_conv *p, int c0, int c1);
 
+/* Below, shift(x, L) is lm_rescale(x, L, dp): rounding half up in ours, floor in the release,
+ * and the group quantizer is lm_pot_quantize_dp. */
+
 /* out = pot(bits) of LUT(X) over n wide inputs: the LUT then the group quantizer. */
-void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits);
+void lm_int_lut_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, const lm_lut *lut, int bits, int dp);
 
 /* dt = clamp(softplus(dt_raw + dt_bias), dt_lo, dt_hi) as pot8 per 8 heads at the LUT's F_out:
  *   v = sat32(dt_raw[h] + shift(bq[h], be[h/8] + F_in))    (F_in = the softplus LUT's input)
  * dt_raw [H] wide, bq int16 [H], be [H/8]; dt_lo/dt_hi wide at F_out. q, s [H], [H/8]. */
 void lm_int_dt(int8_t *q, uint8_t *s, const int32_t *dt_raw, const int16_t *bq, const int8_t *be,
-               int32_t dt_lo, int32_t dt_hi, const lm_lut *softplus, int H);
+               int32_t dt_lo, int32_t dt_hi, const lm_lut *softplus, int H, int dp);
 /* dA = exp(dt * A) as pot8 per 8 heads: X = shift(q_dt * qA, s_dt - F_dt + eA + F_x), F_x the
  * exp LUT's input site; A int16 [H] with exponent eA per 8 heads. */
 void lm_int_dA(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
-               const int16_t *qA, const int8_t *eA, const lm_lut *exp_lut, int H);
-/* dB[h][n] = dt[h] * B[g(h)][n] as pot8 per 8 states at F_dB:
- *   X = shift(q_dt * q_B, s_dt + s_B - F_dt - F_B + F_dB).      q [H, N], s [H, N/8] */
+               const int16_t *qA, const int8_t *eA, const lm_lut *exp_lut, int H, int dp);
+/* dB[h][n] = dt[h] * B[g(h)][n] as pot8 at F_dB:
+ *   X = shift(q_dt * q_B, s_dt + s_B - F_dt - F_B + F_dB).      q [H, N]
+ * Exponents, s: ours per 8 states of each head, s [H, N/8]; under LM_DP_DB_HEADS per 8 heads
+ * of each state (the release's dB_quant over dB laid out [N, H]), s [N, ceil(H/8)].
+ * lm_int_dB_exps gives head h's exponent of each state either way. */
 void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, int F_dt,
-               const int8_t *q_B, const uint8_t *s_B, int F_B, int F_dB, int H, int G, int N);
+               const int8_t *q_B, const uint8_t *s_B, int F_B, int F_dB, int H, int G, int N, int dp);
+/* e [N]: the exponent of dB[h][n] for every n, from lm_int_dB's s. */
+void lm_int_dB_exps(uint8_t *e, const uint8_t *s, int h, int H, int N, int dp);
+/* The size of lm_int_dB's s. */
+static inline int lm_int_dB_exp_count(int H, int N, int dp) {
+    return dp & LM_DP_DB_HEADS ? N * lm_pot_groups(H) : H * (N / LM_POT_GROUP);
+}
 
 /* One head's state step at the state site F_h, the state h [P, N] in pot8 groups of 8 head_dim
- * channels (h_q [P, N], h_s [P/8, N]):
+ * channels (h_q [P, N], h_s [P/8, N]); shift and the quantizer of the datapath f->dp:
  *   dAh[p][n] = shift(q_dA * h_q[p][n], s_dA + h_s[p/8][n] - F_dA)             wide at F_h
- *   dBx[p][n] = shift(q_dB[n] * q_x[p], s_dB[n/8] + s_x[p/8] - F_dB - F_x + F_h)
+ *   dBx[p][n] = shift(q_dB[n] * q_x[p], s_dB[n] + s_x[p/8] - F_dB - F_x + F_h)  (s_dB [N]: one per state)
  *   h = sat32(dAh + dBx)  -> re-quantized in place per 8 head_dim channels (the stored state)
  *                         -> and per 8 states into h2 (q [P, N], s [P, N/8]) for the C contraction
  *   yC[p] = shift(sum_{n/8} (sum_8 h2_q * q_C) << (h2_s + s_C), -(F_h + F_C) + F_y)
@@ -215,6 +279,7 @@ void lm_int_dB(int8_t *q, uint8_t *s, const int8_t *q_dt, const uint8_t *s_dt, i
 typedef struct {
     int P, N;
     int F_x, F_dA, F_dB, F_h, F_C, F_y;
+    int dp;
 } lm_int_head_sites;
 void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_t *h2_s, int32_t *hw,
                      int8_t q_dA, uint8_t s_dA, const int8_t *q_dB, const uint8_t *s_dB,
@@ -223,7 +288,7 @@ void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_
 
 /* The gate y * SiLU(z): out[i] = shift(q_y * q_z, s_y + s_z - F_y - F_z + F_out). n values. */
 void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, const int8_t *q_z,
-                 const uint8_t *s_z, int F_z, int F_out, int n);
+                 const uint8_t *s_z, int F_z, int F_out, int n, int dp);
 
 /* The online Hadamard before out_proj (docs/integer-datapath.md section 7), on wide integers:
  *   out = sat32(round_half_up((H_m (x) H_p) x * 2^L))          n = m * p, p a power of two
@@ -234,9 +299,11 @@ void lm_int_gate(int32_t *out, const int8_t *q_y, const uint8_t *s_y, int F_y, c
 #define LM_INT_HADAMARD_MAX_BASE 40
 void lm_int_hadamard(int32_t *out, const int32_t *x, const int8_t *Hm, int m, int n, int L, int64_t *scratch);
 
-/* Residual: u (Q10) += delta (Q10), saturating. Embedding rows enter as round(x * 2^10). */
+/* Residual: u (Q10) += delta (Q10), saturating (the release adds in 64 bits and asserts 32).
+ * Embedding rows enter as round(x * 2^10); under LM_DP_TRUNC as (int)(x * 2^10), truncated
+ * toward zero (main.cpp: Embedding). */
 void lm_int_residual_add(int32_t *u, const int32_t *delta, int n);
-void lm_int_residual_from_f32(int32_t *u, const float *x, int n);
+void lm_int_residual_from_f32(int32_t *u, const float *x, int n, int dp);
 void lm_int_residual_to_f32(float *x, const int32_t *u, int n);
 
 /* ------------------------------------------------------------ the whole block (block.c)
@@ -254,14 +321,19 @@ typedef enum {
     LM_SITE_Y,        /* h . C + D x */
     LM_SITE_G,        /* y * SiLU(z): gated norm input */
     LM_SITE_Z,        /* z alone (SiLU input; its range sets the z table's window) */
+    LM_SITE_SS_NORM,  /* the block norm's sum of squares over d_model (the release's norm tables) */
+    LM_SITE_SS_GNORM, /* the gated norm's sum of squares over a group */
     LM_SITE_COUNT
 } lm_int_site;
 typedef struct { double lo[LM_SITE_COUNT], hi[LM_SITE_COUNT]; } lm_int_calib;
 void lm_int_calib_init(lm_int_calib *cal);
+/* Records the block norm's input x [n] (its sum of squares; lm_int_calib_mixer records the rest). */
+void lm_int_calib_norm_input(lm_int_calib *cal, const float *x, int n);
 
 /* One layer of the integer block: static parameters, owned (lm_int_layer_free). */
 typedef struct {
     int D, d_inner, H, P, N, G, W, C, E, abits;
+    int dp;                           /* the datapath: 0 ours, LM_DP_* flags, LM_DP_RELEASE */
     float eps;
     lm_int_norm norm, gnorm;          /* gnorm over groups of d_inner / G */
     const lm_qweight *in_proj, *out_proj;
@@ -273,6 +345,9 @@ typedef struct {
     int16_t *A_q; int8_t *A_e;        /* A = -exp(A_log): 16-bit, PoT per 8 heads */
     int16_t *D_q; int8_t *D_e;        /* D: 8-bit, PoT per 8 heads */
     int16_t *norm_gq, *gnorm_gq;
+    lm_rsqrt8 *norm_rsqrt8, *gnorm_rsqrt8;   /* LM_DP_NORM8: the two norms' tables, else NULL */
+    double gnorm_ss_max;                     /* LM_DP_NORM8: the gated norm's calibrated largest sum of
+                                              * squares (real), kept for lm_int_layer_set_rotation */
     int8_t *conv_w, *conv_ew, *conv_b, *conv_eb;
     /* The online Hadamard before out_proj (rotated models; rot_m == 0: none): the gated norm's
      * gamma holds 1/sqrt(d_inner) and its output is wide at gnorm.F_out (8-bit headroom), then
@@ -281,12 +356,12 @@ typedef struct {
     const int8_t *rot_Hm;             /* [rot_m, rot_m] +-1, not owned */
 } lm_int_layer;
 /* From the float layer (conv, dt_bias, A, D, norm weights; `norm` may be NULL when folded into
- * in_proj), the quantized in_proj/out_proj (kept by pointer), the calibrated ranges and the
- * activation bits of the linear layers (4 or 8). */
+ * in_proj), the quantized in_proj/out_proj (kept by pointer), the calibrated ranges, the
+ * activation bits of the linear layers (4 or 8) and the datapath dp (0: ours). */
 lm_status lm_int_layer_build(lm_int_layer *out, const float *norm, const float *conv_w, const float *conv_b,
                              const float *dt_bias, const float *A, const float *D, const float *gnorm,
                              const lm_qweight *in_proj, const lm_qweight *out_proj, const lm_config *cfg,
-                             const lm_int_calib *cal, int abits);
+                             const lm_int_calib *cal, int abits, int dp);
 void lm_int_layer_free(lm_int_layer *L);
 /* Turns on the online Hadamard for a model whose out_proj holds its transpose (LightMamba):
  * rebuilds the gated norm with extra_scale 1/sqrt(d_inner) (the orthonormal H / sqrt(n)) and
@@ -351,7 +426,7 @@ typedef struct {
     int8_t *u_q; uint8_t *u_s;        /* [C], [C/8]: x | B | C after SiLU */
     int8_t *z_q; uint8_t *z_s;        /* [d_inner]: SiLU(z) */
     int8_t *dA_q; uint8_t *dA_s;      /* [H], [ceil(H/8)] */
-    int8_t *dB_q; uint8_t *dB_s;      /* [H, N], [H, N/8] */
+    int8_t *dB_q; uint8_t *dB_s;      /* [H, N], lm_int_dB's s (lm_int_dB_exp_count) */
 } lm_int_token;
 /* n tokens' operands in one allocation (*toks [n], lm_int_tokens_free). */
 lm_status lm_int_tokens_init(lm_int_token **toks, int n, const lm_int_layer *L);

@@ -28,15 +28,15 @@ static int qweight_at(const lm_qweight *W, int o, int k) {
 }
 
 /* The one rounding of row o's exact accumulator to the output site F. */
-static inline int32_t linear_round(int64_t acc, int eb, const lm_qweight *W, int o, int F) {
-    return lm_shift_sat32(acc, eb + W->e0[o] + F);
+static inline int32_t linear_round(int64_t acc, int eb, const lm_qweight *W, int o, int F, int dp) {
+    return lm_rescale(acc, eb + W->e0[o] + F, dp);
 }
 
-void lm_int_linear_round(int32_t *y, const int64_t *acc, int eb, const lm_qweight *W, int F) {
-    for (int o = 0; o < W->rows; o++) y[o] = linear_round(acc[o], eb, W, o, F);
+void lm_int_linear_round(int32_t *y, const int64_t *acc, int eb, const lm_qweight *W, int F, int dp) {
+    for (int o = 0; o < W->rows; o++) y[o] = linear_round(acc[o], eb, W, o, F, dp);
 }
 
-void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F) {
+void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb, const lm_qweight *W, int F, int dp) {
     const int K = W->cols, wgroups = (K + 127) / 128;
     assert(K % LM_POT_GROUP == 0);
     for (int o = 0; o < W->rows; o++) {
@@ -51,6 +51,6 @@ void lm_int_linear_fixed(int32_t *y, const int8_t *qa, const uint8_t *sa, int eb
             uint8_t pair = W->scale[(size_t)o * wgroups + G];
             acc += accG * (((int64_t)1 << (pair & 15)) + ((int64_t)1 << (pair >> 4)));   /* two shifts, one add */
         }
-        y[o] = linear_round(acc, eb, W, o, F);
+        y[o] = linear_round(acc, eb, W, o, F, dp);
     }
 }

@@ -20,14 +20,23 @@ int32_t lm_shift_sat32_general(int64_t x, int L) {
     return lm_sat32((int64_t)(((__int128)x + ((__int128)1 << (n - 1))) >> n));
 }
 
-int lm_pot_exponent(uint32_t m, int bits) {
+int32_t lm_floor_sat32(int64_t x, int L) {
+    if (L >= 0) return lm_shift_sat32(x, L);     /* a left shift is exact either way */
+    return L < -63 ? (x < 0 ? -1 : 0) : lm_sat32(x >> -L);
+}
+
+int lm_pot_exponent_dp(uint32_t m, int bits, int dp) {
+    /* the release's log2ceil (src/quantizer.h): m - 1 first, so 2^k keeps the exponent of 2^k - 1 */
+    if (dp & LM_DP_QRULE && m > 0) m--;
     int s = lm_bitlength(m) - (bits - 1);
     return s < 0 ? 0 : s > LM_POT_SMAX ? LM_POT_SMAX : s;
 }
 
-void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits) {
+int lm_pot_exponent(uint32_t m, int bits) { return lm_pot_exponent_dp(m, bits, 0); }
+
+void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits, int dp) {
     assert(bits >= 2 && bits <= 8 && n >= 0 && stride >= 1);
-    const int32_t qmax = (1 << (bits - 1)) - 1;
+    const int32_t qmax = (1 << (bits - 1)) - 1, qmin = dp & LM_DP_QRULE ? -qmax - 1 : -qmax;
     for (int g0 = 0; g0 < n; g0 += LM_POT_GROUP) {
         int g1 = g0 + LM_POT_GROUP < n ? g0 + LM_POT_GROUP : n;
         uint32_t m = 0;
@@ -36,17 +45,21 @@ void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int
             uint32_t a = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
             if (a > m) m = a;
         }
-        int e = lm_pot_exponent(m, bits);
+        int e = lm_pot_exponent_dp(m, bits, dp);
         s[g0 / LM_POT_GROUP] = (uint8_t)e;
         for (int i = g0; i < g1; i++) {
             int32_t v = lm_shift_sat32(X[(size_t)i * stride], -e);
-            q[i] = (int8_t)(v > qmax ? qmax : v < -qmax ? -qmax : v);
+            q[i] = (int8_t)(v > qmax ? qmax : v < qmin ? qmin : v);
         }
     }
 }
 
+void lm_pot_quantize_dp(int8_t *q, uint8_t *s, const int32_t *X, int n, int bits, int dp) {
+    lm_pot_quantize_strided(q, s, X, n, 1, bits, dp);
+}
+
 void lm_pot_quantize(int8_t *q, uint8_t *s, const int32_t *X, int n, int bits) {
-    lm_pot_quantize_strided(q, s, X, n, 1, bits);
+    lm_pot_quantize_strided(q, s, X, n, 1, bits, 0);
 }
 
 /* round_half_up(x * 2^F) saturated to int32, the one float -> wide conversion. */

@@ -14,14 +14,16 @@
 #include <assert.h>
 #include <immintrin.h>
 
-/* One call's operands; shift amounts folded: dAh by L_dA + h_s, dBx by s_dB + s_x + L_dBx. */
+/* One call's operands; shift amounts folded: dAh by L_dA + h_s, dBx by s_dB + s_x + L_dBx. dp: the
+ * datapath (LM_DP_TRUNC: the shifts floor; LM_DP_QRULE: the release's group quantizer). */
 typedef struct {
+    int dp;
     int P, N;
     int32_t *hw;                           /* [P, N] the wide state (scratch) */
     int8_t *h_q; uint8_t *h_s;             /* [P, N], [P/8, N] the stored state, updated */
     int8_t *h2_q; uint8_t *h2_s;           /* [P, N], [P, N/8] the state per 8 states */
     int q_dA, L_dA;
-    const int8_t *q_dB; const uint8_t *s_dB;
+    const int8_t *q_dB; const uint8_t *s_dB;   /* s_dB [N]: one exponent per state */
     const int8_t *q_x; const uint8_t *s_x;
     int L_dBx;
     const int8_t *q_C; const uint8_t *s_C;
@@ -36,9 +38,8 @@ static void state_cols(const head_step *s, int n0, int n1) {
         const int pg = p / LM_POT_GROUP;
         for (int n = n0; n < n1; n++) {
             const size_t i = (size_t)p * N + n;
-            int32_t dAh = lm_shift_sat32((int32_t)s->q_dA * s->h_q[i], s->L_dA + s->h_s[(size_t)pg * N + n]);
-            int32_t dBx = lm_shift_sat32((int32_t)s->q_dB[n] * s->q_x[p],
-                                         s->s_dB[n / LM_POT_GROUP] + s->s_x[pg] + s->L_dBx);
+            int32_t dAh = lm_rescale((int32_t)s->q_dA * s->h_q[i], s->L_dA + s->h_s[(size_t)pg * N + n], s->dp);
+            int32_t dBx = lm_rescale((int32_t)s->q_dB[n] * s->q_x[p], s->s_dB[n] + s->s_x[pg] + s->L_dBx, s->dp);
             s->hw[i] = lm_sat32((int64_t)dAh + dBx);
         }
     }
@@ -46,7 +47,7 @@ static void state_cols(const head_step *s, int n0, int n1) {
         for (int n = n0; n < n1; n++) {
             int8_t col[LM_POT_GROUP];
             lm_pot_quantize_strided(col, s->h_s + (size_t)pg * N + n, s->hw + (size_t)pg * LM_POT_GROUP * N + n,
-                                    LM_POT_GROUP, N, 8);
+                                    LM_POT_GROUP, N, 8, s->dp);
             for (int i = 0; i < LM_POT_GROUP; i++) s->h_q[(size_t)(pg * LM_POT_GROUP + i) * N + n] = col[i];
         }
 }
@@ -57,7 +58,7 @@ static int64_t contract_row(const head_step *s, int p, int n0, int n1) {
     const int N = s->N;
     int8_t *q = s->h2_q + (size_t)p * N;
     uint8_t *e = s->h2_s + (size_t)p * (N / LM_POT_GROUP);
-    lm_pot_quantize(q + n0, e + n0 / LM_POT_GROUP, s->hw + (size_t)p * N + n0, n1 - n0, 8);
+    lm_pot_quantize_dp(q + n0, e + n0 / LM_POT_GROUP, s->hw + (size_t)p * N + n0, n1 - n0, 8, s->dp);
     int64_t acc = 0;
     for (int ng = n0 / LM_POT_GROUP; ng < n1 / LM_POT_GROUP; ng++) {
         int32_t dot = 0;                                  /* 8 products: 17 bits */
@@ -87,6 +88,7 @@ static int64_t contract_row(const head_step *s, int p, int n0, int n1) {
 #define V_STORE_8(p, v) _mm_storeu_si128((__m128i *)(p), _mm512_cvtepi32_epi8(v))   /* lanes in int8/uint8 range */
 #define V_ADD _mm512_add_epi32
 #define V_SUB _mm512_sub_epi32
+#define V_AND _mm512_and_si512
 #define V_MUL _mm512_mullo_epi32
 #define V_MIN _mm512_min_epi32
 #define V_MAX _mm512_max_epi32
@@ -136,6 +138,7 @@ SIMD_TARGET static inline void store8_avx2(void *p, __m256i v) {
 #define V_STORE_8(p, v) store8_avx2(p, v)
 #define V_ADD _mm256_add_epi32
 #define V_SUB _mm256_sub_epi32
+#define V_AND _mm256_and_si256
 #define V_MUL _mm256_mullo_epi32
 #define V_MIN _mm256_min_epi32
 #define V_MAX _mm256_max_epi32
@@ -187,7 +190,7 @@ void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_
                      int16_t qD, int eD, const lm_int_head_sites *f) {
     const int P = f->P, N = f->N;
     assert(P % LM_POT_GROUP == 0 && N % LM_POT_GROUP == 0);
-    const head_step s = {.P = P, .N = N, .hw = hw, .h_q = h_q, .h_s = h_s, .h2_q = h2_q, .h2_s = h2_s,
+    const head_step s = {.dp = f->dp, .P = P, .N = N, .hw = hw, .h_q = h_q, .h_s = h_s, .h2_q = h2_q, .h2_s = h2_s,
                          .q_dA = q_dA, .L_dA = s_dA - f->F_dA, .q_dB = q_dB, .s_dB = s_dB, .q_x = q_x, .s_x = s_x,
                          .L_dBx = -f->F_dB - f->F_x + f->F_h, .q_C = q_C, .s_C = s_C};
     const head_simd k = head_simd_get();
@@ -198,8 +201,8 @@ void lm_int_ssm_head(int32_t *y, int8_t *h_q, uint8_t *h_s, int8_t *h2_q, uint8_
     /* y = h . C + D x */
     for (int p = 0; p < P; p++) {
         int64_t acc = (nv ? k.contract_row(&s, p, nv) : 0) + contract_row(&s, p, nv, N);
-        int32_t yC = lm_shift_sat32(acc, f->F_y - f->F_h - f->F_C);
-        int32_t Dx = lm_shift_sat32((int32_t)q_x[p] * qD, s_x[p / LM_POT_GROUP] + eD - f->F_x + f->F_y);
+        int32_t yC = lm_rescale(acc, f->F_y - f->F_h - f->F_C, f->dp);
+        int32_t Dx = lm_rescale((int32_t)q_x[p] * qD, s_x[p / LM_POT_GROUP] + eD - f->F_x + f->F_y, f->dp);
         y[p] = lm_sat32((int64_t)yC + Dx);
     }
 }

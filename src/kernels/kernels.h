@@ -128,7 +128,9 @@ void lm_qact_free(lm_qact *a);
 /* Quantizes x [T, K] per the contract (fills q, sa, eb) and builds the kernel layout.
  * NaN -> 0, +-Inf -> +-qmax (see lm_act_quantize). */
 lm_status lm_quantize_act(lm_qact *a, const float *x, int T);
-/* Builds the kernel layout from q, sa, eb of T tokens filled by the caller. */
+/* Builds the kernel layout from q, sa, eb of T tokens filled by the caller. q may also hold
+ * -qmax - 1 (the release datapath's quantizer, docs/release-datapath.md; every accumulator bound
+ * above still holds). */
 lm_status lm_qact_pack(lm_qact *a, int T);
 /* y[t][o] = the contract's product of token t of a and row o of W.   y [a->T, W->rows]
  * q, qw must lie in the contract's ranges (the quantizers guarantee it); every SIMD level

@@ -221,9 +221,9 @@ QA_AVX512 static void pack_token_avx512(const lm_qact *a, int8_t *kq, int32_t *k
     }
 }
 
-/* Whether every q lies in [-qmax, qmax] and every sa in [0, samax]. */
+/* Whether every q lies in [-qmax - 1, qmax] and every sa in [0, samax]. */
 QA_AVX512 static int in_range_avx512(const int8_t *q, int K, const uint8_t *sa, int n_groups, int qmax, int samax) {
-    const __m512i hi = _mm512_set1_epi8((char)qmax), lo = _mm512_set1_epi8((char)-qmax), top = _mm512_set1_epi8((char)samax);
+    const __m512i hi = _mm512_set1_epi8((char)qmax), lo = _mm512_set1_epi8((char)(-qmax - 1)), top = _mm512_set1_epi8((char)samax);
     __mmask64 bad = 0;
     for (int k = 0; k < K; k += 64) {
         __m512i v = _mm512_maskz_loadu_epi8(K - k >= 64 ? ~0ull : (1ull << (K - k)) - 1, q + k);
@@ -246,9 +246,9 @@ lm_status lm_qact_pack(lm_qact *a, int T) {
         const uint8_t *sa = a->sa + (size_t)t * n_groups;
         if (!simd || !in_range_avx512(q, K, sa, n_groups, qmax, samax)) { /* then find the first bad value */
             for (int k = 0; k < K; k++)
-                if (q[k] < -qmax || q[k] > qmax)
+                if (q[k] < -qmax - 1 || q[k] > qmax)
                     return lm_fail(LM_ERR_ARG, "pack activations: token %d channel %d: q = %d outside [-%d, %d]", t,
-                                   k, q[k], qmax, qmax);
+                                   k, q[k], qmax + 1, qmax);
             for (int g = 0; g < n_groups; g++)
                 if (sa[g] > samax)
                     return lm_fail(LM_ERR_ARG, "pack activations: token %d group %d: sa = %d outside [0, %d]", t, g,

@@ -120,8 +120,8 @@ static void xbc_quant_part(void *p, int i, int n) {
     int t0, t1;
     lm_pool_split(a->T, i, n, 1, &t0, &t1);
     for (int t = t0; t < t1; t++)
-        lm_pot_quantize(is->xbc_q + (size_t)t * C, is->xbc_s + (size_t)t * (C / 8),
-                        is->zx + (size_t)t * a->L->E + a->L->d_inner, C, 8);
+        lm_pot_quantize_dp(is->xbc_q + (size_t)t * C, is->xbc_s + (size_t)t * (C / 8),
+                           is->zx + (size_t)t * a->L->E + a->L->d_inner, C, 8, a->L->dp);
 }
 
 /* Stage 3b for the channel tiles of part i, every token in order (each channel's conv state is its own). */
@@ -175,31 +175,31 @@ static void mixer_out_part(void *p, int i, int n) {
 }
 
 /* The kernels cannot fail here: the session sized every buffer for these layers. */
-static void linear(int32_t *out, int64_t *acc, lm_qact *act, const lm_qweight *W, int F, int T, lm_pool *pool) {
+static void linear(int32_t *out, int64_t *acc, lm_qact *act, const lm_qweight *W, int F, int T, int dp, lm_pool *pool) {
     lm_status s = lm_qact_pack(act, T);
     if (s == LM_OK) s = lm_qlinear_acc(acc, act, W, pool);
     (void)s;
     for (int t = 0; t < T; t++)
-        lm_int_linear_round(out + (size_t)t * W->rows, acc + (size_t)t * W->rows, act->eb[t], W, F);
+        lm_int_linear_round(out + (size_t)t * W->rows, acc + (size_t)t * W->rows, act->eb[t], W, F, dp);
 }
 
 static void layer_forward(lm_int_session *is, int l, int T) {
     const lm_int_layer *L = &is->m->int_layers[l];
     layer_task task = {is, L, l, T};
     lm_pool_run(is->pool, block_in_part, &task);
-    linear(is->zx, is->acc, &is->act_in, L->in_proj, L->F_ip, T, is->pool);
+    linear(is->zx, is->acc, &is->act_in, L->in_proj, L->F_ip, T, L->dp, is->pool);
     lm_pool_run(is->pool, xbc_quant_part, &task);   /* lm_int_mixer_in, in three passes */
     lm_pool_run(is->pool, conv_part, &task);
     lm_pool_run(is->pool, mixer_act_part, &task);
     lm_pool_run(is->pool, heads_part, &task);
     lm_pool_run(is->pool, mixer_out_part, &task);
-    linear(is->delta, is->acc, &is->act_out, L->out_proj, LM_RES_F, T, is->pool);
+    linear(is->delta, is->acc, &is->act_out, L->out_proj, LM_RES_F, T, L->dp, is->pool);
     lm_int_residual_add(is->u, is->delta, T * L->D);
 }
 
 void lm_int_session_forward(lm_int_session *is, float *x, int T) {
     const int D = is->m->cfg.d_model;
-    lm_int_residual_from_f32(is->u, x, T * D);
+    lm_int_residual_from_f32(is->u, x, T * D, is->m->int_layers[0].dp);
     for (int l = 0; l < is->m->cfg.n_layer; l++) layer_forward(is, l, T);
     lm_int_residual_to_f32(x, is->u, T * D);
 }

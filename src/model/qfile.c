@@ -32,7 +32,7 @@ static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) 
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    f[9] = 0; /* reserved */
+    f[9] = (uint32_t)q->datapath;   /* 0 in version 1 (reserved there) */
 }
 
 /* A linear layer's name prefix ("backbone.layers.3.mixer.in_proj") from its weight's name. */
@@ -161,6 +161,23 @@ static void list_add_int_layer(tensor_list *L, int layer, const lm_int_layer *IL
     list_add(L, NAME("lut.params"), LM_CT_I32, SHAPE(N_LUTS, LUT_PARAMS), lp);
     list_add(L, NAME("lut.value"), LM_CT_I16, SHAPE(N_LUTS, LM_LUT_ENTRIES), lv);
     list_add(L, NAME("lut.shift"), LM_CT_U8, SHAPE(N_LUTS, LM_LUT_SEGMENTS), ls);
+    /* the release's RMSNorm tables (format version 2): thresholds as int64 in two int32 words */
+    const lm_rsqrt8 *r8[2] = {IL->norm_rsqrt8, IL->gnorm_rsqrt8};
+    for (int k = 0; k < 2 && r8[0]; k++) {
+        const char *norm = k ? "gnorm" : "norm";
+        int32_t *alpha = list_own(L, sizeof(int32_t) * 2 * LM_RSQRT_TABLES);
+        if (L->status) return;
+        for (int t = 0; t < LM_RSQRT_TABLES; t++) {
+            alpha[2 * t] = (int32_t)(uint32_t)r8[k]->alpha[t];
+            alpha[2 * t + 1] = (int32_t)(uint32_t)((uint64_t)r8[k]->alpha[t] >> 32);
+        }
+        char sub[32];
+        snprintf(sub, sizeof sub, "%s.rsqrt8.alpha", norm); list_add(L, NAME(sub), LM_CT_I32, SHAPE(LM_RSQRT_TABLES, 2), alpha);
+        snprintf(sub, sizeof sub, "%s.rsqrt8.ld", norm); list_add(L, NAME(sub), LM_CT_U8, SHAPE(LM_RSQRT_TABLES), r8[k]->ld);
+        snprintf(sub, sizeof sub, "%s.rsqrt8.off", norm); list_add(L, NAME(sub), LM_CT_U8, SHAPE(LM_RSQRT_TABLES), r8[k]->off);
+        snprintf(sub, sizeof sub, "%s.rsqrt8.value", norm);
+        list_add(L, NAME(sub), LM_CT_U8, SHAPE(LM_RSQRT_TABLES, LM_RSQRT_ENTRIES), r8[k]->value);
+    }
 #undef NAME
 }
 
@@ -219,7 +236,7 @@ lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokeni
         settings_fields(&m->quant, sf);
         for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w.header + H_CONFIG + 4 * i, cf[i]);
         for (int i = 0; i < N_SETTINGS; i++) lm_put_u32(w.header + H_SETTINGS + 4 * i, sf[i]);
-        s = lm_ct_write(&w, LM_QFILE_MAGIC, LM_QFILE_VERSION, path);
+        s = lm_ct_write(&w, LM_QFILE_MAGIC, m->quant.datapath ? LM_QFILE_VERSION : LM_QFILE_VERSION_OURS, path);
     }
     for (int i = 0; i < L.n_owned; i++) free(L.owned[i]);
     free(L.owned);
@@ -251,7 +268,7 @@ static lm_status check_config(const char *path, const lm_config *c) {
     return LM_OK;
 }
 
-static lm_status check_settings(const char *path, const lm_quant_settings *q) {
+static lm_status check_settings(const char *path, const lm_quant_settings *q, uint32_t version) {
     if (q->method < LM_QUANT_RTN || q->method > LM_QUANT_LIGHTMAMBA)
         return lm_fail(LM_ERR_FORMAT, "%s: unknown quantization method %d", path, (int)q->method);
     if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8))
@@ -263,6 +280,11 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q) {
         return lm_fail(LM_ERR_FORMAT, "%s: invalid quantization settings", path);
     if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "%s: SSM mode %d is not supported by this build", path, (int)q->ssm_mode);
+    /* version 1 has the field reserved (zero); version 2 is a pot8 file of the release's choices */
+    if (version == LM_QFILE_VERSION_OURS ? q->datapath != 0
+                                         : q->datapath <= 0 || q->datapath & ~LM_DP_RELEASE || q->ssm_mode != LM_SSM_POT8)
+        return lm_fail(LM_ERR_FORMAT, "%s: datapath flags 0x%x do not fit format version %" PRIu32 " (SSM mode %d)", path,
+                       (unsigned)q->datapath, version, (int)q->ssm_mode);
     return LM_OK;
 }
 
@@ -429,6 +451,37 @@ static lm_status take_int(qloader *L, const char *p, const char *suffix, lm_ct_d
     return LM_OK;
 }
 
+/* The release's RMSNorm tables of both norms (LM_DP_NORM8), copied into blocks the model owns:
+ * thresholds increasing and below 2^62, bin widths below 2^62, output shifts <= 40. */
+static lm_status bind_rsqrt8(qloader *L, const char *p, lm_int_layer *IL) {
+    for (int k = 0; k < 2; k++) {
+        const char *norm = k ? "gnorm" : "norm";
+        char sub[32];
+        const void *va, *vl, *vo, *vv;
+        snprintf(sub, sizeof sub, "%s.rsqrt8.alpha", norm); LM_TRY(take_int(L, p, sub, LM_CT_I32, 0, SHAPE(LM_RSQRT_TABLES, 2), &va));
+        snprintf(sub, sizeof sub, "%s.rsqrt8.ld", norm); LM_TRY(take_int(L, p, sub, LM_CT_U8, 0, SHAPE(LM_RSQRT_TABLES), &vl));
+        snprintf(sub, sizeof sub, "%s.rsqrt8.off", norm); LM_TRY(take_int(L, p, sub, LM_CT_U8, 0, SHAPE(LM_RSQRT_TABLES), &vo));
+        snprintf(sub, sizeof sub, "%s.rsqrt8.value", norm);
+        LM_TRY(take_int(L, p, sub, LM_CT_U8, 0, SHAPE(LM_RSQRT_TABLES, LM_RSQRT_ENTRIES), &vv));
+        lm_rsqrt8 *t;
+        LM_TRY(lm_model_own(L->m, sizeof *t, (void **)&t));
+        const int32_t *a = va;
+        for (int j = 0; j < LM_RSQRT_TABLES; j++) {
+            t->alpha[j] = (int64_t)((uint64_t)(uint32_t)a[2 * j] | (uint64_t)(uint32_t)a[2 * j + 1] << 32);
+            t->ld[j] = ((const uint8_t *)vl)[j];
+            t->off[j] = ((const uint8_t *)vo)[j];
+            if (t->alpha[j] < 0 || t->alpha[j] >= ((int64_t)1 << 62) || (j && t->alpha[j] <= t->alpha[j - 1]) ||
+                t->ld[j] > 61 || t->off[j] > 40)
+                return lm_fail(LM_ERR_FORMAT, "%s: %s.%s.rsqrt8 table %d is inconsistent (threshold, bin width or shift)",
+                               L->path, p, norm, j);
+        }
+        memcpy(t->value, vv, sizeof t->value);
+        if (k) IL->gnorm.rsqrt8 = IL->gnorm_rsqrt8 = t;
+        else IL->norm.rsqrt8 = IL->norm_rsqrt8 = t;
+    }
+    return LM_OK;
+}
+
 static lm_status bind_int_layer(qloader *L, int i, lm_int_layer *IL) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
@@ -446,7 +499,8 @@ static lm_status bind_int_layer(qloader *L, int i, lm_int_layer *IL) {
     const uint8_t *ls;
     const void *v;
     memset(IL, 0, sizeof *IL);
-    *IL = (lm_int_layer){.D = D, .d_inner = di, .H = H, .P = P, .N = N, .G = G, .W = W, .C = C, .E = E,
+    const int dp = m->quant.datapath, wlim = dp & LM_DP_QRULE ? 1 : 0;   /* the release's -2^(b-1) */
+    *IL = (lm_int_layer){.D = D, .d_inner = di, .H = H, .P = P, .N = N, .G = G, .W = W, .C = C, .E = E, .dp = dp,
                          .eps = c->eps, .in_proj = &ly->in_proj.q, .out_proj = &ly->out_proj.q};
     LM_TRY(take_int(L, p, "scalars", LM_CT_I32, 0, SHAPE(LM_INT_SCALARS), &v)); sc = v;
     for (int k = LM_SC_F_IP; k <= LM_SC_F_G; k++)
@@ -470,26 +524,29 @@ static lm_status bind_int_layer(qloader *L, int i, lm_int_layer *IL) {
                              .gq = IL->norm_gq};
     IL->gnorm = (lm_int_norm){.n = di, .group = di / G, .F_in = IL->F_g, .F_out = sc[LM_SC_GNORM_F_OUT], .e_gamma = sc[LM_SC_GNORM_E_GAMMA],
                               .eps_term = eps2, .gq = IL->gnorm_gq};
-    LM_TRY(take_int(L, p, "conv.weight", LM_CT_I8, 127, SHAPE((uint64_t)C, (uint64_t)W), &v)); IL->conv_w = (int8_t *)v;
+    if (dp & LM_DP_NORM8) LM_TRY(bind_rsqrt8(L, p, IL));
+    LM_TRY(take_int(L, p, "conv.weight", LM_CT_I8, 127 + wlim, SHAPE((uint64_t)C, (uint64_t)W), &v)); IL->conv_w = (int8_t *)v;
     LM_TRY(take_int(L, p, "conv.weight_exp", LM_CT_I8, 0, SHAPE((uint64_t)C / 8, (uint64_t)W), &v)); IL->conv_ew = (int8_t *)v;
     if (c->conv_bias) {
-        LM_TRY(take_int(L, p, "conv.bias", LM_CT_I8, 127, SHAPE((uint64_t)C), &v)); IL->conv_b = (int8_t *)v;
+        LM_TRY(take_int(L, p, "conv.bias", LM_CT_I8, 127 + wlim, SHAPE((uint64_t)C), &v)); IL->conv_b = (int8_t *)v;
         LM_TRY(take_int(L, p, "conv.bias_exp", LM_CT_I8, 0, SHAPE((uint64_t)C / 8), &v)); IL->conv_eb = (int8_t *)v;
     }
-    IL->conv = (lm_int_conv){.C = C, .W = W, .F_in = IL->F_ip, .F_out = sc[LM_SC_F_CONV], .w = IL->conv_w, .ew = IL->conv_ew,
-                             .b = IL->conv_b, .eb = IL->conv_eb};
+    IL->conv = (lm_int_conv){.C = C, .W = W, .F_in = IL->F_ip, .F_out = sc[LM_SC_F_CONV], .dp = dp, .w = IL->conv_w,
+                             .ew = IL->conv_ew, .b = IL->conv_b, .eb = IL->conv_eb};
     LM_TRY(take_int(L, p, "dt_bias", LM_CT_I16, 32767, SHAPE((uint64_t)H), &v)); IL->dt_bq = (int16_t *)v;
     LM_TRY(take_int(L, p, "dt_bias_exp", LM_CT_I8, 0, SHAPE(Hg), &v)); IL->dt_be = (int8_t *)v;
-    LM_TRY(take_int(L, p, "A", LM_CT_I16, 32767, SHAPE((uint64_t)H), &v)); IL->A_q = (int16_t *)v;
+    LM_TRY(take_int(L, p, "A", LM_CT_I16, 32767 + wlim, SHAPE((uint64_t)H), &v)); IL->A_q = (int16_t *)v;
     LM_TRY(take_int(L, p, "A_exp", LM_CT_I8, 0, SHAPE(Hg), &v)); IL->A_e = (int8_t *)v;
-    LM_TRY(take_int(L, p, "D", LM_CT_I16, 127, SHAPE((uint64_t)H), &v)); IL->D_q = (int16_t *)v;
+    LM_TRY(take_int(L, p, "D", LM_CT_I16, 127 + wlim, SHAPE((uint64_t)H), &v)); IL->D_q = (int16_t *)v;
     LM_TRY(take_int(L, p, "D_exp", LM_CT_I8, 0, SHAPE(Hg), &v)); IL->D_e = (int8_t *)v;
     LM_TRY(take_int(L, p, "lut.params", LM_CT_I32, 0, SHAPE(N_LUTS, LUT_PARAMS), &v)); lp = v;
     LM_TRY(take_int(L, p, "lut.value", LM_CT_I16, 0, SHAPE(N_LUTS, LM_LUT_ENTRIES), &v)); lv = v;
     LM_TRY(take_int(L, p, "lut.shift", LM_CT_U8, 0, SHAPE(N_LUTS, LM_LUT_SEGMENTS), &v)); ls = v;
     /* each table's sites are the block's: SiLU(conv) F_conv -> F_u, SiLU(z) F_ip -> F_zs,
-     * softplus F_ip -> F_dt, exp F_dtA -> F_dA; exp alone has no identity tail */
-    const int32_t want[N_LUTS][3] = {{sc[LM_SC_F_CONV], sc[LM_SC_F_U], 1}, {sc[LM_SC_F_IP], sc[LM_SC_F_ZS], 1}, {sc[LM_SC_F_IP], sc[LM_SC_F_DT], 1}, {sc[LM_SC_F_DTA], sc[LM_SC_F_DA], 0}};
+     * softplus F_ip -> F_dt, exp F_dtA -> F_dA; exp alone has no identity tail (the release's none) */
+    const int tail = !(dp & LM_DP_LUT8);
+    const int32_t want[N_LUTS][3] = {{sc[LM_SC_F_CONV], sc[LM_SC_F_U], tail}, {sc[LM_SC_F_IP], sc[LM_SC_F_ZS], tail},
+                                     {sc[LM_SC_F_IP], sc[LM_SC_F_DT], tail}, {sc[LM_SC_F_DTA], sc[LM_SC_F_DA], 0}};
     lm_lut *luts[N_LUTS] = {&IL->silu_xbc, &IL->silu_z, &IL->softplus, &IL->exp};
     for (int k = 0; k < N_LUTS; k++) {
         const int32_t *q = lp + k * LUT_PARAMS;
@@ -549,7 +606,7 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     const unsigned char *d = m->qfile.data;
     const size_t size = m->qfile.size;
     lm_ct_reader r;
-    LM_TRY(lm_ct_open(&r, d, size, LM_QFILE_MAGIC, LM_QFILE_VERSION,
+    LM_TRY(lm_ct_open(&r, d, size, LM_QFILE_MAGIC, LM_QFILE_VERSION_OURS, LM_QFILE_VERSION,
                       "quantized model file, nor a model directory", path));
     d = r.data;
     const uint64_t tok_offset = lm_get_u64(d + H_TOK_OFFSET), tok_bytes = lm_get_u64(d + H_TOK_BYTES);
@@ -581,7 +638,8 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     q->alpha = lm_get_f32(d + H_SETTINGS + 24);
     q->calib_samples = (int)sf[7];
     q->calib_len = (int)sf[8];
-    LM_TRY(check_settings(path, q));
+    q->datapath = (int)sf[9];
+    LM_TRY(check_settings(path, q, r.version));
     if (q->rotated) LM_TRY(lm_hadamard_init(&m->rot_inner, c->d_inner));
 
     qloader L = {m, path, NULL, 0, NULL};

@@ -7,7 +7,11 @@
 #include "model/model.h"
 
 #define LM_QFILE_MAGIC "LMQMODEL"
-#define LM_QFILE_VERSION 1
+/* Version 1: every file of our datapath (settings datapath 0). Version 2: a pot8 file of the
+ * release datapath (docs/release-datapath.md): the settings' datapath flags and the release
+ * RMSNorm tables; an older build refuses it by its version instead of misreading it. */
+#define LM_QFILE_VERSION 2
+#define LM_QFILE_VERSION_OURS 1
 
 /* Writes m (float and integer linear layers as they are in m, m->quant as the settings) with the
  * tokenizer.json bytes, atomically: a failure leaves no file at path. */

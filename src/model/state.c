@@ -206,7 +206,7 @@ static lm_status check_state(const lm_session *s, const char *what, const char *
                              uint64_t size, const lm_ct_array *a, int n, uint32_t kind, const unsigned char **src,
                              uint64_t *n_tokens) {
     lm_ct_reader r;
-    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, kind_name, what));
+    LM_TRY(lm_ct_open(&r, data, size, STATE_MAGIC, STATE_VERSION, STATE_VERSION, kind_name, what));
     const unsigned char *d = r.data;
 
     /* the model: state kind, quantization, config, weights */

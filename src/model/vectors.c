@@ -79,7 +79,8 @@ static lm_status write_manifest(const vec_writer *w, const lm_model *m, int laye
     const lm_config *c = &m->cfg;
     const lm_quant_settings *q = &m->quant;
     fprintf(f, "{\n  \"format\": \"lightmamba-vectors\",\n  \"version\": 1,\n");
-    fprintf(f, "  \"contract\": \"docs/integer-datapath.md\",\n  \"byte_order\": \"little-endian\",\n");
+    fprintf(f, "  \"contract\": \"%s\",\n  \"byte_order\": \"little-endian\",\n",
+            q->datapath ? "docs/release-datapath.md" : "docs/integer-datapath.md");
     fprintf(f, "  \"layer\": %d,\n  \"n_layer\": %d,\n  \"position\": %zu,\n  \"token\": %d,\n", layer, c->n_layer,
             n_ids, (int)token);
     fprintf(f, "  \"prompt_ids\": [");
@@ -88,8 +89,10 @@ static lm_status write_manifest(const vec_writer *w, const lm_model *m, int laye
     fprintf(f, "  \"config\": {\"d_model\": %d, \"d_inner\": %d, \"n_heads\": %d, \"head_dim\": %d, \"d_state\": %d, "
                "\"n_groups\": %d, \"d_conv\": %d},\n",
             c->d_model, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups, c->d_conv);
-    fprintf(f, "  \"quant\": {\"method\": \"%s\", \"wbits\": %d, \"abits\": %d, \"rotated\": %d, \"ssm\": \"pot8\"},\n",
-            lm_quant_method_name(q->method), q->wbits, q->abits, q->rotated);
+    char dp[64];
+    fprintf(f, "  \"quant\": {\"method\": \"%s\", \"wbits\": %d, \"abits\": %d, \"rotated\": %d, \"ssm\": \"pot8\", "
+               "\"datapath\": \"%s\"},\n",
+            lm_quant_method_name(q->method), q->wbits, q->abits, q->rotated, lm_datapath_name(q->datapath, dp, sizeof dp));
     fprintf(f, "  \"residual_F\": %d,\n  \"arrays\": [\n", LM_RES_F);
     for (int i = 0; i < w->n; i++) {
         const vec_array *a = &w->a[i];
@@ -167,7 +170,7 @@ lm_status lm_vectors_dump(const lm_model *m, const int32_t *ids, size_t n_ids, i
         /* the step's residual through the layers before (the same golden step the session takes) */
         w->tmp = tmp;
         embedding_forward(row, m, &token, 1);
-        lm_int_residual_from_f32(u, row, c->d_model);
+        lm_int_residual_from_f32(u, row, c->d_model, m->int_layers[0].dp);
         for (int l = 0; l < layer; l++)
             lm_int_block_forward(u, lm_int_session_state(s->int_s, l), &m->int_layers[l], ws);
         const lm_int_layer *L = &m->int_layers[layer];

@@ -24,6 +24,7 @@ static void chunk_forward(calib_run *r, lm_int_calib *cal, int T) {
     const size_t conv_n = (size_t)(c->d_conv - 1) * C, ssm_n = (size_t)c->n_heads * c->head_dim * c->d_state;
     for (int l = 0; l < c->n_layer; l++) {
         const lm_layer *L = &r->m->layers[l];
+        for (int t = 0; t < T; t++) lm_int_calib_norm_input(&cal[l], r->x + (size_t)t * D, D);
         rmsnorm_forward(r->xn, r->x, L->norm, T, D, c->eps);
         linear_forward(r->zx, r->xn, &L->in_proj, T, r->pool, NULL);
         for (int t = 0; t < T; t++) {
@@ -86,7 +87,7 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
     return s;
 }
 
-lm_status lm_int_build_layers(lm_int_layer *layers, const lm_model *m, const lm_int_calib *cal, int abits) {
+lm_status lm_int_build_layers(lm_int_layer *layers, const lm_model *m, const lm_int_calib *cal, int abits, int dp) {
     const lm_config *c = &m->cfg;
     if (c->proj_bias) return lm_fail(LM_ERR_UNSUPPORTED, "--ssm pot8: in_proj/out_proj biases have no integer datapath");
     memset(layers, 0, sizeof *layers * (size_t)c->n_layer);
@@ -95,7 +96,7 @@ lm_status lm_int_build_layers(lm_int_layer *layers, const lm_model *m, const lm_
         if (L->in_proj.kind != LM_LINEAR_INT || L->out_proj.kind != LM_LINEAR_INT)
             return lm_fail(LM_ERR_ARG, "--ssm pot8: in_proj/out_proj must be integer first");
         lm_status s = lm_int_layer_build(&layers[l], L->norm, L->conv_w, L->conv_b, L->dt_bias, L->A, L->D, L->gnorm,
-                                         &L->in_proj.q, &L->out_proj.q, c, &cal[l], abits);
+                                         &L->in_proj.q, &L->out_proj.q, c, &cal[l], abits, dp);
         if (!s && m->rot_inner)
             s = lm_int_layer_set_rotation(&layers[l], L->gnorm, lm_hadamard_base_matrix(m->rot_inner),
                                           lm_hadamard_base(m->rot_inner));

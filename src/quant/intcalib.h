@@ -17,8 +17,9 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
                            lm_int_calib *cal, lm_quant_progress_fn progress, void *progress_ctx);
 
 /* Every layer's integer parameters from the model's float SSM weights, its (already integer)
- * in_proj/out_proj, the calibrated ranges and m->rot_inner (the online Hadamard, if any).
+ * in_proj/out_proj, the calibrated ranges, m->rot_inner (the online Hadamard, if any) and the
+ * datapath dp (0 ours, LM_DP_RELEASE the release's; integer.h).
  * layers [n_layer] (lm_int_layer_free each; they point at m's linear weights). */
-lm_status lm_int_build_layers(lm_int_layer *layers, const lm_model *m, const lm_int_calib *cal, int abits);
+lm_status lm_int_build_layers(lm_int_layer *layers, const lm_model *m, const lm_int_calib *cal, int abits, int dp);
 
 #endif

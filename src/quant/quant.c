@@ -20,7 +20,7 @@
 
 lm_quant_settings lm_quant_defaults(void) {
     return (lm_quant_settings){.method = LM_QUANT_LIGHTMAMBA, .wbits = 4, .abits = 4, .gptq = 0, .alpha = 0.5f,
-                               .ssm_mode = LM_SSM_FLOAT, .calib_samples = 128, .calib_len = 512, .rotated = 0};
+                               .ssm_mode = LM_SSM_FLOAT, .datapath = 0, .calib_samples = 128, .calib_len = 512, .rotated = 0};
 }
 
 const char *lm_quant_method_name(lm_quant_method m) {
@@ -47,6 +47,12 @@ static lm_status check_settings(const lm_quant_settings *q) {
         return lm_fail(LM_ERR_ARG, "quantize: calibration needs at least one sample of one token");
     if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "quantize: SSM mode %d is not supported", (int)q->ssm_mode);
+    if (q->datapath & ~LM_DP_RELEASE) return lm_fail(LM_ERR_ARG, "quantize: unknown datapath flags 0x%x", (unsigned)q->datapath);
+    if (q->datapath && q->ssm_mode != LM_SSM_POT8)
+        return lm_fail(LM_ERR_ARG, "quantize: --datapath applies to --ssm pot8 only");
+    if ((q->datapath & LM_DP_QRULE) && q->abits == 8)
+        return lm_fail(LM_ERR_UNSUPPORTED, "quantize: the release's quantizer rule has no 8-bit linear inputs (its "
+                       "-128 does not fit the 8-bit kernels); use --abits 4");
     return LM_OK;
 }
 
@@ -133,7 +139,7 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
         if (!s) s = lm_quant_report(progress, progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
     }
     if (!s && need_int) s = lm_calloc(&int_layers, (size_t)m->cfg.n_layer, sizeof *int_layers, "integer layers");
-    if (!s && need_int && !(s = lm_int_build_layers(int_layers, m, int_cal, q.abits))) m->int_layers = int_layers;
+    if (!s && need_int && !(s = lm_int_build_layers(int_layers, m, int_cal, q.abits, q.datapath))) m->int_layers = int_layers;
     if (!s) {
         m->quant = q;
         s = lm_qfile_write(out_path, m, tok_json, tok_len);
