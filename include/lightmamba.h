@@ -117,22 +117,38 @@ LM_API lm_status lm_config_load(lm_config *cfg, const char *config_json_path);
 
 typedef struct lm_model lm_model;
 
-/* Loads a model directory in the Hugging Face layout: config.json plus model.safetensors
- * or a sharded model.safetensors.index.json; tensors F32, F16 or BF16 (held as float32;
- * F32 data is used in place from the memory map). Every tensor's shape is checked against
- * the config; a missing one is an error naming it; unknown extra tensors are ignored (listed
- * as unused in the tensor table). lm_tokenizer_init_for_model gives its tokenizer: the
- * directory's tokenizer.json, else the bundled GPT-NeoX one. */
+/* Loads a model (docs/checkpoint-formats.md):
+ *   - a directory: config.json (Hugging Face or state-spaces keys) plus model.safetensors, a
+ *     sharded model.safetensors.index.json, or a PyTorch pytorch_model.bin;
+ *   - a PyTorch zip checkpoint (.bin/.pt, torch.save of a state dict) with config.json beside it;
+ *   - a GGUF file in llama.cpp's mamba2 layout (F32, F16, BF16 or Q8_0 tensors);
+ *   - a quantized model file written by lm_quantize.
+ * Float tensors are held as float32 (F32 data is used in place from the memory map). Every
+ * tensor's shape is checked against the config; a missing one is an error naming it; unknown
+ * extra tensors are ignored (listed as unused in the tensor table). lm_tokenizer_init_for_model
+ * gives its tokenizer: a directory's or PyTorch file's tokenizer.json beside it; a GGUF file's
+ * tokenizer.json beside it, else its own tokenizer.ggml.*; a quantized file's own; failing
+ * those the bundled GPT-NeoX one. */
 LM_API lm_status lm_model_init(lm_model **model, const char *path);
 LM_API void lm_model_free(lm_model *model);
 LM_API const lm_config *lm_model_config(const lm_model *model);
 LM_API const char *lm_model_tokenizer_path(const lm_model *model);
+/* The format the model was read from: "safetensors", "pytorch", "gguf" or "quantized". */
+LM_API const char *lm_model_format(const lm_model *model);
+
+/* Writes a float model as a GGUF file in llama.cpp's mamba2 layout with its tokenizer
+ * (tokenizer.ggml.*), atomically: matrices in the given type (Q8_0 rows must be whole blocks of
+ * 32, else F16), everything else F32. A quantized model, in_proj/out_proj biases or a
+ * time_step_limit (which llama.cpp's mamba2 cannot express) -> LM_ERR_UNSUPPORTED; a tokenizer
+ * with more tokens than the embedding has rows -> LM_ERR_ARG. */
+typedef enum { LM_GGUF_WEIGHTS_F32 = 0, LM_GGUF_WEIGHTS_F16, LM_GGUF_WEIGHTS_Q8_0 } lm_gguf_weights;
+LM_API lm_status lm_model_write_gguf(const lm_model *model, lm_gguf_weights weights, const char *path);
 
 /* The checkpoint's tensor table (for inspection: lightmamba info). */
 #define LM_TENSOR_MAX_DIMS 8
 typedef struct {
     const char *name;
-    const char *dtype;      /* as stored: "F32", "F16", "BF16" */
+    const char *dtype;      /* as stored: "F32", "F16", "BF16", "Q8_0", ... */
     int ndim;
     int64_t shape[LM_TENSOR_MAX_DIMS];
     uint64_t nbytes;        /* as stored */
@@ -154,8 +170,7 @@ LM_API lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *tokenizer_jso
 /* The same from the bytes of a tokenizer.json (len bytes, need not be NUL-terminated); `what`
  * names the source in error messages (NULL: "tokenizer.json"). */
 LM_API lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *json, size_t len, const char *what);
-/* The tokenizer that belongs to a model: the one embedded in a quantized model file, else the
- * model directory's tokenizer.json, else the bundled GPT-NeoX one. */
+/* The tokenizer that belongs to a model (see lm_model_init for which one). */
 LM_API lm_status lm_tokenizer_init_for_model(lm_tokenizer **tok, const lm_model *model);
 LM_API void lm_tokenizer_free(lm_tokenizer *tok);
 /* UTF-8 text (len bytes) -> token ids (*ids malloc'd, caller frees). Invalid UTF-8 -> LM_ERR_FORMAT naming the byte offset. */
@@ -322,8 +337,8 @@ enum {
 };
 /* "ours", "release", or the flags' names joined by '+' ("trunc", "qrule", "lut8", "norm8",
  * "dbheads", "sites") into buf; lm_datapath_parse reads any of these (and a ',' list) back. */
-const char *lm_datapath_name(int dp, char *buf, size_t size);
-lm_status lm_datapath_parse(const char *s, int *dp);
+LM_API const char *lm_datapath_name(int dp, char *buf, size_t size);
+LM_API lm_status lm_datapath_parse(const char *s, int *dp);
 typedef struct {
     lm_quant_method method;
     int wbits, abits;          /* 4 or 8 each */

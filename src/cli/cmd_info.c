@@ -11,6 +11,7 @@ static const char *yes_no(int b) { return b ? "yes" : "no"; }
 static void print_info(const char *path, const lm_model *m) {
     const lm_config *c = lm_model_config(m);
     printf("model: %s\n", path);
+    printf("format: %s\n", lm_model_format(m));
     printf("config: d_model %d, n_layer %d, d_inner %d, n_heads %d, head_dim %d, d_state %d, n_groups %d, d_conv %d\n",
            c->d_model, c->n_layer, c->d_inner, c->n_heads, c->head_dim, c->d_state, c->n_groups, c->d_conv);
     printf("config: vocab_size %d, eps %g, time_step_limit [%g, %g], tied lm_head %s, conv bias %s, proj bias %s\n",
@@ -52,6 +53,8 @@ static int run_info(int argc, char **argv) {
 const lm_command cmd_info = {
     "info", run_info, "show a model's configuration, parameter count and tensors",
     "usage: lightmamba info -m MODEL\n"
-    "  -m, --model MODEL model directory (config.json + model.safetensors or its index) or quantized file\n"
-    "Prints the configuration read from config.json, the parameter count (tensors the model uses;\n"
-    "a tied lm_head counted once) and the checkpoint's tensor table (dtype, shape, bytes as stored).\n"};
+    "  -m, --model MODEL model directory (config.json + safetensors or pytorch_model.bin), PyTorch\n"
+    "                    .bin/.pt file, GGUF file or quantized file (docs/checkpoint-formats.md)\n"
+    "Prints the format read, the configuration, the parameter count (tensors the model uses; a tied\n"
+    "lm_head counted once) and the checkpoint's tensor table (dtype, shape, bytes as stored; GGUF\n"
+    "tensors under their Hugging Face names and PyTorch shapes).\n"};

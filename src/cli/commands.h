@@ -6,6 +6,7 @@
 extern const lm_command cmd_tokenize;
 extern const lm_command cmd_version;
 extern const lm_command cmd_info;
+extern const lm_command cmd_convert;
 extern const lm_command cmd_generate;
 extern const lm_command cmd_perplexity;
 extern const lm_command cmd_sim;
@@ -20,6 +21,7 @@ extern const lm_command cmd_vectors;
     &cmd_perplexity, \
     &cmd_sim, \
     &cmd_quantize, \
+    &cmd_convert, \
     &cmd_synth, \
     &cmd_bench, \
     &cmd_vectors, \

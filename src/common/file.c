@@ -155,3 +155,19 @@ lm_status lm_calloc(void *out_ptr, size_t n, size_t size, const char *what) {
     *out = p;
     return LM_OK;
 }
+
+int lm_file_starts_with(const char *path, const void *magic, size_t n) {
+    if (!lm_file_exists(path)) return 0;
+    FILE *f = fopen(path, "rb");
+    unsigned char head[16];
+    int yes = f && n <= sizeof head && fread(head, 1, n, f) == n && memcmp(head, magic, n) == 0;
+    if (f) fclose(f);
+    return yes;
+}
+
+char *lm_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}

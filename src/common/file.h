@@ -38,6 +38,10 @@ void lm_atomic_abort(lm_atomic_file *af);
 char *lm_path_join(const char *dir, const char *name);
 int lm_is_directory(const char *path);
 int lm_file_exists(const char *path);
+/* The directory part of a file path as a heap string ("." for a bare name). */
+char *lm_parent_dir(const char *path);
+/* 1 when PATH is a regular file whose first n bytes are `magic` (file type detection). */
+int lm_file_starts_with(const char *path, const void *magic, size_t n);
 
 /* calloc(n, size) that reports a clear error (and overflow) instead of returning NULL silently. */
 lm_status lm_calloc(void *out_ptr, size_t n, size_t size, const char *what);

@@ -21,9 +21,7 @@
 #include "common/error.h"
 #include "common/file.h"
 
-/* Upper bound on any one dimension: keeps every product below in int64 and every
- * derived width (2*d_inner + 2*G*N + H) well inside int. */
-#define MAX_DIM (1 << 20)
+#define MAX_DIM LM_CONFIG_MAX_DIM
 
 lm_status lm_json_parse(json_object **out, const char *text, size_t len, const char *what) {
     *out = NULL;
@@ -258,8 +256,7 @@ static lm_status parse_state_spaces(lm_config *cfg, const keys *k) {
     return st;
 }
 
-/* Checks that hold for both key sets. */
-static lm_status validate(const lm_config *c, const char *path) {
+lm_status lm_config_check(const lm_config *c, const char *path) {
     if ((int64_t)c->n_heads * c->head_dim != c->d_inner)
         return lm_fail(LM_ERR_FORMAT, "%s: num_heads %d * head_dim %d != expand * hidden_size = %d", path, c->n_heads,
                        c->head_dim, c->d_inner);
@@ -287,7 +284,7 @@ lm_status lm_config_parse(lm_config *cfg, const char *text, size_t len, const ch
         st = lm_fail(LM_ERR_FORMAT, "%s: neither hidden_size (Hugging Face) nor d_model (state-spaces) is present",
                      path);
     json_object_put(root);
-    if (!st) st = validate(cfg, path);
+    if (!st) st = lm_config_check(cfg, path);
     if (st) memset(cfg, 0, sizeof *cfg);
     return st;
 }

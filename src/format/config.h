@@ -12,6 +12,14 @@
  * input). `what` names the source in errors. The caller json_object_put()s *out. */
 lm_status lm_json_parse(json_object **out, const char *text, size_t len, const char *what);
 
+/* Upper bound on any one dimension: keeps every product of dimensions in int64 and every
+ * derived width (2*d_inner + 2*G*N + H) well inside int. */
+#define LM_CONFIG_MAX_DIM (1 << 20)
+
+/* The consistency checks every configuration passes, whatever file it came from:
+ * n_heads * head_dim == d_inner, n_groups divides n_heads, n_groups * d_state in range. */
+lm_status lm_config_check(const lm_config *c, const char *path);
+
 /* Fills cfg from config.json text (see lm_config_load in lightmamba.h). */
 lm_status lm_config_parse(lm_config *cfg, const char *text, size_t len, const char *path);
 

@@ -12,13 +12,13 @@
 
 #include "common/error.h"
 #include "common/file.h"
-#include "common/half.h"
+#include "format/gguf.h"
 
 /* The reference implementation's limit on the header (100 MB). */
 #define MAX_HEADER_BYTES (100u << 20)
 
-static const char *const dtype_names[] = {"F32", "F16", "BF16"};
-static const size_t dtype_sizes[] = {4, 2, 2};
+static const char *const dtype_names[] = {"F32", "F16", "BF16", "Q8_0"};
+static const size_t dtype_sizes[] = {4, 2, 2, 0};
 
 const char *lm_dtype_name(lm_dtype t) { return dtype_names[t]; }
 size_t lm_dtype_size(lm_dtype t) { return dtype_sizes[t]; }
@@ -295,15 +295,8 @@ const lm_st_tensor *lm_safetensors_find(const lm_safetensors *st, const char *na
 }
 
 void lm_st_tensor_to_f32(float *dst, const lm_st_tensor *t) {
-    if (t->dtype == LM_DTYPE_F32) {
-        memcpy(dst, t->data, t->nbytes);
-        return;
-    }
-    for (size_t i = 0; i < t->numel; i++) {
-        uint16_t h;
-        memcpy(&h, t->data + 2 * i, 2); /* the data may be only byte-aligned */
-        dst[i] = t->dtype == LM_DTYPE_F16 ? lm_f16_to_f32(h) : lm_bf16_to_f32(h);
-    }
+    static const uint32_t ggml_type[] = {LM_GGML_F32, LM_GGML_F16, LM_GGML_BF16, LM_GGML_Q8_0};
+    lm_ggml_to_f32(dst, ggml_type[t->dtype], t->data, t->numel); /* byte-aligned data is fine */
 }
 
 void lm_safetensors_close(lm_safetensors *st) {

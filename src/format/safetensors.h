@@ -8,10 +8,12 @@
 #include "lightmamba.h"
 #include "common/file.h"
 
-typedef enum { LM_DTYPE_F32 = 0, LM_DTYPE_F16, LM_DTYPE_BF16 } lm_dtype;
+/* Tensor element types. Safetensors and PyTorch files hold the first three; Q8_0 (ggml's blocks
+ * of 32 int8 with a float16 scale, 34 bytes) comes from GGUF files. */
+typedef enum { LM_DTYPE_F32 = 0, LM_DTYPE_F16, LM_DTYPE_BF16, LM_DTYPE_Q8_0 } lm_dtype;
 
-const char *lm_dtype_name(lm_dtype t);   /* "F32", "F16", "BF16" */
-size_t lm_dtype_size(lm_dtype t);        /* bytes per element */
+const char *lm_dtype_name(lm_dtype t);   /* "F32", "F16", "BF16", "Q8_0" */
+size_t lm_dtype_size(lm_dtype t);        /* bytes per element (F32, F16, BF16) */
 
 typedef struct {
     char *name;
@@ -40,7 +42,8 @@ lm_status lm_safetensors_open(lm_safetensors *st, const char *path);
 lm_status lm_safetensors_open_dir(lm_safetensors *st, const char *dir);
 /* NULL when absent. */
 const lm_st_tensor *lm_safetensors_find(const lm_safetensors *st, const char *name);
-/* Converts a tensor to float32: dst holds numel floats. */
+/* Converts a tensor to float32: dst holds numel floats. The record may come from any reader
+ * (safetensors, format/torchzip.h, GGUF through src/model). */
 void lm_st_tensor_to_f32(float *dst, const lm_st_tensor *t);
 /* Unmaps and frees everything (safe on a zeroed struct). */
 void lm_safetensors_close(lm_safetensors *st);

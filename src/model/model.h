@@ -56,7 +56,9 @@ struct lm_model {
      * tensors point into, and the float32 buffers the model owns (converted tensors, A). */
     lm_tensor_info *tensors;
     int n_tensors;
+    const char *format;      /* lm_model_format: "safetensors", "pytorch", "gguf" or "quantized" */
     struct lm_safetensors *checkpoint;
+    lm_mapping file;         /* a PyTorch or GGUF file's memory map (F32 tensors point into it) */
     void **owned;
     int n_owned;
     /* Quantized models (model/qfile.c): how the model was quantized (method LM_QUANT_NONE

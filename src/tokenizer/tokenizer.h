@@ -63,4 +63,11 @@ static inline int lm_merge_find(const lm_merge_table *m, int32_t left, int32_t r
     }
 }
 
+/* GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves, the other 68
+ * bytes (controls, space, 0x7F-0xA0, 0xAD) for code points 256, 257, ... in byte order, so
+ * that every byte is a visible character in vocab and merges. byte_of_char inverts it (-1:
+ * a character that stands for no byte). */
+#define LM_BYTE_CHARS 324
+void lm_byte_level_tables(int byte_char[256], int byte_of_char[LM_BYTE_CHARS]);
+
 #endif

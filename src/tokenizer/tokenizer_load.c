@@ -11,13 +11,9 @@
 #include "common/datadir.h"
 #include "tokenizer/tokenizer.h"
 
-/* GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for themselves, the other 68
- * bytes (controls, space, 0x7F-0xA0, 0xAD) for code points 256, 257, ... in byte order, so
- * that every byte is a visible character in vocab and merges. byte_of_char inverts it. */
-#define BYTE_CHARS 324
-static void byte_level_tables(int byte_char[256], int byte_of_char[BYTE_CHARS]) {
+void lm_byte_level_tables(int byte_char[256], int byte_of_char[LM_BYTE_CHARS]) {
     int next = 256;
-    for (int c = 0; c < BYTE_CHARS; c++) byte_of_char[c] = -1;
+    for (int c = 0; c < LM_BYTE_CHARS; c++) byte_of_char[c] = -1;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
         byte_char[b] = printable ? b : next++;
@@ -28,13 +24,13 @@ static void byte_level_tables(int byte_char[256], int byte_of_char[BYTE_CHARS]) 
 /* A vocab string's raw bytes: each character mapped back to its byte; a string with a
  * character outside the byte alphabet (an added token such as a run of spaces) stands for
  * its own UTF-8 bytes, as the ByteLevel decoder does. Writes at most strlen(s) bytes. */
-static size_t token_raw_bytes(const char *s, const int byte_of_char[BYTE_CHARS], char *out) {
+static size_t token_raw_bytes(const char *s, const int byte_of_char[LM_BYTE_CHARS], char *out) {
     size_t n = strlen(s), k = 0;
     const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
     for (size_t i = 0; i < n;) {
         utf8proc_int32_t c;
         utf8proc_ssize_t step = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &c);
-        if (step <= 0 || c < 0 || c >= BYTE_CHARS || byte_of_char[c] < 0) {
+        if (step <= 0 || c < 0 || c >= LM_BYTE_CHARS || byte_of_char[c] < 0) {
             memcpy(out, s, n);
             return n;
         }
@@ -187,7 +183,7 @@ static lm_status collect_tokens(lm_tokenizer *t, json_object *vocab, json_object
     return LM_OK;
 }
 
-static lm_status build_token_bytes(lm_tokenizer *t, const char **token_of_id, const int byte_of_char[BYTE_CHARS]) {
+static lm_status build_token_bytes(lm_tokenizer *t, const char **token_of_id, const int byte_of_char[LM_BYTE_CHARS]) {
     size_t total = 0;
     for (int id = 0; id < t->n_vocab; id++) total += strlen(token_of_id[id]);
     LM_TRY(lm_calloc(&t->token_bytes, total + 1, 1, "token bytes"));
@@ -323,8 +319,8 @@ static lm_status load(lm_tokenizer *t, json_object *root, const char *path) {
         return lm_fail(LM_ERR_FORMAT, "%s: added_tokens is not an array", path);
     LM_TRY(check_pipeline(t, root, model, path));
 
-    int byte_char[256], byte_of_char[BYTE_CHARS];
-    byte_level_tables(byte_char, byte_of_char);
+    int byte_char[256], byte_of_char[LM_BYTE_CHARS];
+    lm_byte_level_tables(byte_char, byte_of_char);
     const char **token_of_id = NULL;
     lm_status s = collect_tokens(t, vocab, added, path, &token_of_id);
     if (s == LM_OK) s = build_token_bytes(t, token_of_id, byte_of_char);
