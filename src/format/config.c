@@ -131,7 +131,8 @@ static lm_status get_positive(const keys *k, const char *key, double def, double
     return LM_OK;
 }
 
-/* [min, max] with 0 <= min < max (max may be infinite); (0, inf) when absent. */
+/* [min, max] with 0 <= min < max (max may be infinite); (0, inf) when absent. The test is made
+ * on the float values the model uses: a min beyond float range would become infinite. */
 static lm_status get_dt_limit(const keys *k, const char *key, lm_config *cfg) {
     cfg->dt_limit_min = 0.0f;
     cfg->dt_limit_max = INFINITY;
@@ -140,7 +141,7 @@ static lm_status get_dt_limit(const keys *k, const char *key, lm_config *cfg) {
     double lo, hi;
     if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) != 2 ||
         !read_number(json_object_array_get_idx(v, 0), &lo) || !read_number(json_object_array_get_idx(v, 1), &hi) ||
-        isnan(lo) || isnan(hi) || lo < 0 || !(hi > lo) || isinf(lo))
+        isnan(lo) || isnan(hi) || lo < 0 || !((float)hi > (float)lo) || isinf((float)lo))
         return lm_fail(LM_ERR_FORMAT, "%s: key %s%s must be [min, max] with 0 <= min < max, got %s", k->path,
                        k->prefix, key, json_object_to_json_string(v));
     cfg->dt_limit_min = (float)lo;

@@ -1,0 +1,57 @@
+/* Shared by the libFuzzer harnesses (tests/fuzz/fuzz_*.c), the replay runner and the seed writer.
+ *
+ * A harness feeds the fuzzer's bytes to one loader and checks what the library promises about
+ * bad input: a known status and a one-line, non-empty message; on success, invariants of the
+ * result. A broken promise aborts, which libFuzzer reports as a finding (as it does sanitizer
+ * reports, leaks and timeouts). */
+#ifndef LM_FUZZ_FUZZ_H
+#define LM_FUZZ_FUZZ_H
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lightmamba.h"
+#include "synth_checkpoint.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Inputs the loader accepted (a harness counts them): the replay runner checks that every seed
+ * is accepted, so the seeds are known to reach past the loaders' checks. */
+__attribute__((weak)) int fuzz_accepted = 0;
+
+#define FUZZ_ASSERT(cond, ...)                                                         \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "fuzz: %s:%d: %s: ", __FILE__, __LINE__, #cond);           \
+            fprintf(stderr, __VA_ARGS__);                                              \
+            fputc('\n', stderr);                                                       \
+            abort();                                                                   \
+        }                                                                              \
+    } while (0)
+
+/* A failing loader's contract: a known status and a one-line message. */
+static inline void fuzz_check_failure(lm_status s) {
+    const char *e = lm_last_error();
+    FUZZ_ASSERT(s > LM_OK && s <= LM_ERR_UNSUPPORTED, "status %d", (int)s);
+    FUZZ_ASSERT(e && *e && !strchr(e, '\n'), "error message \"%s\"", e ? e : "(null)");
+}
+
+/* The repository (set at build time; $LM_ROOT wins, as in the test suite). */
+static inline const char *fuzz_root(void) {
+    const char *r = getenv("LM_ROOT");
+    return r && *r ? r : LM_SOURCE_DIR;
+}
+
+/* The small synthetic model of the safetensors and index harnesses and their seeds: 1 layer,
+ * d_model 16, vocab 32 (a few KB of weights). */
+static inline void fuzz_small_model(synth_config *c) {
+    synth_default(c);
+    c->d_model = 16;
+    c->n_layer = 1;
+    c->d_state = 8;
+    c->head_dim = 8;
+    c->vocab_size = 32;
+}
+
+#endif
