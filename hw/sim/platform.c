@@ -122,7 +122,7 @@ lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     if (!path) return lm_fail(LM_ERR_NOMEM, "out of memory");
     char *text;
     size_t len;
-    lm_status st = lm_read_file(path, &text, &len);
+    lm_status st = lm_read_file_max(path, LM_JSON_MAX_BYTES, &text, &len);
     if (st == LM_OK) st = lm_hw_platform_parse(p, text, len, path);
     free(text);
     free(path);

@@ -297,7 +297,7 @@ lm_status lm_config_load(lm_config *cfg, const char *config_json_path) {
     memset(cfg, 0, sizeof *cfg);
     char *text;
     size_t len;
-    LM_TRY(lm_read_file(config_json_path, &text, &len));
+    LM_TRY(lm_read_file_max(config_json_path, LM_JSON_MAX_BYTES, &text, &len));
     lm_status st = lm_config_parse(cfg, text, len, config_json_path);
     free(text);
     return st;

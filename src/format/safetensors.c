@@ -297,7 +297,7 @@ lm_status lm_safetensors_open_dir(lm_safetensors *st, const char *dir) {
         s = lm_safetensors_open(st, single);
     else if (!lm_file_exists(index))
         s = lm_fail(LM_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-    else if ((s = lm_read_file(index, &text, &len)) == LM_OK)
+    else if ((s = lm_read_file_max(index, LM_JSON_MAX_BYTES, &text, &len)) == LM_OK)
         s = lm_safetensors_open_index(st, dir, text, len, index);
     if (s) lm_safetensors_close(st);
     free(text);

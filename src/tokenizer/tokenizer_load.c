@@ -379,7 +379,7 @@ lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *path) {
     char *bundled = NULL, *data = NULL;
     size_t len = 0;
     if (!path) LM_TRY(lm_data_path("tokenizer.json", &bundled));
-    lm_status s = lm_read_file(path ? path : bundled, &data, &len);
+    lm_status s = lm_read_file_max(path ? path : bundled, LM_JSON_MAX_BYTES, &data, &len);
     if (s == LM_OK) s = lm_tokenizer_init_json(tok, data, len, path ? path : bundled);
     free(data);
     free(bundled);

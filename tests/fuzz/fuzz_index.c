@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fuzz_check_failure(s);
         return 0;
     }
-    FUZZ_ASSERT(st.n_files >= 1 && st.n_files <= 3, "%d files", st.n_files);
+    FUZZ_ASSERT(st.n_files <= 3, "%d files", st.n_files); /* none for an empty weight_map */
     for (int i = 0; i < st.n_tensors; i++)
         FUZZ_ASSERT(lm_safetensors_find(&st, st.tensors[i].name) == &st.tensors[i], "%s", st.tensors[i].name);
     lm_safetensors_close(&st);
