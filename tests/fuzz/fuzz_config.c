@@ -3,7 +3,7 @@
 #include <math.h>
 
 #include "fuzz.h"
-#include "io/io.h"
+#include "format/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_config c;

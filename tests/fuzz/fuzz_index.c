@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "io/io.h"
+#include "format/safetensors.h"
 
 static char dir[64];
 

@@ -2,7 +2,7 @@
  * tensor lies inside the input, has numel * dtype-size bytes, is found by name, and converts to
  * float32 (which reads all of its bytes). */
 #include "fuzz.h"
-#include "io/io.h"
+#include "format/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_safetensors st;

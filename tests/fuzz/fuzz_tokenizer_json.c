@@ -1,7 +1,6 @@
 /* tokenizer.json: lm_tokenizer_init_json on arbitrary bytes. A tokenizer that loads encodes and
  * decodes a fixed text with ids inside its vocabulary. */
 #include "fuzz.h"
-#include "tokenizer/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_tokenizer *tok;
