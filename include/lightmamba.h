@@ -149,6 +149,8 @@ lm_status lm_session_last_logits(lm_session *s, float *logits);
  * as it was. Corrupt or truncated files -> LM_ERR_FORMAT, a missing one -> LM_ERR_IO. */
 lm_status lm_state_save(const lm_session *s, const char *path);
 lm_status lm_state_load(lm_session *s, const char *path);
+/* The same from the size bytes of a state file in memory; `what` names them in errors. */
+lm_status lm_state_load_memory(lm_session *s, const void *data, size_t size, const char *what);
 
 /* Calibration observer: called with the input x [T, K] of every in_proj (K = d_model,
  * the block's RMSNorm output) and every out_proj (K = d_inner, the gated RMSNorm output)

@@ -239,21 +239,24 @@ static lm_status check_file(const lm_session *s, const char *path, const void *d
     return LM_OK;
 }
 
-lm_status lm_state_load(lm_session *s, const char *path) {
+lm_status lm_state_load_memory(lm_session *s, const void *data, size_t size, const char *what) {
     lm_ct_array a[MAX_ARRAYS];
     int n;
     uint32_t kind;
     LM_TRY(session_arrays(s, &kind, a, &n));
-    lm_mapping map;
-    LM_TRY(lm_map_file(path, &map));
     const unsigned char *src[MAX_ARRAYS];
     uint64_t n_tokens = 0;
-    lm_status st = check_file(s, path, map.data, map.size, a, n, kind, src, &n_tokens);
-    if (st == LM_OK) {
-        /* the arrays' data are the session's own buffers (session_arrays) */
-        for (int i = 0; i < n; i++) memcpy((void *)a[i].data, src[i], (size_t)a[i].nbytes);
-        s->n_tokens = n_tokens;
-    }
+    LM_TRY(check_file(s, what, data, size, a, n, kind, src, &n_tokens));
+    /* the arrays' data are the session's own buffers (session_arrays) */
+    for (int i = 0; i < n; i++) memcpy((void *)a[i].data, src[i], (size_t)a[i].nbytes);
+    s->n_tokens = n_tokens;
+    return LM_OK;
+}
+
+lm_status lm_state_load(lm_session *s, const char *path) {
+    lm_mapping map;
+    LM_TRY(lm_map_file(path, &map));
+    lm_status st = lm_state_load_memory(s, map.data, map.size, path);
     lm_unmap_file(&map);
     return st;
 }

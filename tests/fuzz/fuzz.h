@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/crc32c.h"
 #include "lightmamba.h"
 #include "synth_checkpoint.h"
 
@@ -35,6 +36,22 @@ static inline void fuzz_check_failure(lm_status s) {
     const char *e = lm_last_error();
     FUZZ_ASSERT(s > LM_OK && s <= LM_ERR_UNSUPPORTED, "status %d", (int)s);
     FUZZ_ASSERT(e && *e && !strchr(e, '\n'), "error message \"%s\"", e ? e : "(null)");
+}
+
+/* The quantized model file and the state file keep a CRC-32C of the whole file at byte 24,
+ * computed with that field read as zero. Their harnesses set it right in a copy of the input, so
+ * mutations reach the checks behind it (the checksum itself is tested by test_quant_file,
+ * test_state and test_common_crc32c). Returns the copy (malloc'd, exact size). */
+static inline uint8_t *fuzz_copy_with_crc(const uint8_t *data, size_t size) {
+    uint8_t *d = malloc(size ? size : 1);
+    FUZZ_ASSERT(d != NULL, "out of memory");
+    memcpy(d, data, size);
+    if (size >= 28) {
+        memset(d + 24, 0, 4);
+        uint32_t crc = lm_crc32c(0, d, size);
+        memcpy(d + 24, &crc, 4);
+    }
+    return d;
 }
 
 /* The repository (set at build time; $LM_ROOT wins, as in the test suite). */

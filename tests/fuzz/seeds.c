@@ -103,10 +103,10 @@ static void index_seeds(void) {
     put_synth("fuzz_index", "three_shards.json", &c, "model.safetensors.index.json");
 }
 
-/* data/tokenizer.json cut to the ids below n_ids (every byte token is among the first 258), the
+/* data/tokenizer.json (its text, malloc'd) cut to the ids below n_ids (every byte token is among the first 258), the
  * merges between them (as "a b" or as ["a", "b"]), the added tokens below n_ids and two runs of
  * spaces renumbered to n_ids and n_ids + 1. */
-static void put_small_tokenizer(const char *name, int n_ids, int pair_merges) {
+static char *small_tokenizer(int n_ids, int pair_merges) {
     char *path = lm_path_join(fuzz_root(), "data/tokenizer.json");
     json_object *root = json_object_from_file(path);
     FUZZ_ASSERT(root, "cannot read %s", path);
@@ -155,14 +155,19 @@ static void put_small_tokenizer(const char *name, int n_ids, int pair_merges) {
     json_object_object_add(model, "vocab", v2);
     json_object_object_add(model, "merges", m2);
     json_object_object_add(root, "added_tokens", a2);
-    const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-    put_text("fuzz_tokenizer_json", name, text);
+    char *text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+    FUZZ_ASSERT(text, "out of memory");
     json_object_put(root);
+    return text;
 }
 
 static void tokenizer_seeds(void) {
-    put_small_tokenizer("ids300.json", 300, 0);
-    put_small_tokenizer("ids1000_pairs.json", 1000, 1);
+    char *t = small_tokenizer(300, 0);
+    put_text("fuzz_tokenizer_json", "ids300.json", t);
+    free(t);
+    t = small_tokenizer(1000, 1);
+    put_text("fuzz_tokenizer_json", "ids1000_pairs.json", t);
+    free(t);
 }
 
 /* fuzz_tokenize: a direction byte (even: encode, odd: decode), then the text or the ids. */
@@ -194,6 +199,70 @@ static void platform_seeds(void) {
     put_copy("fuzz_platform", "u280.json", "hw/platforms/u280.json");
 }
 
+/* Quantized files of the small synthetic model (vocabulary 304, with the 302-id tokenizer cut from
+ * data/tokenizer.json embedded) in four configurations; pot8 calibrates on a little WikiText-2. */
+static void qfile_seeds(void) {
+    char dir[64];
+    synth_config c;
+    fuzz_small_model(&c);
+    c.vocab_size = 304;
+    FUZZ_ASSERT(synth_tempdir(dir) == 0 && synth_write_checkpoint(dir, &c) == 0, "cannot write a checkpoint");
+    char *tok = small_tokenizer(300, 0), *tok_path = lm_path_join(dir, "tokenizer.json");
+    char *calib_path = lm_path_join(dir, "calib.txt"), *wiki = lm_path_join(fuzz_root(), "data/wikitext2_test.txt"), *text;
+    size_t len;
+    FUZZ_ASSERT(lm_read_file(wiki, &text, &len) == LM_OK, "%s", lm_last_error());
+    FUZZ_ASSERT(synth_write_file(tok_path, tok, strlen(tok)) == 0 && synth_write_file(calib_path, text, 4096) == 0,
+                "cannot write into %s", dir);
+    lm_model *m;
+    FUZZ_ASSERT(lm_model_init(&m, dir) == LM_OK, "%s", lm_last_error());
+    const struct { const char *name; lm_quant_method method; int bits; lm_ssm_mode ssm; } kinds[] = {
+        {"rtn_w4a4.lmq", LM_QUANT_RTN, 4, LM_SSM_FLOAT}, {"rtn_w8a8.lmq", LM_QUANT_RTN, 8, LM_SSM_FLOAT},
+        {"lightmamba_w4a4.lmq", LM_QUANT_LIGHTMAMBA, 4, LM_SSM_FLOAT},
+        {"lightmamba_pot8.lmq", LM_QUANT_LIGHTMAMBA, 4, LM_SSM_POT8}};
+    for (int i = 0; i < 4; i++) {
+        lm_quant_settings q = lm_quant_defaults();
+        q.method = kinds[i].method;
+        q.wbits = q.abits = kinds[i].bits;
+        q.ssm_mode = kinds[i].ssm;
+        q.calib_samples = 4;
+        q.calib_len = 64;
+        char *out = lm_path_join(dir, "q.lmq"), *data;
+        FUZZ_ASSERT(lm_quantize(m, &q, calib_path, 1, out, NULL, NULL) == LM_OK, "%s", lm_last_error());
+        FUZZ_ASSERT(lm_read_file(out, &data, &len) == LM_OK, "%s", lm_last_error());
+        put("fuzz_qfile", kinds[i].name, data, len);
+        free(data);
+        free(out);
+    }
+    lm_model_free(m);
+    free(text);
+    free(wiki);
+    free(calib_path);
+    free(tok_path);
+    free(tok);
+    synth_remove_dir(dir);
+}
+
+/* State files of mamba2-tiny: fresh, and after a short prompt. */
+static void state_seeds(void) {
+    char *dir = lm_path_join(fuzz_root(), "models/mamba2-tiny"), *out = lm_path_join(out_dir, "state.tmp"), *data;
+    lm_model *m;
+    lm_session *s;
+    FUZZ_ASSERT(lm_model_init(&m, dir) == LM_OK && lm_session_init(&s, m, 1) == LM_OK, "%s", lm_last_error());
+    const int32_t prompt[] = {510, 4610, 8516, 8192, 13};
+    for (int i = 0; i < 2; i++) {
+        if (i) FUZZ_ASSERT(lm_session_forward(s, prompt, 5, NULL, NULL) == LM_OK, "%s", lm_last_error());
+        size_t len;
+        FUZZ_ASSERT(lm_state_save(s, out) == LM_OK && lm_read_file(out, &data, &len) == LM_OK, "%s", lm_last_error());
+        put("fuzz_state", i ? "prompt.lms" : "fresh.lms", data, len);
+        free(data);
+    }
+    remove(out);
+    lm_session_free(s);
+    lm_model_free(m);
+    free(out);
+    free(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: fuzz_seeds OUT_DIR\n");
@@ -214,5 +283,7 @@ int main(int argc, char **argv) {
     tokenizer_seeds();
     tokenize_seeds();
     platform_seeds();
+    qfile_seeds();
+    state_seeds();
     return 0;
 }
