@@ -11,6 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define FUZZ_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(FUZZ_ASAN) /* gcc, clang */
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
+#endif
+
 #include "common/crc32c.h"
 #include "lightmamba.h"
 #include "synth_checkpoint.h"
@@ -41,17 +53,28 @@ static inline void fuzz_check_failure(lm_status s) {
 /* The quantized model file and the state file keep a CRC-32C of the whole file at byte 24,
  * computed with that field read as zero. Their harnesses set it right in a copy of the input, so
  * mutations reach the checks behind it (the checksum itself is tested by test_quant_file,
- * test_state and test_common_crc32c). Returns the copy (malloc'd, exact size). */
-static inline uint8_t *fuzz_copy_with_crc(const uint8_t *data, size_t size) {
-    uint8_t *d = malloc(size ? size : 1);
-    FUZZ_ASSERT(d != NULL, "out of memory");
-    memcpy(d, data, size);
-    if (size >= 28) {
-        memset(d + 24, 0, 4);
-        uint32_t crc = lm_crc32c(0, d, size);
-        memcpy(d + 24, &crc, 4);
+ * test_state and test_common_crc32c). The copy lives in one buffer kept from call to call (a
+ * fresh half-megabyte allocation per input cost more than the load); under ASan the bytes past
+ * the input are poisoned, so reading beyond it is caught as in libFuzzer's own copy. */
+static inline const uint8_t *fuzz_copy_with_crc(const uint8_t *data, size_t size) {
+    static uint8_t *buf;
+    static size_t cap;
+    if (size > cap || !buf) {
+        ASAN_UNPOISON_MEMORY_REGION(buf, cap);
+        free(buf);
+        cap = size > 4096 ? size : 4096;
+        buf = malloc(cap);
+        FUZZ_ASSERT(buf != NULL, "out of memory");
     }
-    return d;
+    ASAN_UNPOISON_MEMORY_REGION(buf, cap);
+    memcpy(buf, data, size);
+    if (size >= 28) {
+        memset(buf + 24, 0, 4);
+        uint32_t crc = lm_crc32c(0, buf, size);
+        memcpy(buf + 24, &crc, 4);
+    }
+    ASAN_POISON_MEMORY_REGION(buf + size, cap - size);
+    return buf;
 }
 
 /* The repository (set at build time; $LM_ROOT wins, as in the test suite). */

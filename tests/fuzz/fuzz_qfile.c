@@ -7,14 +7,13 @@
 #include "model/qfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    uint8_t *file = fuzz_copy_with_crc(data, size);
+    const uint8_t *file = fuzz_copy_with_crc(data, size);
     lm_model *m = calloc(1, sizeof *m);
     FUZZ_ASSERT(m != NULL, "out of memory");
     lm_status s = lm_qfile_load_memory(m, file, size, "model.lmq");
     if (s != LM_OK) {
         fuzz_check_failure(s);
         lm_model_free(m);
-        free(file);
         return 0;
     }
     lm_tokenizer *tok = NULL;
@@ -29,7 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(logits);
     lm_session_free(sess);
     lm_model_free(m);
-    free(file);
     fuzz_accepted++;
     return 0;
 }

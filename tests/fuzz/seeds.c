@@ -7,6 +7,7 @@
 
 #include "common/file.h"
 #include "fuzz.h"
+#include "small_model.h"
 
 static const char *out_dir;
 
@@ -103,69 +104,11 @@ static void index_seeds(void) {
     put_synth("fuzz_index", "three_shards.json", &c, "model.safetensors.index.json");
 }
 
-/* data/tokenizer.json (its text, malloc'd) cut to the ids below n_ids (every byte token is among the first 258), the
- * merges between them (as "a b" or as ["a", "b"]), the added tokens below n_ids and two runs of
- * spaces renumbered to n_ids and n_ids + 1. */
-static char *small_tokenizer(int n_ids, int pair_merges) {
-    char *path = lm_path_join(fuzz_root(), "data/tokenizer.json");
-    json_object *root = json_object_from_file(path);
-    FUZZ_ASSERT(root, "cannot read %s", path);
-    free(path);
-    json_object *model, *vocab, *merges, *added;
-    FUZZ_ASSERT(json_object_object_get_ex(root, "model", &model) && json_object_object_get_ex(model, "vocab", &vocab) &&
-                    json_object_object_get_ex(model, "merges", &merges) &&
-                    json_object_object_get_ex(root, "added_tokens", &added),
-                "unexpected data/tokenizer.json");
-    json_object *v2 = json_object_new_object(), *m2 = json_object_new_array(), *a2 = json_object_new_array();
-    json_object_object_foreach(vocab, tok, id)
-        if (json_object_get_int(id) < n_ids) json_object_object_add(v2, tok, json_object_new_int(json_object_get_int(id)));
-    for (size_t i = 0; i < json_object_array_length(merges); i++) {
-        const char *m = json_object_get_string(json_object_array_get_idx(merges, i));
-        const char *sp = strchr(m, ' ');
-        char left[256], both[512];
-        if (!sp || (size_t)(sp - m) >= sizeof left) continue;
-        memcpy(left, m, (size_t)(sp - m));
-        left[sp - m] = '\0';
-        snprintf(both, sizeof both, "%s%s", left, sp + 1);
-        json_object *a, *b, *ab;
-        if (!json_object_object_get_ex(v2, left, &a) || !json_object_object_get_ex(v2, sp + 1, &b) ||
-            !json_object_object_get_ex(v2, both, &ab))
-            continue;
-        json_object *e = json_object_new_string(m);
-        if (pair_merges) {
-            json_object_put(e);
-            e = json_object_new_array();
-            json_object_array_add(e, json_object_new_string(left));
-            json_object_array_add(e, json_object_new_string(sp + 1));
-        }
-        json_object_array_add(m2, e);
-    }
-    int next = n_ids;
-    for (size_t i = 0; i < json_object_array_length(added); i++) {
-        json_object *a = json_object_array_get_idx(added, i), *id, *content;
-        json_object_object_get_ex(a, "id", &id);
-        json_object_object_get_ex(a, "content", &content);
-        int keep = json_object_get_int(id) < n_ids, renumber = !keep && next < n_ids + 2;
-        if (!keep && !renumber) continue;
-        json_object *copy = NULL;
-        json_object_deep_copy(a, &copy, NULL);
-        if (renumber) json_object_object_add(copy, "id", json_object_new_int(next++));
-        json_object_array_add(a2, copy);
-    }
-    json_object_object_add(model, "vocab", v2);
-    json_object_object_add(model, "merges", m2);
-    json_object_object_add(root, "added_tokens", a2);
-    char *text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-    FUZZ_ASSERT(text, "out of memory");
-    json_object_put(root);
-    return text;
-}
-
 static void tokenizer_seeds(void) {
-    char *t = small_tokenizer(300, 0);
+    char *t = small_tokenizer_json(300, 0);
     put_text("fuzz_tokenizer_json", "ids300.json", t);
     free(t);
-    t = small_tokenizer(1000, 1);
+    t = small_tokenizer_json(1000, 1);
     put_text("fuzz_tokenizer_json", "ids1000_pairs.json", t);
     free(t);
 }
@@ -199,68 +142,53 @@ static void platform_seeds(void) {
     put_copy("fuzz_platform", "u280.json", "hw/platforms/u280.json");
 }
 
-/* Quantized files of the small synthetic model (vocabulary 304, with the 302-id tokenizer cut from
- * data/tokenizer.json embedded) in four configurations; pot8 calibrates on a little WikiText-2. */
+/* Quantized files of the small model (small_model.h) in four configurations. */
 static void qfile_seeds(void) {
     char dir[64];
-    synth_config c;
-    fuzz_small_model(&c);
-    c.vocab_size = 304;
-    FUZZ_ASSERT(synth_tempdir(dir) == 0 && synth_write_checkpoint(dir, &c) == 0, "cannot write a checkpoint");
-    char *tok = small_tokenizer(300, 0), *tok_path = lm_path_join(dir, "tokenizer.json");
-    char *calib_path = lm_path_join(dir, "calib.txt"), *wiki = lm_path_join(fuzz_root(), "data/wikitext2_test.txt"), *text;
-    size_t len;
-    FUZZ_ASSERT(lm_read_file(wiki, &text, &len) == LM_OK, "%s", lm_last_error());
-    FUZZ_ASSERT(synth_write_file(tok_path, tok, strlen(tok)) == 0 && synth_write_file(calib_path, text, 4096) == 0,
-                "cannot write into %s", dir);
     lm_model *m;
-    FUZZ_ASSERT(lm_model_init(&m, dir) == LM_OK, "%s", lm_last_error());
-    const struct { const char *name; lm_quant_method method; int bits; lm_ssm_mode ssm; } kinds[] = {
-        {"rtn_w4a4.lmq", LM_QUANT_RTN, 4, LM_SSM_FLOAT}, {"rtn_w8a8.lmq", LM_QUANT_RTN, 8, LM_SSM_FLOAT},
-        {"lightmamba_w4a4.lmq", LM_QUANT_LIGHTMAMBA, 4, LM_SSM_FLOAT},
-        {"lightmamba_pot8.lmq", LM_QUANT_LIGHTMAMBA, 4, LM_SSM_POT8}};
-    for (int i = 0; i < 4; i++) {
-        lm_quant_settings q = lm_quant_defaults();
-        q.method = kinds[i].method;
-        q.wbits = q.abits = kinds[i].bits;
-        q.ssm_mode = kinds[i].ssm;
-        q.calib_samples = 4;
-        q.calib_len = 64;
-        char *out = lm_path_join(dir, "q.lmq"), *data;
-        FUZZ_ASSERT(lm_quantize(m, &q, calib_path, 1, out, NULL, NULL) == LM_OK, "%s", lm_last_error());
-        FUZZ_ASSERT(lm_read_file(out, &data, &len) == LM_OK, "%s", lm_last_error());
-        put("fuzz_qfile", kinds[i].name, data, len);
+    FUZZ_ASSERT(small_model_dir(dir) == 0 && lm_model_init(&m, dir) == LM_OK, "%s", lm_last_error());
+    static const char *const names[SMALL_QUANT_KINDS] = {"rtn_w4a4.lmq", "rtn_w8a8.lmq", "lightmamba_w4a4.lmq",
+                                                         "lightmamba_pot8.lmq"};
+    char *out = lm_path_join(dir, "q.lmq"), *data;
+    size_t len;
+    for (int i = 0; i < SMALL_QUANT_KINDS; i++) {
+        FUZZ_ASSERT(small_model_quantize(m, dir, i, out) == LM_OK && lm_read_file(out, &data, &len) == LM_OK, "%s",
+                    lm_last_error());
+        put("fuzz_qfile", names[i], data, len);
         free(data);
-        free(out);
     }
+    free(out);
     lm_model_free(m);
-    free(text);
-    free(wiki);
-    free(calib_path);
-    free(tok_path);
-    free(tok);
     synth_remove_dir(dir);
 }
 
-/* State files of mamba2-tiny: fresh, and after a short prompt. */
+/* State files of the fuzz_state models (a model byte, then the file): fresh, and after a prompt. */
 static void state_seeds(void) {
-    char *dir = lm_path_join(fuzz_root(), "models/mamba2-tiny"), *out = lm_path_join(out_dir, "state.tmp"), *data;
-    lm_model *m;
-    lm_session *s;
-    FUZZ_ASSERT(lm_model_init(&m, dir) == LM_OK && lm_session_init(&s, m, 1) == LM_OK, "%s", lm_last_error());
-    const int32_t prompt[] = {510, 4610, 8516, 8192, 13};
-    for (int i = 0; i < 2; i++) {
-        if (i) FUZZ_ASSERT(lm_session_forward(s, prompt, 5, NULL, NULL) == LM_OK, "%s", lm_last_error());
-        size_t len;
-        FUZZ_ASSERT(lm_state_save(s, out) == LM_OK && lm_read_file(out, &data, &len) == LM_OK, "%s", lm_last_error());
-        put("fuzz_state", i ? "prompt.lms" : "fresh.lms", data, len);
-        free(data);
-    }
+    small_sessions ss;
+    char *out = lm_path_join(out_dir, "state.tmp"), *data;
+    small_sessions_init(&ss);
+    const int32_t prompt[] = {51, 72, 79, 79, 82, 13, 0, 300};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2; i++) {
+            lm_session *s = ss.session[k];
+            lm_session_reset(s);
+            if (i) FUZZ_ASSERT(lm_session_forward(s, prompt, 8, NULL, NULL) == LM_OK, "%s", lm_last_error());
+            size_t len;
+            FUZZ_ASSERT(lm_state_save(s, out) == LM_OK && lm_read_file(out, &data, &len) == LM_OK, "%s",
+                        lm_last_error());
+            char name[32];
+            snprintf(name, sizeof name, "%s_%s.lms", k ? "pot8" : "float", i ? "prompt" : "fresh");
+            unsigned char *buf = malloc(len + 1);
+            FUZZ_ASSERT(buf, "out of memory");
+            buf[0] = (unsigned char)k;
+            memcpy(buf + 1, data, len);
+            put("fuzz_state", name, buf, len + 1);
+            free(buf);
+            free(data);
+        }
     remove(out);
-    lm_session_free(s);
-    lm_model_free(m);
     free(out);
-    free(dir);
+    small_sessions_free(&ss);
 }
 
 int main(int argc, char **argv) {
