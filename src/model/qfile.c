@@ -530,6 +530,7 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
 static lm_status bind_model(qloader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
+    LM_TRY(lm_layout_check_count(c, L->n, L->path));
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
     LM_TRY(lm_layout_walk(c, bind_tensor, L));
     if (c->tie_embeddings)
