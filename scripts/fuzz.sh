@@ -3,19 +3,21 @@
 # each for N seconds, one after the other; prints per harness the executions, the edges covered
 # (libFuzzer's `cov:`) and the corpus size, and exits non-zero on any finding (crash, sanitizer
 # report, leak, timeout, out-of-memory). docs/robustness.md has the campaign and what it found.
-#   bash scripts/fuzz.sh [--seconds N] [--only REGEX]
+#   bash scripts/fuzz.sh [--seconds N] [--runs N] [--only REGEX]
+# --runs stops a harness after N executions if that comes before the N seconds (campaigns).
 # The corpora grow in build-fuzz/corpus/HARNESS/ from run to run (seeded by fuzz_seeds from the
 # repository's files); a finding's input is written to build-fuzz/findings/HARNESS/. To keep one
 # as a regression test: fix the loader, then copy the input to tests/fuzz/regressions/HARNESS/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECONDS_EACH=60; ONLY=.
+SECONDS_EACH=60; RUNS=-1; ONLY=.
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECONDS_EACH=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    *) echo "usage: bash scripts/fuzz.sh [--seconds N] [--only REGEX]" >&2; exit 2 ;;
+    *) echo "usage: bash scripts/fuzz.sh [--seconds N] [--runs N] [--only REGEX]" >&2; exit 2 ;;
   esac
 done
 
@@ -39,7 +41,7 @@ for src in tests/fuzz/fuzz_*.c; do
   dict=(); [ -f "tests/fuzz/$base.dict" ] && dict=(-dict="tests/fuzz/$base.dict")
   rc=0
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb bounds memory (a finding if passed).
-  timeout $((SECONDS_EACH + 300)) "$BUILD/tests/fuzz/$h" -max_total_time="$SECONDS_EACH" -timeout=10 \
+  timeout $((SECONDS_EACH + 300)) "$BUILD/tests/fuzz/$h" -max_total_time="$SECONDS_EACH" -runs="$RUNS" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$findings/" "${dict[@]}" "${inputs[@]}" \
     >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
