@@ -50,12 +50,12 @@ static inline void fuzz_check_failure(lm_status s) {
     FUZZ_ASSERT(e && *e && !strchr(e, '\n'), "error message \"%s\"", e ? e : "(null)");
 }
 
-/* The quantized model file and the state file keep a CRC-32C of the whole file at byte 24,
- * computed with that field read as zero. Their harnesses set it right in a copy of the input, so
- * mutations reach the checks behind it (the checksum itself is tested by test_quant_file,
- * test_state and test_common_crc32c). The copy lives in one buffer kept from call to call (a
- * fresh half-megabyte allocation per input cost more than the load); under ASan the bytes past
- * the input are poisoned, so reading beyond it is caught as in libFuzzer's own copy. */
+/* The quantized model file and the state file (format/container.h) keep a CRC-32C of the whole
+ * file at byte 24, computed with that field read as zero. Their harnesses set it right in a copy
+ * of the input, so mutations reach the checks behind it (the checksum itself is tested by
+ * test_quant_file, test_state and test_common_crc32c). The copy lives in one buffer kept from
+ * call to call (fresh allocations showed as page faults in the profile); under ASan the bytes
+ * past the input are poisoned, so reading beyond it is caught as in libFuzzer's own copy. */
 static inline const uint8_t *fuzz_copy_with_crc(const uint8_t *data, size_t size) {
     static uint8_t *buf;
     static size_t cap;
