@@ -41,7 +41,7 @@ check "explore prints designs" "grep -q 'tok/s' '$TMP/out' && [ \$(wc -l <'$TMP/
 expect_error "unknown platform" "unknown platform .zynq" --platform zynq --config mamba2-2.7b
 expect_error "missing platform file" "cannot open" --platform "$TMP/none.json" --config mamba2-2.7b
 printf '{"name": "x", "clock_mhz": ' >"$TMP/trunc.json"
-expect_error "truncated platform JSON" "invalid JSON" --platform "$TMP/trunc.json" --config mamba2-2.7b
+expect_error "truncated platform JSON" "incomplete JSON" --platform "$TMP/trunc.json" --config mamba2-2.7b
 sed 's/"efficiency": [0-9.]*,//' "$LM_ROOT/hw/platforms/vck190.json" >"$TMP/noeff.json"
 expect_error "missing key" 'missing key "efficiency"' --platform "$TMP/noeff.json" --config mamba2-2.7b
 sed 's/"channels": 1,/"chanels": 1,/' "$LM_ROOT/hw/platforms/vck190.json" >"$TMP/typo.json"

@@ -73,8 +73,9 @@ static void test_hf(void) {
     CHECK_OK(load_text(&c, buf));
     CHECK(c.dt_limit_min == 0.001f && c.dt_limit_max == 0.1f, "finite time_step_limit");
     const char *bad_limits[] = {"[0.0]", "\"inf\"", "[0.5, 0.1]", "[0.0, NaN]", "[-1, 1]",
-                                "[0.0, {\"__float__\": \"lots\"}]", "[0.0, true]"};
-    for (int i = 0; i < 7; i++) {
+                                "[0.0, {\"__float__\": \"lots\"}]", "[0.0, true]",
+                                "[1e300, 1e301]" /* both infinite as floats */, "[0.1, 0.10000000001]" /* equal */};
+    for (int i = 0; i < 9; i++) {
         char tail[128];
         snprintf(tail, sizeof tail, ", \"time_step_limit\": %s", bad_limits[i]);
         hf_text(buf, sizeof buf, NULL, NULL, tail);

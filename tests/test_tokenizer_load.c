@@ -99,6 +99,7 @@ static void test_bad_files(const char *good_text, size_t good_len) {
     expect_failure("truncated JSON", good_text, good_len / 2, LM_ERR_FORMAT, "malformed JSON");
     expect_failure("not JSON", "vocab: {a: 1}", 13, LM_ERR_FORMAT, "malformed JSON");
     expect_failure("trailing data", "{\"model\": {}} x", 15, LM_ERR_FORMAT, "trailing data");
+    expect_failure("trailing NUL byte", "{\"model\": {}}\n\0", 15, LM_ERR_FORMAT, "trailing data");
     expect_failure("JSON array", "[1, 2]", 6, LM_ERR_FORMAT, "\"model\"");
 
     json_object *model, *root;

@@ -100,6 +100,14 @@ static lm_status parse_platform(lm_hw_platform *p, const char *path, json_object
     return LM_OK;
 }
 
+lm_status lm_hw_platform_parse(lm_hw_platform *p, const char *text, size_t len, const char *path) {
+    json_object *root;
+    LM_TRY(lm_json_parse(&root, text, len, path));
+    lm_status st = parse_platform(p, path, root);
+    json_object_put(root);
+    return st;
+}
+
 lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     char *path = NULL;
     int is_file = strchr(name_or_path, '/') || strstr(name_or_path, ".json");
@@ -114,16 +122,8 @@ lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path) {
     if (!path) return lm_fail(LM_ERR_NOMEM, "out of memory");
     char *text;
     size_t len;
-    lm_status st = lm_read_file(path, &text, &len);
-    if (st != LM_OK) { free(path); return st; }
-    json_tokener *tok = json_tokener_new();
-    json_object *root = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
-    size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
-    if (!root || json_tokener_get_error(tok) != json_tokener_success || strspn(text + end, " \t\r\n") != len - end)
-        st = lm_fail(LM_ERR_FORMAT, "%s: invalid JSON near byte %zu", path, end);
-    if (st == LM_OK) st = parse_platform(p, path, root);
-    if (root) json_object_put(root);
-    if (tok) json_tokener_free(tok);
+    lm_status st = lm_read_file_max(path, LM_JSON_MAX_BYTES, &text, &len);
+    if (st == LM_OK) st = lm_hw_platform_parse(p, text, len, path);
     free(text);
     free(path);
     return st;

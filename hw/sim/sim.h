@@ -97,6 +97,8 @@ typedef struct {
 /* Platform: "vck190" or "u280" (hw/platforms/NAME.json, found with the bundled data as
  * platforms/NAME.json: common/datadir.h) or a path to a JSON file with the same keys. */
 lm_status lm_hw_platform_load(lm_hw_platform *p, const char *name_or_path);
+/* A platform from the len bytes of its JSON in memory (path names it in errors). */
+lm_status lm_hw_platform_parse(lm_hw_platform *p, const char *text, size_t len, const char *path);
 /* Model: a built-in "mamba2-130m" ... "mamba2-2.7b" or a model directory / config.json. */
 lm_status lm_hw_model_load(lm_config *c, const char *name_or_path);
 /* Checks a design against a model (divisibility, ranges); LM_ERR_ARG naming the field. */

@@ -37,7 +37,7 @@ uint32_t lm_crc32c_portable(uint32_t crc, const void *data, size_t n) {
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *data, size_t n) {
+__attribute__((target("sse4.2"))) uint32_t lm_crc32c_sse42(uint32_t crc, const void *data, size_t n) {
     const unsigned char *p = data;
     uint64_t c = ~crc;
     for (; n >= 8; p += 8, n -= 8) {
@@ -53,7 +53,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 
 uint32_t lm_crc32c(uint32_t crc, const void *data, size_t n) {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("sse4.2")) return crc32c_sse42(crc, data, n);
+    if (__builtin_cpu_supports("sse4.2")) return lm_crc32c_sse42(crc, data, n);
 #endif
     return lm_crc32c_portable(crc, data, n);
 }

@@ -8,7 +8,12 @@
 #include <stdint.h>
 
 uint32_t lm_crc32c(uint32_t crc, const void *data, size_t n);
-/* The portable table version (for tests of the dispatch). */
+/* The two implementations behind lm_crc32c, for tests that hold one against the other:
+ * the portable tables, and (x86-64 only; call it only when __builtin_cpu_supports("sse4.2"))
+ * the crc32 instruction. */
 uint32_t lm_crc32c_portable(uint32_t crc, const void *data, size_t n);
+#if defined(__x86_64__)
+uint32_t lm_crc32c_sse42(uint32_t crc, const void *data, size_t n);
+#endif
 
 #endif

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-lm_status lm_read_file(const char *path, char **data, size_t *len) {
+lm_status lm_read_file_max(const char *path, size_t max_bytes, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -19,6 +19,11 @@ lm_status lm_read_file(const char *path, char **data, size_t *len) {
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         return lm_fail(LM_ERR_IO, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return lm_fail(LM_ERR_FORMAT, "%s is %lld bytes, over the %zu MB this kind of file may have", path,
+                       (long long)st.st_size, max_bytes >> 20);
     }
     size_t size = (size_t)st.st_size;
     char *buf = malloc(size + 1);
@@ -38,6 +43,8 @@ lm_status lm_read_file(const char *path, char **data, size_t *len) {
     *len = size;
     return LM_OK;
 }
+
+lm_status lm_read_file(const char *path, char **data, size_t *len) { return lm_read_file_max(path, SIZE_MAX - 1, data, len); }
 
 lm_status lm_map_file(const char *path, lm_mapping *map) {
     map->data = NULL;

@@ -9,6 +9,13 @@
 
 /* Reads all of PATH into a NUL-terminated heap buffer (*len excludes the NUL). */
 lm_status lm_read_file(const char *path, char **data, size_t *len);
+/* The same for a file that may have at most max_bytes: a bigger one fails (LM_ERR_FORMAT) before
+ * anything is allocated or read. */
+lm_status lm_read_file_max(const char *path, size_t max_bytes, char **data, size_t *len);
+
+/* The most a JSON file the loaders read may have (config.json, tokenizer.json, a sharded index,
+ * a platform file; the largest real ones are tokenizers of tens of MB). */
+#define LM_JSON_MAX_BYTES ((size_t)256 << 20)
 
 typedef struct {
     const unsigned char *data; /* NULL for an empty file */

@@ -129,7 +129,8 @@ static lm_status get_positive(const keys *k, const char *key, double def, double
     return LM_OK;
 }
 
-/* [min, max] with 0 <= min < max (max may be infinite); (0, inf) when absent. */
+/* [min, max] with 0 <= min < max (max may be infinite); (0, inf) when absent. The test is made
+ * on the float values the model uses: a min beyond float range would become infinite. */
 static lm_status get_dt_limit(const keys *k, const char *key, lm_config *cfg) {
     cfg->dt_limit_min = 0.0f;
     cfg->dt_limit_max = INFINITY;
@@ -138,7 +139,7 @@ static lm_status get_dt_limit(const keys *k, const char *key, lm_config *cfg) {
     double lo, hi;
     if (!json_object_is_type(v, json_type_array) || json_object_array_length(v) != 2 ||
         !read_number(json_object_array_get_idx(v, 0), &lo) || !read_number(json_object_array_get_idx(v, 1), &hi) ||
-        isnan(lo) || isnan(hi) || lo < 0 || !(hi > lo) || isinf(lo))
+        isnan(lo) || isnan(hi) || lo < 0 || !((float)hi > (float)lo) || isinf((float)lo))
         return lm_fail(LM_ERR_FORMAT, "%s: key %s%s must be [min, max] with 0 <= min < max, got %s", k->path,
                        k->prefix, key, json_object_to_json_string(v));
     cfg->dt_limit_min = (float)lo;
@@ -293,7 +294,7 @@ lm_status lm_config_load(lm_config *cfg, const char *config_json_path) {
     memset(cfg, 0, sizeof *cfg);
     char *text;
     size_t len;
-    LM_TRY(lm_read_file(config_json_path, &text, &len));
+    LM_TRY(lm_read_file_max(config_json_path, LM_JSON_MAX_BYTES, &text, &len));
     lm_status st = lm_config_parse(cfg, text, len, config_json_path);
     free(text);
     return st;

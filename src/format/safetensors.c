@@ -166,8 +166,9 @@ done:
     return s;
 }
 
-/* Maps path and appends its tensors to st. */
-static lm_status add_file(lm_safetensors *st, const char *path) {
+/* Appends the tensors of path to st: mapped from the file, or from memory (the caller's bytes,
+ * which st borrows and does not unmap) when memory is not NULL. */
+static lm_status add_file(lm_safetensors *st, const char *path, const lm_mapping *memory) {
     char **paths = realloc(st->paths, ((size_t)st->n_files + 1) * sizeof *paths);
     if (paths) st->paths = paths;
     lm_mapping *maps = realloc(st->maps, ((size_t)st->n_files + 1) * sizeof *maps);
@@ -177,16 +178,16 @@ static lm_status add_file(lm_safetensors *st, const char *path) {
         free(copy);
         return lm_fail(LM_ERR_NOMEM, "out of memory opening %s", path);
     }
-    lm_mapping map;
-    lm_status s = lm_map_file(path, &map);
+    lm_mapping map = {NULL, 0};
+    lm_status s = memory ? LM_OK : lm_map_file(path, &map);
     if (s) {
         free(copy);
         return s;
     }
     int file = st->n_files++;
     st->paths[file] = copy;
-    st->maps[file] = map;
-    return parse_header(st, &map, path, file);
+    st->maps[file] = map; /* {NULL, 0} for borrowed memory: nothing to unmap */
+    return parse_header(st, memory ? memory : &map, path, file);
 }
 
 static int cmp_tensor_name(const void *a, const void *b) {
@@ -203,12 +204,20 @@ static lm_status finish(lm_safetensors *st) {
     return LM_OK;
 }
 
-lm_status lm_safetensors_open(lm_safetensors *st, const char *path) {
+/* One file, mapped or borrowed (memory not NULL). */
+static lm_status open_one(lm_safetensors *st, const char *path, const lm_mapping *memory) {
     memset(st, 0, sizeof *st);
-    lm_status s = add_file(st, path);
+    lm_status s = add_file(st, path, memory);
     if (!s) s = finish(st);
     if (s) lm_safetensors_close(st);
     return s;
+}
+
+lm_status lm_safetensors_open(lm_safetensors *st, const char *path) { return open_one(st, path, NULL); }
+
+lm_status lm_safetensors_open_memory(lm_safetensors *st, const void *data, size_t size, const char *name) {
+    lm_mapping memory = {data, size};
+    return open_one(st, name, &memory);
 }
 
 /* A shard name from the index: a plain file name inside the model directory. */
@@ -216,14 +225,12 @@ static int is_plain_name(const char *s) {
     return *s && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
 }
 
-static lm_status open_sharded(lm_safetensors *st, const char *dir, const char *index_path) {
-    char *text;
-    size_t len;
-    LM_TRY(lm_read_file(index_path, &text, &len));
+/* The shards an index names (text: the index's bytes; index_path names it in errors). */
+static lm_status open_sharded(lm_safetensors *st, const char *dir, const char *text, size_t len,
+                              const char *index_path) {
     json_object *root;
-    lm_status s = lm_json_parse(&root, text, len, index_path);
-    free(text);
-    if (s) return s;
+    LM_TRY(lm_json_parse(&root, text, len, index_path));
+    lm_status s = LM_OK;
     json_object *map;
     if (!json_object_is_type(root, json_type_object) || !json_object_object_get_ex(root, "weight_map", &map) ||
         !json_object_is_type(map, json_type_object)) {
@@ -248,7 +255,7 @@ static lm_status open_sharded(lm_safetensors *st, const char *dir, const char *i
         if (!seen && !lm_file_exists(path))
             s = lm_fail(LM_ERR_IO, "%s: shard %s (holding %s) is missing", index_path, path, name);
         else if (!seen)
-            s = add_file(st, path);
+            s = add_file(st, path, NULL);
         free(path);
         if (s) break;
     }
@@ -269,20 +276,31 @@ static lm_status open_sharded(lm_safetensors *st, const char *dir, const char *i
     return s;
 }
 
+lm_status lm_safetensors_open_index(lm_safetensors *st, const char *dir, const char *text, size_t len,
+                                    const char *index_path) {
+    memset(st, 0, sizeof *st);
+    lm_status s = open_sharded(st, dir, text, len, index_path);
+    if (s) lm_safetensors_close(st);
+    return s;
+}
+
 lm_status lm_safetensors_open_dir(lm_safetensors *st, const char *dir) {
     memset(st, 0, sizeof *st);
     char *single = lm_path_join(dir, "model.safetensors");
     char *index = lm_path_join(dir, "model.safetensors.index.json");
+    char *text = NULL;
+    size_t len = 0;
     lm_status s;
     if (!single || !index)
         s = lm_fail(LM_ERR_NOMEM, "out of memory");
     else if (lm_file_exists(single))
         s = lm_safetensors_open(st, single);
-    else if (lm_file_exists(index))
-        s = open_sharded(st, dir, index);
-    else
+    else if (!lm_file_exists(index))
         s = lm_fail(LM_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    else if ((s = lm_read_file_max(index, LM_JSON_MAX_BYTES, &text, &len)) == LM_OK)
+        s = lm_safetensors_open_index(st, dir, text, len, index);
     if (s) lm_safetensors_close(st);
+    free(text);
     free(single);
     free(index);
     return s;

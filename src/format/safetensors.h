@@ -37,6 +37,13 @@ typedef struct lm_safetensors {
 
 /* Maps and validates one .safetensors file. On failure *st is left empty. */
 lm_status lm_safetensors_open(lm_safetensors *st, const char *path);
+/* The same from size bytes in memory, which st borrows (they must outlive it); name is the
+ * file name used in errors. */
+lm_status lm_safetensors_open_memory(lm_safetensors *st, const void *data, size_t size, const char *name);
+/* The shards named by an index already in memory (text: len bytes of model.safetensors.index.json
+ * JSON, index_path names it in errors), each a file in dir. */
+lm_status lm_safetensors_open_index(lm_safetensors *st, const char *dir, const char *text, size_t len,
+                                    const char *index_path);
 /* A model directory: DIR/model.safetensors, else the shards listed by
  * DIR/model.safetensors.index.json (weight_map: tensor name -> shard file in DIR). */
 lm_status lm_safetensors_open_dir(lm_safetensors *st, const char *dir);

@@ -13,6 +13,7 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#include <cpuid.h>
 #include <immintrin.h>
 #include <stdlib.h>
 
@@ -190,11 +191,17 @@ static void matmul_f16_part(void *p, int i, int n) {
     free(tile);
 }
 
+/* CPUID.1:ECX.F16C, asked directly: clang's __builtin_cpu_supports does not know "f16c". */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 void lm_matmul_f16(float *y, const float *x, const uint16_t *W, int T, int K, int O, lm_pool *pool) {
     if (!lm_matmul_start(y, T, K, O)) return;
     lm_simd_level level = lm_simd_level_get();
     /* every AVX2 CPU has F16C (Intel since Ivy Bridge, AMD since Piledriver), but check */
-    if (level == LM_SIMD_AVX2 && !__builtin_cpu_supports("f16c")) level = LM_SIMD_SCALAR;
+    if (level == LM_SIMD_AVX2 && !cpu_has_f16c()) level = LM_SIMD_SCALAR;
     matmul_f16_task task = {y, x, W, T, K, O, level};
     lm_pool_run(pool, matmul_f16_part, &task);
 }

@@ -56,6 +56,15 @@ lm_status lm_layout_walk(const lm_config *c, lm_tensor_fn fn, void *ctx) {
     return lm_layout_tail(c, fn, ctx);
 }
 
+lm_status lm_layout_check_count(const lm_config *c, int n_tensors, const char *what) {
+    /* per layer: norm, in_proj, conv weight, dt_bias, A_log, D, gated norm, out_proj */
+    const int64_t least = 2 + 8 * (int64_t)c->n_layer;
+    if (least > n_tensors)
+        return lm_fail(LM_ERR_FORMAT, "%s: config n_layer %d needs at least %lld tensors, the file has %d", what,
+                       c->n_layer, (long long)least, n_tensors);
+    return LM_OK;
+}
+
 const float **lm_tensor_slot(lm_model *m, const lm_tensor_desc *t) {
     lm_layer *L = t->layer >= 0 ? &m->layers[t->layer] : NULL;
     switch (t->role) {

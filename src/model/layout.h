@@ -41,6 +41,11 @@ lm_status lm_layout_head(const lm_config *c, lm_tensor_fn fn, void *ctx);       
 lm_status lm_layout_layer(const lm_config *c, int layer, lm_tensor_fn fn, void *ctx);
 lm_status lm_layout_tail(const lm_config *c, lm_tensor_fn fn, void *ctx);           /* norm_f, lm_head */
 
+/* A file of n_tensors tensors can hold a model of config c only if it has each layer's 8
+ * mandatory tensors and the embedding and norm_f: else LM_ERR_FORMAT naming `what`. Loaders call
+ * it before allocating the layers, so a config claiming 2^24 layers costs nothing. */
+lm_status lm_layout_check_count(const lm_config *c, int n_tensors, const char *what);
+
 static inline size_t lm_tensor_numel(const lm_tensor_desc *t) { return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1); }
 static inline int lm_tensor_is_linear(lm_tensor_role r) { return r == LM_T_IN_PROJ || r == LM_T_OUT_PROJ || r == LM_T_LM_HEAD; }
 

@@ -157,6 +157,7 @@ static lm_status take_tensor(void *ctx, const lm_tensor_desc *t) {
 static lm_status load_weights(loader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
+    LM_TRY(lm_layout_check_count(c, L->n, L->where));
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
     LM_TRY(lm_layout_walk(c, take_tensor, L));
     /* A tied checkpoint may still carry a copy of lm_head.weight (state-spaces does); it is unused. */

@@ -186,8 +186,8 @@ static inline __attribute__((always_inline)) void ssm_rows(float *h, const float
  * x86-64; the loader picks one at run time (this is the prefill's hottest loop outside the
  * GEMMs). */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
-                 const lm_layer *L, const lm_config *cfg, int T, int h0, int h1) {
+static void ssm_forward_clones(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                               const lm_layer *L, const lm_config *cfg, int T, int h0, int h1) {
     enum { TB = 64 }; /* tokens per block of precomputed dt, dA */
     const int H = cfg->n_heads, P = cfg->head_dim, N = cfg->d_state, G = cfg->n_groups;
     const int d_inner = cfg->d_inner, C = d_inner + 2 * G * N, heads_per_group = H / G;
@@ -228,6 +228,13 @@ void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, 
             }
         }
     }
+}
+
+/* The clones are static behind a plain function: clang 14 (the fuzzing build) names the
+ * dispatcher of an exported target_clones function so that other files cannot link to it. */
+void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                 const lm_layer *L, const lm_config *cfg, int T, int h0, int h1) {
+    ssm_forward_clones(y, state, xbc, dt_raw, dt_stride, L, cfg, T, h0, h1);
 }
 
 void silu_gate_forward(float *y, const float *z, int z_stride, int T, int d_inner, int i0, int i1) {

@@ -587,6 +587,7 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
 static lm_status bind_model(qloader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
+    LM_TRY(lm_layout_check_count(c, L->n, L->path));
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
     LM_TRY(lm_layout_walk(c, bind_tensor, L));
     if (c->tie_embeddings)
@@ -603,8 +604,11 @@ static lm_status bind_model(qloader *L) {
 
 lm_status lm_qfile_load(lm_model *m, const char *path) {
     LM_TRY(lm_map_file(path, &m->qfile));
-    const unsigned char *d = m->qfile.data;
-    const size_t size = m->qfile.size;
+    return lm_qfile_load_memory(m, m->qfile.data, m->qfile.size, path);
+}
+
+lm_status lm_qfile_load_memory(lm_model *m, const void *data, size_t size, const char *path) {
+    const unsigned char *d = data;
     lm_ct_reader r;
     LM_TRY(lm_ct_open(&r, d, size, LM_QFILE_MAGIC, LM_QFILE_VERSION_OURS, LM_QFILE_VERSION,
                       "quantized model file, nor a model directory", path));

@@ -20,5 +20,8 @@ lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokeni
 /* Fills a zeroed model from a quantized file (lm_model_init calls this for regular files). Every
  * header field, table entry, offset and size is validated and the checksum verified before use. */
 lm_status lm_qfile_load(lm_model *m, const char *path);
+/* The same from size bytes in memory, which the model borrows (they must outlive it); path names
+ * them in errors. */
+lm_status lm_qfile_load_memory(lm_model *m, const void *data, size_t size, const char *path);
 
 #endif

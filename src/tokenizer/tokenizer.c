@@ -191,7 +191,7 @@ static cache_slot *cache_find(const encoder *e, const char *w, size_t n) {
 }
 
 static lm_status cache_grow(encoder *e) {
-    size_t old_cap = e->cache ? e->cache_mask + 1 : 0, cap = old_cap ? 2 * old_cap : 4096;
+    size_t old_cap = e->cache ? e->cache_mask + 1 : 0, cap = old_cap ? 2 * old_cap : 64;
     cache_slot *old = e->cache;
     e->cache = calloc(cap, sizeof *e->cache);
     if (!e->cache) {

@@ -350,7 +350,7 @@ lm_status lm_tokenizer_init_json(lm_tokenizer **tok, const char *data, size_t le
     enum json_tokener_error jerr = json_tokener_get_error(jt);
     size_t end = json_tokener_get_parse_end(jt);
     json_tokener_free(jt);
-    while (end < len && strchr(" \t\r\n", data[end])) end++;
+    while (end < len && data[end] && strchr(" \t\r\n", data[end])) end++; /* strchr finds a NUL too */
     if (!root || jerr != json_tokener_success || end != len) {
         json_object_put(root);
         const char *why = jerr == json_tokener_continue ? "unexpected end of file"
@@ -375,7 +375,7 @@ lm_status lm_tokenizer_init(lm_tokenizer **tok, const char *path) {
     char *bundled = NULL, *data = NULL;
     size_t len = 0;
     if (!path) LM_TRY(lm_data_path("tokenizer.json", &bundled));
-    lm_status s = lm_read_file(path ? path : bundled, &data, &len);
+    lm_status s = lm_read_file_max(path ? path : bundled, LM_JSON_MAX_BYTES, &data, &len);
     if (s == LM_OK) s = lm_tokenizer_init_json(tok, data, len, path ? path : bundled);
     free(data);
     free(bundled);

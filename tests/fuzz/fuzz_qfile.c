@@ -1,0 +1,33 @@
+/* The quantized model file (docs/quantized-format.md): lm_qfile_load_memory on arbitrary bytes
+ * with the checksum set right (fuzz.h). A file that loads gives its embedded tokenizer (or fails
+ * cleanly), and a session over it runs two tokens: the loader's checks must leave nothing the
+ * kernels cannot take (integer weights and scale exponents in range, shapes that match). */
+#include "fuzz.h"
+#include "model/model.h"
+#include "model/qfile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const uint8_t *file = fuzz_copy_with_crc(data, size);
+    lm_model *m = calloc(1, sizeof *m);
+    FUZZ_ASSERT(m != NULL, "out of memory");
+    lm_status s = lm_qfile_load_memory(m, file, size, "model.lmq");
+    if (s != LM_OK) {
+        fuzz_check_failure(s);
+        lm_model_free(m);
+        return 0;
+    }
+    lm_tokenizer *tok = NULL;
+    if ((s = lm_tokenizer_init_for_model(&tok, m)) != LM_OK) fuzz_check_failure(s);
+    lm_tokenizer_free(tok);
+    lm_session *sess = NULL;
+    FUZZ_ASSERT(lm_session_init(&sess, m, fuzz_one_thread()) == LM_OK, "%s", lm_last_error());
+    const int32_t ids[2] = {0, m->cfg.vocab_size - 1};
+    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    FUZZ_ASSERT(logits != NULL, "out of memory");
+    FUZZ_ASSERT(lm_session_forward(sess, ids, 2, NULL, logits) == LM_OK, "%s", lm_last_error());
+    free(logits);
+    lm_session_free(sess);
+    lm_model_free(m);
+    fuzz_accepted++;
+    return 0;
+}
