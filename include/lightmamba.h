@@ -189,6 +189,38 @@ lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx
 /* -log softmax(logits)[target] over n logits, computed stably (max subtracted, double sums). */
 double lm_nll(const float *logits, int n, int32_t target);
 
+/* ---- comparison with a base model (docs/evaluation.md) ----
+ * A model Q (e.g. quantized) against its base P (the float original) on one text, by the
+ * perplexity protocol above: at every scored position, KL(P || Q) of the two next-token
+ * distributions over the whole vocabulary, whether their most probable tokens agree (argmax, the
+ * lower id on ties), and each model's nll. The base is either run alongside or read from a file
+ * saved by an earlier run (lm_saved_base): its lm_head and, at every position, the hidden state
+ * lm_head reads, from which its logits are recomputed exactly (the same numbers as running it). */
+typedef struct {
+    lm_perplexity_result model, base;  /* each one's perplexity */
+    size_t tokens;                     /* scored positions */
+    double kl_mean, kl_median, kl_p99, kl_max;  /* nats; median of an even count: the mean of the middle two;
+                                                 * p99: the nearest-rank 99th percentile */
+    double top1_agreement;             /* fraction of positions where the argmax of Q equals that of P */
+    double ppl_delta, ppl_delta_se;    /* model.ppl - base.ppl and its standard error (delta method over
+                                        * the per-token nll of both, positions taken as independent) */
+} lm_kl_result;
+
+/* A base model saved on one text by lm_kl_divergence (save_path): validated whole on load (magic,
+ * version, sizes, CRC-32C, finite values); a missing file -> LM_ERR_IO, a corrupt one -> LM_ERR_FORMAT. */
+typedef struct lm_saved_base lm_saved_base;
+lm_status lm_saved_base_load(lm_saved_base **b, const char *path);
+void lm_saved_base_free(lm_saved_base *b);
+
+/* Compares `model` with its base over ids, in chunks of ctx as lm_perplexity. The base is exactly
+ * one of: `base`, a session over the base model run alongside, or `saved`, a base saved on the same
+ * ids and ctx (anything else -> LM_ERR_ARG naming what differs). save_path: NULL, or a file that
+ * receives the base (needs `base`; written atomically, memory does not grow with the text).
+ * The vocabularies must match. */
+lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_base *saved, const char *save_path,
+                           const int32_t *ids, size_t n_ids, int ctx, lm_progress_fn progress, void *progress_ctx,
+                           lm_kl_result *result);
+
 /* ---- post-training quantization (src/quant; docs/quantized-format.md) ----
  * lm_quantize turns a float model into one self-contained quantized model file, which
  * lm_model_init then loads like a model directory. in_proj and out_proj become integer
