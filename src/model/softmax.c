@@ -1,6 +1,6 @@
 /* Softmax statistics over rows of logits (model/softmax.h):
  *   lse(l)       = log sum_i exp(l_i) = max + log sum_i exp(l_i - max)      nll = lse - l[target]
- *   KL(P || Q)   = sum_i P_i (p_i - q_i) - lse(p) + lse(q),                P = softmax(p)
+ *   KL(P || Q)   = sum_i P_i log(P_i / Q_i),   P = softmax(p), Q = softmax(q)   (see kl_body)
  * Perplexity evaluates these over the whole vocabulary for every scored token, as many exp calls
  * as lm_head has multiply-adds per output row, so they are vectorized: one body written with GCC
  * vector extensions (16 floats), compiled for AVX-512, for AVX2 + FMA and for the x86-64 baseline
@@ -31,6 +31,7 @@ enum { VL = 16, BLOCK = 64 * VL };
 #define EXP_LN2_HI 0.693359375f
 #define EXP_LN2_LO -2.12194440e-4f
 #define EXP_MIN -87.0f         /* below this exp underflows: clamp (exp(-87) ~ 1.6e-38 adds nothing) */
+#define EXP_MAX 80.0f          /* (only expm1's arguments can be positive) */
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23: (v + M) - M rounds |v| < 2^22 to the nearest integer */
 
 BODY vf splat(float x) { return (vf){0} + x; }
@@ -54,10 +55,15 @@ BODY double hsum(vf v) {
     return s;
 }
 
-/* exp(x) for x <= 0: x = n ln2 + r, exp(x) = 2^n exp(r), 2^n built in the exponent field
- * (n in [-126, 0] after the clamp). */
-BODY vf vexp(vf x) {
+/* exp(x) = 2^n (1 + r + q2), q2 = r^2 P(r), x = n ln2 + r, |r| <= ln2/2; 2^n built in the exponent
+ * field, so x is clamped to [EXP_MIN, EXP_MAX]. For |x| <= ln2/2, n = 0 and r = x exactly. */
+typedef struct {
+    vf r, q2, two_n;
+} exp_split;
+
+BODY exp_split exp_parts(vf x) {
     x = vmax(x, splat(EXP_MIN));
+    x = -vmax(-x, splat(-EXP_MAX));
     vf n = (x * 1.44269504089f + ROUND_MAGIC) - ROUND_MAGIC;
     vf r = x - n * EXP_LN2_HI;
     r = r - n * EXP_LN2_LO;
@@ -67,9 +73,16 @@ BODY vf vexp(vf x) {
     p = p * r + EXP_P3;
     p = p * r + EXP_P4;
     p = p * r + EXP_P5;
-    vf y = (p * r) * r + r + 1.0f;
-    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
-    return y * (vf)e;
+    return (exp_split){r, (p * r) * r, (vf)((__builtin_convertvector(n, vi) + 127) << 23)};
+}
+BODY vf vexp(vf x) {
+    exp_split e = exp_parts(x);
+    return (e.q2 + e.r + 1.0f) * e.two_n;
+}
+/* expm1(x) - x for x in [EXP_MIN, EXP_MAX], to full relative precision also near 0 (there it is q2). */
+BODY vf vexpm1_minus_x(vf x) {
+    exp_split e = exp_parts(x);
+    return e.q2 * e.two_n + ((e.r * e.two_n - x) + (e.two_n - 1.0f));
 }
 
 /* max_i l_i over n >= 1 values */
@@ -97,29 +110,54 @@ BODY double lse_body(const float *l, int n, float *max) {
     return mx + log(sum);
 }
 
-/* One pass for the three sums of KL: sum exp(p - max p), sum exp(q - max q), sum exp(p - max p) (p - q). */
+/* KL(P || Q) with d = p - q: log(P_v / Q_v) = d_v - log sum_u P_u exp(-d_u), so for any c, with
+ * x_v = c - d_v, A = E_P[x] and G = E_P[expm1(x) - x] (E_P: the mean under P),
+ *   KL = E_P[d] + log E_P[exp(-d)] = -A + log E_P[exp(x)] = log1p(A + G) - A.
+ * With c = E_P[d] (as summed in float) A is nearly 0 and G ~ Var_P(d) / 2 is a sum of terms >= 0,
+ * each computed to full relative precision; an error in A cancels to first order. So a small KL
+ * keeps its relative precision, where the textbook E_P[d] - lse(p) + lse(q) subtracts two
+ * log-sum-exps that float sums give only to ~1e-7 absolute. E_P uses the weights w_v = exp(p_v - max p)
+ * over their sum. Three passes: the maxima; the sums of w, w d and exp(q - max q) (for lse(q)); A
+ * and G. (x is clamped to [EXP_MIN, EXP_MAX]: probability ratios beyond e^80.) */
 BODY double kl_body(const float *p, const float *q, int n, double *lse_p, double *lse_q) {
     const int nv = n & ~(VL - 1);
     const float mp = row_max(p, n), mq = row_max(q, n);
-    double sp = 0.0, sq = 0.0, sw = 0.0;
+    double sw = 0.0, sq = 0.0, swd = 0.0;
     for (int b = 0; b < nv; b += BLOCK) {
         const int end = b + BLOCK < nv ? b + BLOCK : nv;
-        vf ap = splat(0.0f), aq = ap, aw = ap;
+        vf aw = splat(0.0f), aq = aw, awd = aw;
         for (int i = b; i < end; i += VL) {
-            vf pv = load(p + i), qv = load(q + i), ep = vexp(pv - mp);
-            ap += ep;
+            vf pv = load(p + i), qv = load(q + i), w = vexp(pv - mp);
+            aw += w;
             aq += vexp(qv - mq);
-            aw += ep * (pv - qv);
+            awd += w * (pv - qv);
         }
-        sp += hsum(ap), sq += hsum(aq), sw += hsum(aw);
+        sw += hsum(aw), sq += hsum(aq), swd += hsum(awd);
     }
     for (int i = nv; i < n; i++) {
-        float ep = expf(p[i] - mp);
-        sp += ep, sq += expf(q[i] - mq), sw += ep * (p[i] - q[i]);
+        float w = expf(p[i] - mp);
+        sw += w, sq += expf(q[i] - mq), swd += w * (p[i] - q[i]);
     }
-    *lse_p = mp + log(sp);
+    const float c = (float)(swd / sw);
+    double sa = 0.0, sg = 0.0;
+    for (int b = 0; b < nv; b += BLOCK) {
+        const int end = b + BLOCK < nv ? b + BLOCK : nv;
+        vf aa = splat(0.0f), ag = aa;
+        for (int i = b; i < end; i += VL) {
+            vf pv = load(p + i), w = vexp(pv - mp), x = c - (pv - load(q + i));
+            x = -vmax(-vmax(x, splat(EXP_MIN)), splat(-EXP_MAX));
+            aa += w * x;
+            ag += w * vexpm1_minus_x(x);
+        }
+        sa += hsum(aa), sg += hsum(ag);
+    }
+    for (int i = nv; i < n; i++) {
+        double w = expf(p[i] - mp), x = fmin(fmax(c - (p[i] - q[i]), EXP_MIN), EXP_MAX);
+        sa += w * x, sg += w * (expm1(x) - x);
+    }
+    *lse_p = mp + log(sw);
     *lse_q = mq + log(sq);
-    double kl = sw / sp - (*lse_p - *lse_q);
+    const double a = sa / sw, kl = log1p(a + sg / sw) - a;
     return kl > 0.0 ? kl : 0.0;
 }
 
