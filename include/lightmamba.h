@@ -221,6 +221,41 @@ lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_b
                            const int32_t *ids, size_t n_ids, int ctx, lm_progress_fn progress, void *progress_ctx,
                            lm_kl_result *result);
 
+/* ---- zero-shot tasks (docs/evaluation.md) ----
+ * Scored by log-likelihood as lm-evaluation-harness does, from the task files the user brings (one
+ * JSON object per line, the datasets' public layouts):
+ *   lambada      last-word prediction: accuracy (every target token the model's argmax) and the
+ *                perplexity of the target, exp(-mean over items of its total log-likelihood)
+ *   hellaswag, piqa, arc (easy and challenge alike), winogrande   multiple choice: the choice of
+ *                highest log-likelihood (acc) and of highest log-likelihood per character of the
+ *                choice (acc_norm; not for winogrande, whose choices share one continuation) */
+typedef enum { LM_TASK_LAMBADA = 0, LM_TASK_HELLASWAG, LM_TASK_PIQA, LM_TASK_ARC, LM_TASK_WINOGRANDE, LM_TASK_COUNT } lm_task_kind;
+const char *lm_task_name(lm_task_kind kind);   /* "lambada", "hellaswag", "piqa", "arc", "winogrande" */
+typedef struct lm_task lm_task;
+/* Reads a task file and tokenizes every request with tok. A line that is not a JSON object with
+ * the task's fields -> LM_ERR_FORMAT, the message naming the file and line. Blank lines are
+ * skipped; no items -> LM_ERR_FORMAT. */
+lm_status lm_task_load(lm_task **task, lm_task_kind kind, const char *path, const lm_tokenizer *tok);
+void lm_task_free(lm_task *task);
+size_t lm_task_items(const lm_task *task);
+
+typedef struct {
+    size_t items;
+    double acc, acc_stderr;            /* fraction correct and the standard error of that mean */
+    double acc_norm, acc_norm_stderr;  /* length-normalised; NAN where not defined */
+    double ppl;                        /* lambada: the targets' perplexity; NAN otherwise */
+    double seconds;
+} lm_task_result;
+/* Scores the first `limit` items (0: all). Progress is called after each item. */
+lm_status lm_task_eval(lm_session *s, const lm_task *task, size_t limit, lm_progress_fn progress, void *progress_ctx,
+                       lm_task_result *result);
+
+/* The log-likelihood of cont after context (the state reset first): sum over the continuation's
+ * tokens of log softmax(logits after all tokens before it)[token], and *greedy = 1 when every one
+ * of them is the argmax (the lower id on ties). n_context >= 1, n_cont >= 1. */
+lm_status lm_loglikelihood(lm_session *s, const int32_t *context, size_t n_context, const int32_t *cont, size_t n_cont,
+                           double *loglik, int *greedy);
+
 /* ---- post-training quantization (src/quant; docs/quantized-format.md) ----
  * lm_quantize turns a float model into one self-contained quantized model file, which
  * lm_model_init then loads like a model directory. in_proj and out_proj become integer

@@ -8,6 +8,7 @@ extern const lm_command cmd_version;
 extern const lm_command cmd_info;
 extern const lm_command cmd_generate;
 extern const lm_command cmd_perplexity;
+extern const lm_command cmd_eval;
 extern const lm_command cmd_sim;
 extern const lm_command cmd_quantize;
 extern const lm_command cmd_synth;
@@ -18,6 +19,7 @@ extern const lm_command cmd_vectors;
     &cmd_info, \
     &cmd_generate, \
     &cmd_perplexity, \
+    &cmd_eval, \
     &cmd_sim, \
     &cmd_quantize, \
     &cmd_synth, \
