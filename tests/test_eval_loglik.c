@@ -112,7 +112,7 @@ int main(void) {
     lm_tokenizer *tok = NULL;
     lm_session *s = NULL;
     CHECK_OK(lm_model_init(&m, model_dir));
-    if (m) CHECK_OK(lm_tokenizer_init(&tok, lm_model_tokenizer_path(m)));
+    if (m) CHECK_OK(lm_tokenizer_init_for_model(&tok, m));
     if (tok) CHECK_OK(lm_session_init(&s, m, 2));
     if (s) {
         check_split(tok);

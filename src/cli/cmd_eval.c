@@ -67,7 +67,7 @@ static int run_eval(int argc, char **argv) {
     lm_session *session = NULL;
     lm_task *task = NULL;
     lm_task_result r;
-    if (lm_model_init(&model, model_path) != LM_OK || lm_tokenizer_init(&tok, lm_model_tokenizer_path(model)) != LM_OK ||
+    if (lm_model_init(&model, model_path) != LM_OK || lm_tokenizer_init_for_model(&tok, model) != LM_OK ||
         lm_session_init(&session, model, n_threads) != LM_OK || lm_task_load(&task, kind, file, tok) != LM_OK ||
         lm_task_eval(session, task, (size_t)limit, isatty(STDERR_FILENO) ? progress_bar : NULL, NULL, &r) != LM_OK) {
         cli_error("%s", lm_last_error());

@@ -7,7 +7,7 @@
 #include "model/tasks.h"
 #include "common/error.h"
 #include "common/file.h"
-#include "io/io.h"
+#include "format/config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
