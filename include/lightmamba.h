@@ -273,17 +273,27 @@ typedef enum { LM_QUANT_NONE = 0, LM_QUANT_RTN, LM_QUANT_SMOOTHQUANT, LM_QUANT_L
  * lookup-table nonlinearities, integer RMSNorm, 32-bit fixed-point residual), calibrated by the
  * quantizer; float only for the embedding lookup and norm_f + lm_head. */
 typedef enum { LM_SSM_FLOAT = 0, LM_SSM_POT8 = 1 } lm_ssm_mode;
+/* The activation format of in_proj and out_proj, for research into granularity: act_group channels
+ * per scale (8: the hardware's, 16, 32, 64, 128, or LM_ACT_PER_TOKEN: one scale for the whole token),
+ * each scale a power of two (the hardware's, run by the integer kernels at any group size) or
+ * real-valued (absmax / qmax; run by a slower float reference path). The default is the paper's
+ * hardware format, 8 channels, power of two. */
+#define LM_ACT_PER_TOKEN 0
+typedef enum { LM_ACT_SCALE_POW2 = 0, LM_ACT_SCALE_REAL = 1 } lm_act_scale;
 typedef struct {
     lm_quant_method method;
     int wbits, abits;          /* 4 or 8 each */
     int gptq;                  /* GPTQ weight rounding from calibration Hessians, else round to nearest */
     float alpha;               /* SmoothQuant migration strength, [0, 1] */
     lm_ssm_mode ssm_mode;
+    int act_group;             /* 8, 16, 32, 64, 128 or LM_ACT_PER_TOKEN; pot8 needs 8 */
+    lm_act_scale act_scale;    /* pot8 needs LM_ACT_SCALE_POW2 */
     int calib_samples;         /* calibration: samples of calib_len consecutive tokens */
     int calib_len;
     int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */
 } lm_quant_settings;
-/* lightmamba W4A4, round to nearest, alpha 0.5, 128 samples of 512 tokens. */
+/* lightmamba W4A4, round to nearest, alpha 0.5, the hardware's activation format (8 channels,
+ * power of two), 128 samples of 512 tokens. */
 lm_quant_settings lm_quant_defaults(void);
 const char *lm_quant_method_name(lm_quant_method m);   /* "float", "rtn", "smoothquant", "lightmamba" */
 /* Progress: stage names what is running ("calibration", "quantize"), done of total units. */

@@ -2,7 +2,8 @@
  * tokenizer and runs; damaged files are refused with a clear error: a flipped byte in the data
  * or in the header, a truncated file, trailing bytes, a bad magic or version, and (with the
  * checksum recomputed, as a crafted file would have it) a tensor outside the file, an unknown
- * dtype, an out-of-range weight or exponent. */
+ * dtype, an out-of-range weight or exponent or activation format. Version-1 files (before the
+ * activation format) load with the hardware format; the research formats round-trip. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,7 +76,7 @@ int main(void) {
     if (test_failures) return test_finish();
     const lm_quant_settings *lq = lm_model_quant(qm);
     CHECK(lq->method == LM_QUANT_LIGHTMAMBA && lq->wbits == 4 && lq->abits == 4 && lq->rotated && !lq->gptq &&
-              lq->ssm_mode == LM_SSM_FLOAT,
+              lq->ssm_mode == LM_SSM_FLOAT && lq->act_group == 8 && lq->act_scale == LM_ACT_SCALE_POW2,
           "settings did not round-trip");
     CHECK(memcmp(&qm->cfg.d_model, &fm->cfg.d_model, sizeof(int) * 9) == 0 && qm->cfg.eps == fm->cfg.eps,
           "config did not round-trip");
@@ -179,11 +180,45 @@ int main(void) {
     expect_refused(d, n, "mixer.int.scalars is missing", "pot8 without integer tensors");
     RESET(); d[116 + 4] = 5; fix_crc(d, n);
     expect_refused(d, n, "bits", "5-bit weights");
+    RESET(); d[152] = 24; fix_crc(d, n); /* activation group 24 */
+    expect_refused(d, n, "activation group 24", "activation group 24");
+    RESET(); d[156] = 2; fix_crc(d, n);
+    expect_refused(d, n, "scale type 2", "activation scale type 2");
+    /* Version 1 (no activation format; those bytes were reserved, zero) loads as the hardware format,
+     * even with the bytes of a version-2 research format there. */
+    RESET(); d[8] = 1; d[152] = 0; d[156] = 1; fix_crc(d, n);
+    write_bytes(tmp_path, d, n);
+    lm_model *v1 = NULL;
+    CHECK_OK(lm_model_init(&v1, tmp_path));
+    CHECK(v1 && lm_model_quant(v1)->act_group == 8 && lm_model_quant(v1)->act_scale == LM_ACT_SCALE_POW2,
+          "a version-1 file did not load with the hardware activation format");
+    lm_model_free(v1);
     RESET(); fix_crc(d, n); /* sanity: the untouched bytes load */
     write_bytes(tmp_path, d, n);
     lm_model *ok = NULL;
     CHECK_OK(lm_model_init(&ok, tmp_path));
     lm_model_free(ok);
+
+    /* The research activation formats round-trip; pot8 takes only the hardware's. */
+    const int groups[] = {16, 128, LM_ACT_PER_TOKEN};
+    for (int i = 0; i < 3; i++) {
+        lm_quant_settings r = q;
+        r.act_group = groups[i];
+        r.act_scale = i == 2 ? LM_ACT_SCALE_REAL : LM_ACT_SCALE_POW2;
+        lm_model *rm = NULL;
+        CHECK_OK(lm_quantize(fm, &r, NULL, 1, tmp_path, NULL, NULL));
+        CHECK_OK(lm_model_init(&rm, tmp_path));
+        CHECK(rm && lm_model_quant(rm)->act_group == r.act_group && lm_model_quant(rm)->act_scale == r.act_scale,
+              "activation format %d/%d did not round-trip", r.act_group, (int)r.act_scale);
+        lm_model_free(rm);
+    }
+    lm_quant_settings bad = q;
+    bad.act_group = 48;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, tmp_path, NULL, NULL) == LM_ERR_ARG, "activation group 48 accepted");
+    bad = q;
+    bad.ssm_mode = LM_SSM_POT8;
+    bad.act_scale = LM_ACT_SCALE_REAL;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, tmp_path, NULL, NULL) == LM_ERR_UNSUPPORTED, "pot8 with real scales accepted");
 
     /* A quantized model is not quantized again. */
     CHECK(lm_quantize(qm, &q, NULL, 1, tmp_path, NULL, NULL) != LM_OK, "re-quantizing accepted");

@@ -20,7 +20,7 @@
 
 /* The file's own header fields (after the container's common ones). */
 enum { H_TOK_OFFSET = 40, H_TOK_BYTES = 48, H_CONFIG = 56, H_SETTINGS = 116 };
-enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 10 };
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 11 };
 
 static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
     f[0] = (uint32_t)q->method;
@@ -32,7 +32,8 @@ static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) 
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    f[9] = 0; /* reserved */
+    f[9] = (uint32_t)q->act_group;  /* version 2 */
+    f[10] = (uint32_t)q->act_scale;
 }
 
 /* A linear layer's name prefix ("backbone.layers.3.mixer.in_proj") from its weight's name. */
@@ -263,6 +264,11 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q) {
         return lm_fail(LM_ERR_FORMAT, "%s: invalid quantization settings", path);
     if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "%s: SSM mode %d is not supported by this build", path, (int)q->ssm_mode);
+    if (!lm_act_format_valid(q->act_group, q->act_scale) ||
+        (q->ssm_mode == LM_SSM_POT8 && (q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)))
+        return lm_fail(LM_ERR_FORMAT, "%s: activation group %d, scale type %d (the group must be 8, 16, 32, 64, 128 or 0 "
+                       "= per token, the scale 0 = power of two or 1 = real; SSM mode pot8 takes only 8, 0)",
+                       path, q->act_group, (int)q->act_scale);
     return LM_OK;
 }
 
@@ -549,7 +555,10 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     const unsigned char *d = m->qfile.data;
     const size_t size = m->qfile.size;
     lm_ct_reader r;
-    LM_TRY(lm_ct_open(&r, d, size, LM_QFILE_MAGIC, LM_QFILE_VERSION,
+    /* Version 1 files (before the activation format) are read too: the container checks the file
+     * against version 1 when it claims it, else against this build's. */
+    const uint32_t version = size >= 12 && lm_get_u32(d + 8) == 1 ? 1 : LM_QFILE_VERSION;
+    LM_TRY(lm_ct_open(&r, d, size, LM_QFILE_MAGIC, version,
                       "quantized model file, nor a model directory", path));
     d = r.data;
     const uint64_t tok_offset = lm_get_u64(d + H_TOK_OFFSET), tok_bytes = lm_get_u64(d + H_TOK_BYTES);
@@ -581,6 +590,9 @@ lm_status lm_qfile_load(lm_model *m, const char *path) {
     q->alpha = lm_get_f32(d + H_SETTINGS + 24);
     q->calib_samples = (int)sf[7];
     q->calib_len = (int)sf[8];
+    /* version 1 had no activation format (reserved zeros there): the hardware's */
+    q->act_group = version == 1 ? LM_ACT_GROUP : (int)sf[9];
+    q->act_scale = version == 1 ? LM_ACT_SCALE_POW2 : (lm_act_scale)sf[10];
     LM_TRY(check_settings(path, q));
     if (q->rotated) LM_TRY(lm_hadamard_init(&m->rot_inner, c->d_inner));
 

@@ -7,7 +7,7 @@
 #include "model/model.h"
 
 #define LM_QFILE_MAGIC "LMQMODEL"
-#define LM_QFILE_VERSION 1
+#define LM_QFILE_VERSION 2 /* 2: the activation format (act_group, act_scale); 1 is read too */
 
 /* Writes m (float and integer linear layers as they are in m, m->quant as the settings) with the
  * tokenizer.json bytes, atomically: a failure leaves no file at path. */
