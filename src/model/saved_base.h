@@ -6,6 +6,7 @@
 #ifndef LM_MODEL_SAVED_BASE_H
 #define LM_MODEL_SAVED_BASE_H
 #include <stdint.h>
+#include "format/container.h"
 #include "model/model.h"
 
 struct lm_saved_base {
@@ -25,9 +26,7 @@ uint32_t lm_ids_crc(const int32_t *ids, uint64_t n_ids);
 /* Writing a saved base: open (header and head), then every position's hidden rows in order, then
  * commit (atomic: a failure or an abort leaves no file). */
 typedef struct {
-    lm_atomic_file af;
-    uint32_t crc;            /* of the bytes written so far, the header's CRC field as zero */
-    uint64_t rows_left;      /* hidden rows still to come */
+    lm_ct_stream st;
     int d_model;
 } lm_base_writer;
 
