@@ -49,6 +49,10 @@ else
 fi
 out=$(compare -m "$MODEL" --load-base "$tmp/base.lmb")
 check "KL(saved float || float) = 0" "$(json_number kl_max "$out") == 0 && $(json_number top1_agreement "$out") == 1"
+# prefill products do not depend on the thread count: read with 1 thread, the same numbers
+one=$("$BIN" perplexity -f "$tmp/text.txt" --ctx 512 --threads 1 --json -m "$tmp/w4a4.lmq" --load-base "$tmp/base.lmb")
+[ "$(strip "$one")" = "$(strip "$saved")" ] && echo "ok: --threads 1 reproduces --threads 2" ||
+    { echo "FAIL: --threads 1 differs:"; echo "$one"; echo "$saved"; fail=1; }
 "$BIN" perplexity -m "$tmp/w4a4.lmq" -f "$tmp/text.txt" --ctx 512 --threads 2 --load-base "$tmp/base.lmb" >"$tmp/out.txt" 2>&1
 grep -q '^KL(base || model) mean [0-9.e-]*, median .* top-1 agreement [0-9.]* %$' "$tmp/out.txt" &&
     grep -q '^base perplexity [0-9.]*: change +[0-9.]* +- [0-9.]*' "$tmp/out.txt" ||
