@@ -220,6 +220,10 @@ void lm_saved_base_free(lm_saved_base *b);
 lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_base *saved, const char *save_path,
                            const int32_t *ids, size_t n_ids, int ctx, lm_progress_fn progress, void *progress_ctx,
                            lm_kl_result *result);
+/* lm_perplexity of s's model that also saves it to path as a base for later comparisons (as
+ * lm_kl_divergence's save_path does for a base run alongside). */
+lm_status lm_save_base(lm_session *s, const int32_t *ids, size_t n_ids, int ctx, const char *path,
+                       lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result);
 
 /* ---- zero-shot tasks (docs/evaluation.md) ----
  * Scored by log-likelihood as lm-evaluation-harness does, from the task files the user brings (one

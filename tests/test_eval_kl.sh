@@ -49,6 +49,13 @@ else
 fi
 out=$(compare -m "$MODEL" --load-base "$tmp/base.lmb")
 check "KL(saved float || float) = 0" "$(json_number kl_max "$out") == 0 && $(json_number top1_agreement "$out") == 1"
+# the float model saved on its own (no --base) is the same file, and prints its perplexity
+out=$("$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --ctx 512 --threads 1 --json --save-base "$tmp/alone.lmb")
+if cmp -s "$tmp/alone.lmb" "$tmp/base.lmb" && [ "$(json_number ppl "$out")" = "$(json_number base_ppl "$saved")" ]; then
+    echo "ok: --save-base without --base saves the same base"
+else
+    echo "FAIL: --save-base without --base: $out"; fail=1
+fi
 # prefill products do not depend on the thread count: read with 1 thread, the same numbers
 one=$("$BIN" perplexity -f "$tmp/text.txt" --ctx 512 --threads 1 --json -m "$tmp/w4a4.lmq" --load-base "$tmp/base.lmb")
 [ "$(strip "$one")" = "$(strip "$saved")" ] && echo "ok: --threads 1 reproduces --threads 2" ||
@@ -69,7 +76,7 @@ cp "$tmp/base.lmb" "$tmp/version.lmb"
 printf '\x07' | dd of="$tmp/version.lmb" bs=1 seek=8 conv=notrunc 2>/dev/null
 head -c 9000 "$ROOT/data/wikitext2_test.txt" >"$tmp/other.txt"
 P=(perplexity -m "$tmp/w4a4.lmq" -f "$tmp/text.txt" --ctx 512)
-expect_error_matching "--save-base without --base" "needs --base" "${P[@]}" --save-base "$tmp/x.lmb"
+expect_error_matching "--save-base and --load-base" "exclude" "${P[@]}" --save-base "$tmp/x.lmb" --load-base "$tmp/base.lmb"
 expect_error_matching "--base and --load-base" "exclude" "${P[@]}" --base "$MODEL" --load-base "$tmp/base.lmb"
 expect_error "--base: missing model" "${P[@]}" --base "$tmp/nope"
 expect_error_matching "--load-base: missing file" "nope.lmb" "${P[@]}" --load-base "$tmp/nope.lmb"
@@ -84,6 +91,6 @@ expect_error_matching "--load-base: another --ctx" "ctx 512, not 256" perplexity
 expect_error "--save-base: unwritable path" "${P[@]}" --base "$MODEL" --save-base "$tmp/no/such/dir/base.lmb"
 ls "$tmp/no" >/dev/null 2>&1 && { echo "FAIL: --save-base left a directory"; fail=1; }
 printf 'Hello' >"$tmp/one_token.txt"
-expect_error "--save-base: nothing to score, no file left" perplexity -m "$MODEL" -f "$tmp/one_token.txt" --base "$MODEL" --save-base "$tmp/partial.lmb"
+expect_error "--save-base: nothing to score, no file left" perplexity -m "$MODEL" -f "$tmp/one_token.txt" --save-base "$tmp/partial.lmb"
 ls "$tmp"/partial.lmb* >/dev/null 2>&1 && { echo "FAIL: a partial saved base was left"; fail=1; }
 exit $fail

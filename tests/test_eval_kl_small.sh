@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 head -c "$([ "${LM_SANITIZE:-0}" = 1 ] && echo 3000 || echo 8000)" "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
 json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2"; }
 
-"$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --base "$MODEL" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
+"$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
     { echo "FAIL: saving the float base"; exit 1; }
 kl=()
 for wa in "8 8" "4 8" "4 4"; do

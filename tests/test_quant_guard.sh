@@ -32,7 +32,7 @@ table=(
     "lightmamba-w4a4-token-real|--method lightmamba --wbits 4 --abits 4 --act-group token --act-scale real|1618.275240|0.086129467"
 )
 
-"$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --base "$MODEL" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
+"$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
     { echo "FAIL: saving the float base"; exit 1; }
 for row in "${table[@]}"; do
     IFS='|' read -r name opts want_ppl want_kl <<<"$row"

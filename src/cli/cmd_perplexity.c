@@ -12,7 +12,7 @@
 
 static const char usage[] =
     "usage: lightmamba perplexity -m MODEL -f TEXT [--ctx N] [--threads K] [--json]\n"
-    "       [--base FLOAT [--save-base FILE] | --load-base FILE]\n"
+    "       [--base FLOAT] [--save-base FILE] [--load-base FILE]\n"
     "  -m, --model MODEL   model directory (config.json + model.safetensors) or quantized model file\n"
     "  -f, --file PATH     UTF-8 text to score (at most 256 MiB)\n"
     "  --ctx N             tokens per chunk, >= 2 (default 1024)\n"
@@ -23,8 +23,9 @@ static const char usage[] =
     "  --base FLOAT        compare MODEL with its base model FLOAT run alongside: KL(FLOAT || MODEL)\n"
     "                      of the next-token distributions at every scored token (exact), the\n"
     "                      agreement of their most probable tokens, the change in perplexity\n"
-    "  --save-base FILE    with --base: also save FLOAT on this text to FILE (its lm_head and the\n"
-    "                      hidden state lm_head reads at every token: d_model floats per token)\n"
+    "  --save-base FILE    save the base (FLOAT with --base, else MODEL itself) on this text to FILE:\n"
+    "                      its lm_head and the hidden state lm_head reads at every token (d_model\n"
+    "                      floats per token)\n"
     "  --load-base FILE    compare with a base saved by --save-base on the same text and --ctx\n"
     "                      instead of running it (the same numbers, docs/evaluation.md)\n"
     "The text is tokenized without a BOS token and cut into consecutive chunks of N tokens (the\n"
@@ -83,7 +84,7 @@ static int run_perplexity(int argc, char **argv) {
     if (!model_dir) return cli_error("perplexity: -m MODEL is required (see 'lightmamba help perplexity')");
     if (!text_file) return cli_error("perplexity: -f TEXT is required (see 'lightmamba help perplexity')");
     if (base_dir && load_base) return cli_error("perplexity: --base and --load-base exclude each other");
-    if (save_base && !base_dir) return cli_error("perplexity: --save-base needs --base FLOAT (the model it saves)");
+    if (save_base && load_base) return cli_error("perplexity: --save-base and --load-base exclude each other");
 
     int rc = 1;
     char *text = NULL;
@@ -120,7 +121,8 @@ static int run_perplexity(int argc, char **argv) {
         goto done;
     }
     lm_perplexity_result r;
-    if (lm_perplexity(session, ids, n_ids, ctx, progress, NULL, &r) != LM_OK) {
+    if ((save_base ? lm_save_base(session, ids, n_ids, ctx, save_base, progress, NULL, &r)
+                   : lm_perplexity(session, ids, n_ids, ctx, progress, NULL, &r)) != LM_OK) {
         cli_error("%s: %s", text_file, lm_last_error());
         goto done;
     }

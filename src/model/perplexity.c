@@ -99,11 +99,10 @@ static lm_status run_protocol(const scoring *sc, const int32_t *ids, size_t n_id
             int T = (int)(len - off < LM_SESSION_CHUNK ? len - off : LM_SESSION_CHUNK);
             const size_t at = start + off;
             if ((st = lm_session_forward(sc->model, ids + at, (size_t)T, logits, NULL)) != LM_OK) break;
-            if (sc->base) {
-                if ((st = lm_session_forward(sc->base, ids + at, (size_t)T, base, NULL)) != LM_OK) break;
-                /* the session's xn holds the rows its lm_head just read */
-                if (sc->save && (st = lm_base_writer_rows(sc->save, sc->base->xn, T)) != LM_OK) break;
-            } else if (sc->saved) {
+            if (sc->base && (st = lm_session_forward(sc->base, ids + at, (size_t)T, base, NULL)) != LM_OK) break;
+            /* the saved session's xn holds the rows its lm_head just read */
+            if (sc->save && (st = lm_base_writer_rows(sc->save, (sc->base ? sc->base : sc->model)->xn, T)) != LM_OK) break;
+            if (sc->saved) {
                 /* the same product on the same rows as when the base ran */
                 linear_forward(base, sc->saved->hidden + at * (size_t)D, &sc->saved->head, T, sc->model->pool, NULL);
             }
@@ -138,15 +137,35 @@ static void fill_ppl(lm_perplexity_result *r, double sum, size_t n, double secon
     r->seconds = seconds;
 }
 
-lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx,
-                        lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result) {
+/* lm_perplexity, and with save_path lm_save_base. */
+static lm_status perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx, const char *save_path,
+                            lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result) {
     size_t scored, agree;
     LM_TRY(count_scored(s, ids, n_ids, ctx, &scored));
+    lm_base_writer writer;
+    if (save_path) LM_TRY(lm_base_writer_open(&writer, save_path, &s->m->lm_head, ctx, ids, n_ids));
     double nll_sum, t0 = now_seconds();
-    const scoring sc = {s, NULL, NULL, NULL};
-    LM_TRY(run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, NULL, NULL, NULL, &agree));
+    const scoring sc = {s, NULL, NULL, save_path ? &writer : NULL};
+    lm_status st = run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, NULL, NULL, NULL, &agree);
+    if (save_path) {
+        if (st == LM_OK)
+            st = lm_base_writer_commit(&writer);
+        else
+            lm_base_writer_abort(&writer);
+    }
+    LM_TRY(st);
     fill_ppl(result, nll_sum, scored, now_seconds() - t0);
     return LM_OK;
+}
+
+lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int ctx,
+                        lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result) {
+    return perplexity(s, ids, n_ids, ctx, NULL, progress, progress_ctx, result);
+}
+
+lm_status lm_save_base(lm_session *s, const int32_t *ids, size_t n_ids, int ctx, const char *path,
+                       lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result) {
+    return perplexity(s, ids, n_ids, ctx, path, progress, progress_ctx, result);
 }
 
 /* Checks that the saved base was made on this text, chunking and vocabulary. */
