@@ -3,16 +3,8 @@
 # the tiny model and the first 8 kB of WikiText-2 test: KL(float || float) = 0 with 100 % agreement;
 # KL grows as bits shrink (W8A8 < W4A8 < W4A4); a saved base gives the same numbers as the base run
 # alongside; bad input (options, files: missing, truncated, corrupt, another text) gets one error line.
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
-MODEL=$ROOT/models/mamba2-tiny
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/cli_expect.sh"
+. "$(dirname "$0")/cli_setup.sh"
 
-json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2"; }
 check() { if awk "BEGIN { exit !($2) }"; then echo "ok: $1"; else echo "FAIL: $1 ($2)"; fail=1; fi; }
 compare() { "$BIN" perplexity -f "$tmp/text.txt" --ctx 512 --threads 2 --json "$@" 2>"$tmp/err" || cat "$tmp/err"; }
 

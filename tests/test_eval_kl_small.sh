@@ -2,18 +2,13 @@
 # KL(float || quantized) grows as bits shrink on ../shared/models/mamba2-small, as on tiny
 # (test_eval_kl.sh): W8A8 < W4A8 < W4A4 (lightmamba, round to nearest), on the first 8,000 bytes of
 # WikiText-2 test (3,000 under the sanitizer build), the float base saved once and read back.
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
+. "$(dirname "$0")/cli_setup.sh"
 MODEL=${LM_SHARED:-/nonexistent}/models/mamba2-small
 if [ ! -d "$MODEL" ]; then
     echo "SKIP: needs ../shared/models/mamba2-small beside the checkout (not found)"
     exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 head -c "$([ "${LM_SANITIZE:-0}" = 1 ] && echo 3000 || echo 8000)" "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
-json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2"; }
 
 "$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
     { echo "FAIL: saving the float base"; exit 1; }

@@ -2,17 +2,9 @@
 # lightmamba eval on the tiny model and the hand-made task files of tests/data (README there: how
 # each item's answer is known): the accuracies each file was built for, --limit, the output forms,
 # and a one-line error naming the line for each kind of malformed task file.
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
-MODEL=$ROOT/models/mamba2-tiny
+. "$(dirname "$0")/cli_setup.sh"
 DATA=$ROOT/tests/data
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/cli_expect.sh"
 
-json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2"; }
 run() { "$BIN" eval --threads 2 --json -m "$MODEL" "$@" 2>"$tmp/err" || cat "$tmp/err"; }
 # expect TASK [ARGS] -- KEY=VALUE ...: each JSON number equal to VALUE (to 6 decimals)
 expect() {

@@ -6,15 +6,8 @@
 # kernel or the forward pass shows. Calibration (SmoothQuant, GPTQ, pot8) is shortened to 16 samples
 # of 256 tokens. A deliberate change of the numerics updates the table: LM_GUARD_PRINT=1 prints the
 # current values as table rows instead of checking.
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
-MODEL=$ROOT/models/mamba2-tiny
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_setup.sh"
 head -c 8000 "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
-json_number() { sed -n "s/.*\"$1\": *\([-0-9.eE+]*\).*/\1/p" <<<"$2"; }
 CAL="--calib-samples 16 --calib-len 256"
 
 # name | quantize options | ppl | kl_mean
