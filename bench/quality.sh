@@ -66,7 +66,7 @@ score() {
     local out
     out=$("$bin" perplexity -m "$1" -f "$text" --ctx 1024 --threads "$threads" --load-base "$tmp/base.lmb" --json)
     awk -v p="$(json ppl "$out")" -v k="$(json kl_mean "$out")" -v k99="$(json kl_p99 "$out")" -v a="$(json top1_agreement "$out")" \
-        'BEGIN { printf "%.2f %.4f %.3f %.2f\n", p, k, k99, 100 * a }' 
+        'BEGIN { printf "%.2f %.4g %.3g %.2f\n", p, k, k99, 100 * a }' 
 }
 # quantize DIR OPTIONS...: writes $tmp/q.lmq, echoes the seconds it took
 quantize() {
