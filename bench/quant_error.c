@@ -10,7 +10,13 @@
  * Output errors are comparable across methods (smoothing and rotation leave X W^T unchanged, up
  * to a rotation of out_proj's output, which keeps norms).
  * Usage: bench_quant_error -m MODEL [--method rtn|smoothquant|lightmamba] [--rotate both|residual|online]
- *                          [--alpha A] [--wbits B] [--abits B] [--gptq] [--windows N] */
+ *                          [--alpha A] [--wbits B] [--abits B] [--gptq] [--windows N]
+ *                          [--act-group 8|16|32|64|128|token] [--act-scale pow2|real]
+ *                          [--hist FILE --hist-layer L --hist-name NAME]
+ * --act-group / --act-scale: Q(X) in that activation format (kernels.h), not the hardware's.
+ * --hist: appends to FILE the histogram of layer L's out_proj input values as the quantized model
+ * sees them (after the rotation when there is one), in units of their RMS (a rotation keeps the
+ * RMS, so before and after share the axis), bins of 0.25: rows "NAME centre count" for bench_plot. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -34,6 +40,9 @@ typedef struct {
     float **wq;          /* [n_layer * 2] dequantized weights */
     site_error *err;     /* [n_layer * 2] */
     lm_qact act[2];
+    int hist_layer;      /* -1: none */
+    float *hist_x;       /* the out_proj input values of hist_layer, as observed */
+    size_t hist_n, hist_cap;
 } measure;
 
 static double sq_diff(const float *a, const float *b, size_t n) {
@@ -61,10 +70,22 @@ static void observe(void *ctx, int l, lm_site site, const float *x, int T, int K
         fprintf(stderr, "bench_quant_error: out of memory\n");
         exit(1);
     }
-    for (int t = 0; t < T; t++) /* Q(X): q * 2^(eb + sa) */
-        for (int k = 0; k < K; k++)
-            xq[(size_t)t * K + k] = ldexpf(a->q[(size_t)t * K + k], a->eb[t] + a->sa[(size_t)t * n_groups + k / LM_ACT_GROUP]);
     const size_t nx = (size_t)T * K, ny = (size_t)T * O;
+    for (int t = 0; t < T; t++) /* Q(X): q * 2^(eb + sa), or the real-scale values */
+        for (int k = 0; k < K; k++)
+            xq[(size_t)t * K + k] = a->scale == LM_ACT_SCALE_REAL ? a->xhat[(size_t)t * K + k]
+                : ldexpf(a->q[(size_t)t * K + k], a->eb[t] + a->sa[(size_t)t * n_groups + k / LM_ACT_GROUP]);
+    if (site == LM_SITE_OUT_PROJ && l == ms->hist_layer) {
+        if (ms->hist_n + nx > ms->hist_cap) {
+            ms->hist_cap = 2 * (ms->hist_n + nx);
+            if (!(ms->hist_x = realloc(ms->hist_x, ms->hist_cap * sizeof *ms->hist_x))) {
+                fprintf(stderr, "bench_quant_error: out of memory\n");
+                exit(1);
+            }
+        }
+        memcpy(ms->hist_x + ms->hist_n, x, nx * sizeof *x);
+        ms->hist_n += nx;
+    }
     e->x2 += cblas_sdot((int)nx, x, 1, x, 1);
     e->ex += sq_diff(x, xq, nx);
     matmul(y, x, lin->w, T, K, O);
@@ -83,15 +104,35 @@ static void die(const char *what) {
     exit(1);
 }
 
+/* The histogram of x[0, n) in units of its RMS, bins of 0.25 centred on multiples of 0.25, appended
+ * to path as "name centre count" rows (empty bins left out). */
+static void write_histogram(const char *path, const char *name, const float *x, size_t n) {
+    double ss = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i], mx = fmax(mx, fabs(x[i]));
+    const double rms = sqrt(ss / (double)n), step = 0.25;
+    const int half = (int)ceil(mx / rms / step) + 1;
+    size_t *count = calloc(2 * (size_t)half + 1, sizeof *count);
+    FILE *f = fopen(path, "a");
+    if (!count || !f || !(rms > 0)) die("cannot write the histogram");
+    for (size_t i = 0; i < n; i++) count[half + (int)lround(x[i] / rms / step)]++;
+    fprintf(f, "# %s: %zu values, max |x| / rms %.2f\n", name, n, mx / rms);
+    for (int b = 0; b <= 2 * half; b++)
+        if (count[b]) fprintf(f, "%s %.2f %zu\n", name, (b - half) * step, count[b]);
+    if (fclose(f)) die("cannot write the histogram");
+    free(count);
+}
+
 int main(int argc, char **argv) {
-    const char *path = NULL, *method = "lightmamba", *rotate = "both";
+    const char *path = NULL, *method = "lightmamba", *rotate = "both", *act_group = "8", *act_scale = "pow2";
+    const char *hist = NULL, *hist_name = "values";
     float alpha = 0.5f;
-    int wbits = 4, abits = 4, gptq = 0, windows = 32;
+    int wbits = 4, abits = 4, gptq = 0, windows = 32, hist_layer = -1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--gptq")) { gptq = 1; continue; }
         if (!v) die("usage: bench_quant_error -m MODEL [--method rtn|smoothquant|lightmamba] [--rotate both|residual|online] "
-                    "[--alpha A] [--wbits B] [--abits B] [--gptq] [--windows N]");
+                    "[--alpha A] [--wbits B] [--abits B] [--gptq] [--windows N] [--act-group G] [--act-scale S] "
+                    "[--hist FILE --hist-layer L --hist-name NAME]");
         if (!strcmp(o, "-m")) path = v;
         else if (!strcmp(o, "--method")) method = v;
         else if (!strcmp(o, "--rotate")) rotate = v;
@@ -99,6 +140,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--wbits")) wbits = atoi(v);
         else if (!strcmp(o, "--abits")) abits = atoi(v);
         else if (!strcmp(o, "--windows")) windows = atoi(v);
+        else if (!strcmp(o, "--act-group")) act_group = v;
+        else if (!strcmp(o, "--act-scale")) act_scale = v;
+        else if (!strcmp(o, "--hist")) hist = v;
+        else if (!strcmp(o, "--hist-layer")) hist_layer = atoi(v);
+        else if (!strcmp(o, "--hist-name")) hist_name = v;
         else die("unknown option (see the usage in bench/quant_error.c)");
         i++;
     }
@@ -107,6 +153,11 @@ int main(int argc, char **argv) {
     if (!path || !(is_sq || is_lm || !strcmp(method, "rtn"))) die("need -m MODEL and --method rtn|smoothquant|lightmamba");
     if (strcmp(rotate, "both") && strcmp(rotate, "residual") && strcmp(rotate, "online")) die("--rotate both|residual|online");
     if ((wbits != 4 && wbits != 8) || (abits != 4 && abits != 8) || windows < 1) die("bits 4 or 8, windows >= 1");
+    const int group = !strcmp(act_group, "token") ? LM_ACT_PER_TOKEN : atoi(act_group);
+    const lm_act_scale scale = !strcmp(act_scale, "real") ? LM_ACT_SCALE_REAL : LM_ACT_SCALE_POW2;
+    if (!lm_act_format_valid(group, scale) || (strcmp(act_scale, "real") && strcmp(act_scale, "pow2")))
+        die("--act-group 8|16|32|64|128|token, --act-scale pow2|real");
+    if (hist && hist_layer < 0) die("--hist needs --hist-layer L");
 
     lm_model *src, *m;
     lm_tokenizer *tok;
@@ -131,7 +182,8 @@ int main(int argc, char **argv) {
     if ((residual || online) && lm_fuse_rotation_parts(m, residual, online)) die(NULL);
     if (gptq && lm_calibrate(m, ids, n_ids, 128, 512, 0, 0, 1, &st, NULL, NULL)) die(NULL);
 
-    measure ms = {.m = m};
+    if (hist_layer >= c->n_layer) die("--hist-layer beyond the model's layers");
+    measure ms = {.m = m, .hist_layer = hist ? hist_layer : -1};
     ms.wq = calloc((size_t)c->n_layer * 2, sizeof *ms.wq);
     ms.err = calloc((size_t)c->n_layer * 2, sizeof *ms.err);
     double *wrel = calloc((size_t)c->n_layer * 2, sizeof *wrel);
@@ -162,7 +214,8 @@ int main(int argc, char **argv) {
 
     lm_session *session;
     if (lm_qact_init(&ms.act[0], LM_SESSION_CHUNK, c->d_model, abits, wbits) ||
-        lm_qact_init(&ms.act[1], LM_SESSION_CHUNK, c->d_inner, abits, wbits) || lm_session_init(&session, m, NULL))
+        lm_qact_init(&ms.act[1], LM_SESSION_CHUNK, c->d_inner, abits, wbits) || lm_session_init(&session, m, NULL) ||
+        lm_qact_set_format(&ms.act[0], group, scale) || lm_qact_set_format(&ms.act[1], group, scale))
         die(NULL);
     lm_session_set_observer(session, observe, &ms);
     /* Windows centred between the calibration samples' starts. */
@@ -171,8 +224,10 @@ int main(int argc, char **argv) {
         lm_session_reset(session);
         if (lm_session_forward(session, ids + start, WINDOW, NULL, NULL)) die(NULL);
     }
-    printf("%s%s%s W%dA%d%s, %d windows of %d tokens; relative squared errors in %%\n", method, is_lm ? " rotate " : "",
-           is_lm ? rotate : "", wbits, abits, gptq ? " gptq" : "", windows, WINDOW);
+    if (hist) write_histogram(hist, hist_name, ms.hist_x, ms.hist_n);
+    printf("%s%s%s W%dA%d%s, activations per %s %s, %d windows of %d tokens; relative squared errors in %%\n", method,
+           is_lm ? " rotate " : "", is_lm ? rotate : "", wbits, abits, gptq ? " gptq" : "", act_group, act_scale, windows,
+           WINDOW);
     printf("| layer | site | act%% | W%% | out_a%% | out_w%% | out%% |\n|---:|---|---:|---:|---:|---:|---:|\n");
     double mean[2][5] = {{0}};
     for (int l = 0; l <= c->n_layer; l++)

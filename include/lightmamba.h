@@ -304,6 +304,77 @@ LM_API lm_status lm_perplexity(lm_session *s, const int32_t *ids, size_t n_ids, 
 /* -log softmax(logits)[target] over n logits, computed stably (max subtracted, double sums). */
 LM_API double lm_nll(const float *logits, int n, int32_t target);
 
+/* ---- comparison with a base model (docs/evaluation.md) ----
+ * A model Q (e.g. quantized) against its base P (the float original) on one text, by the
+ * perplexity protocol above: at every scored position, KL(P || Q) of the two next-token
+ * distributions over the whole vocabulary, whether their most probable tokens agree (argmax, the
+ * lower id on ties), and each model's nll. The base is either run alongside or read from a file
+ * saved by an earlier run (lm_saved_base): its lm_head and, at every position, the hidden state
+ * lm_head reads, from which its logits are recomputed exactly (the same numbers as running it). */
+typedef struct {
+    lm_perplexity_result model, base;  /* each one's perplexity */
+    size_t tokens;                     /* scored positions */
+    double kl_mean, kl_median, kl_p99, kl_max;  /* nats; median of an even count: the mean of the middle two;
+                                                 * p99: the nearest-rank 99th percentile */
+    double top1_agreement;             /* fraction of positions where the argmax of Q equals that of P */
+    double ppl_delta, ppl_delta_se;    /* model.ppl - base.ppl and its standard error (delta method over
+                                        * the per-token nll of both, positions taken as independent) */
+} lm_kl_result;
+
+/* A base model saved on one text by lm_kl_divergence (save_path): validated whole on load (magic,
+ * version, sizes, CRC-32C, finite values); a missing file -> LM_ERR_IO, a corrupt one -> LM_ERR_FORMAT. */
+typedef struct lm_saved_base lm_saved_base;
+LM_API lm_status lm_saved_base_load(lm_saved_base **b, const char *path);
+LM_API void lm_saved_base_free(lm_saved_base *b);
+
+/* Compares `model` with its base over ids, in chunks of ctx as lm_perplexity. The base is exactly
+ * one of: `base`, a session over the base model run alongside, or `saved`, a base saved on the same
+ * ids and ctx (anything else -> LM_ERR_ARG naming what differs). save_path: NULL, or a file that
+ * receives the base (needs `base`; written atomically, memory does not grow with the text).
+ * The vocabularies must match. */
+LM_API lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_base *saved, const char *save_path,
+                           const int32_t *ids, size_t n_ids, int ctx, lm_progress_fn progress, void *progress_ctx,
+                           lm_kl_result *result);
+/* lm_perplexity of s's model that also saves it to path as a base for later comparisons (as
+ * lm_kl_divergence's save_path does for a base run alongside). */
+LM_API lm_status lm_save_base(lm_session *s, const int32_t *ids, size_t n_ids, int ctx, const char *path,
+                       lm_progress_fn progress, void *progress_ctx, lm_perplexity_result *result);
+
+/* ---- zero-shot tasks (docs/evaluation.md) ----
+ * Scored by log-likelihood as lm-evaluation-harness does, from the task files the user brings (one
+ * JSON object per line, the datasets' public layouts):
+ *   lambada      last-word prediction: accuracy (every target token the model's argmax) and the
+ *                perplexity of the target, exp(-mean over items of its total log-likelihood)
+ *   hellaswag, piqa, arc (easy and challenge alike), winogrande   multiple choice: the choice of
+ *                highest log-likelihood (acc) and of highest log-likelihood per character of the
+ *                choice (acc_norm; not for winogrande, whose choices share one continuation) */
+typedef enum { LM_TASK_LAMBADA = 0, LM_TASK_HELLASWAG, LM_TASK_PIQA, LM_TASK_ARC, LM_TASK_WINOGRANDE, LM_TASK_COUNT } lm_task_kind;
+LM_API const char *lm_task_name(lm_task_kind kind);   /* "lambada", "hellaswag", "piqa", "arc", "winogrande" */
+typedef struct lm_task lm_task;
+/* Reads a task file and tokenizes every request with tok. A line that is not a JSON object with
+ * the task's fields -> LM_ERR_FORMAT, the message naming the file and line. Blank lines are
+ * skipped; no items -> LM_ERR_FORMAT. */
+LM_API lm_status lm_task_load(lm_task **task, lm_task_kind kind, const char *path, const lm_tokenizer *tok);
+LM_API void lm_task_free(lm_task *task);
+LM_API size_t lm_task_items(const lm_task *task);
+
+typedef struct {
+    size_t items;
+    double acc, acc_stderr;            /* fraction correct and the standard error of that mean */
+    double acc_norm, acc_norm_stderr;  /* length-normalised; NAN where not defined */
+    double ppl;                        /* lambada: the targets' perplexity; NAN otherwise */
+    double seconds;
+} lm_task_result;
+/* Scores the first `limit` items (0: all). Progress is called after each item. */
+LM_API lm_status lm_task_eval(lm_session *s, const lm_task *task, size_t limit, lm_progress_fn progress, void *progress_ctx,
+                       lm_task_result *result);
+
+/* The log-likelihood of cont after context (the state reset first): sum over the continuation's
+ * tokens of log softmax(logits after all tokens before it)[token], and *greedy = 1 when every one
+ * of them is the argmax (the lower id on ties). n_context >= 1, n_cont >= 1. */
+LM_API lm_status lm_loglikelihood(lm_session *s, const int32_t *context, size_t n_context, const int32_t *cont, size_t n_cont,
+                           double *loglik, int *greedy);
+
 /* ---- post-training quantization (src/quant; docs/quantized-format.md) ----
  * lm_quantize turns a float model into one self-contained quantized model file, which
  * lm_model_init then loads like a model directory. in_proj and out_proj become integer
@@ -339,6 +410,13 @@ enum {
  * "dbheads", "sites") into buf; lm_datapath_parse reads any of these (and a ',' list) back. */
 LM_API const char *lm_datapath_name(int dp, char *buf, size_t size);
 LM_API lm_status lm_datapath_parse(const char *s, int *dp);
+/* The activation format of in_proj and out_proj, for research into granularity: act_group channels
+ * per scale (8: the hardware's, 16, 32, 64, 128, or LM_ACT_PER_TOKEN: one scale for the whole token),
+ * each scale a power of two (the hardware's, run by the integer kernels at any group size) or
+ * real-valued (absmax / qmax; run by a slower float reference path). The default is the paper's
+ * hardware format, 8 channels, power of two. */
+#define LM_ACT_PER_TOKEN 0
+typedef enum { LM_ACT_SCALE_POW2 = 0, LM_ACT_SCALE_REAL = 1 } lm_act_scale;
 typedef struct {
     lm_quant_method method;
     int wbits, abits;          /* 4 or 8 each */
@@ -346,6 +424,8 @@ typedef struct {
     float alpha;               /* SmoothQuant migration strength, [0, 1] */
     lm_ssm_mode ssm_mode;
     int datapath;              /* pot8: 0 ours, or LM_DP_* flags (LM_DP_RELEASE: the authors' release) */
+    int act_group;             /* 8, 16, 32, 64, 128 or LM_ACT_PER_TOKEN; pot8 needs 8 */
+    lm_act_scale act_scale;    /* pot8 needs LM_ACT_SCALE_POW2 */
     int calib_samples;         /* calibration: samples of calib_len consecutive tokens */
     int calib_len;
     int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */

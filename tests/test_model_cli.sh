@@ -2,15 +2,7 @@
 # lightmamba generate / perplexity: greedy output equals the reference continuation, a seed
 # reproduces a sampled run, the scored-token count follows the chunk protocol, and bad input
 # gets a one-line error with exit status 1 (no crash, nothing on stdout).
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
-MODEL=$ROOT/models/mamba2-tiny
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-. "$(dirname "$0")/cli_expect.sh"
+. "$(dirname "$0")/cli_setup.sh"
 
 # ids (decimal) -> int32 little-endian on stdout
 to_i32() { for id in "$@"; do printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((id & 255)) $((id >> 8 & 255)) $((id >> 16 & 255)) $((id >> 24 & 255)))"; done; }

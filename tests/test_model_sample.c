@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "kernels/kernels.h"
+#include "model/softmax.h"
 
 #define N_DRAWS 40000
 
@@ -236,9 +237,55 @@ static void check_nll(void) {
     free(l);
 }
 
+/* KL(softmax(p) || softmax(q)) in double, as the definition reads */
+static double kl_double(const float *p, const float *q, int n) {
+    double lse_p = nll_double(p, n, 0) + p[0], lse_q = nll_double(q, n, 0) + q[0], kl = 0.0;
+    for (int i = 0; i < n; i++) kl += exp(p[i] - lse_p) * ((p[i] - lse_p) - (q[i] - lse_q));
+    return kl;
+}
+
+static void check_kl(void) {
+    /* q = p plus noise of three sizes (KL from ~1e-6 to ~1), sizes with and without SIMD tails */
+    const int sizes[] = {1, 7, 16, 33, 1000, 50288};
+    const float noise[] = {0.003f, 0.1f, 2.0f};
+    float *p = malloc(50288 * sizeof(float)), *q = malloc(50288 * sizeof(float));
+    uint64_t r = 7;
+    for (int i = 0; i < 50288; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (float)((double)(r >> 11) / 9007199254740992.0 * 20.0 - 10.0);
+    }
+    p[4000] = 25.0f; /* a peak, and the argmax: the first of two equal maxima */
+    p[9000] = 25.0f;
+    for (int level = LM_SIMD_SCALAR; level <= (int)lm_simd_detect(); level++) {
+        CHECK_OK(lm_simd_level_set((lm_simd_level)level));
+        double worst = 0.0, lse_p, lse_q;
+        int32_t top;
+        lm_logsumexp(p, 50288, &top);
+        CHECK(top == 4000, "argmax %d, want 4000 (the first of the maxima)", (int)top);
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+            int n = sizes[k];
+            CHECK(lm_kl_logits(p, p, n, &lse_p, &lse_q) == 0.0 && lse_p == lse_q, "KL(p || p) != 0 at n = %d", n);
+            for (size_t j = 0; j < sizeof noise / sizeof *noise; j++) {
+                for (int i = 0; i < n; i++) {
+                    r = r * 6364136223846793005ull + 1442695040888963407ull;
+                    q[i] = p[i] + noise[j] * (float)((double)(r >> 11) / 9007199254740992.0 - 0.5);
+                }
+                double got = lm_kl_logits(p, q, n, &lse_p, &lse_q), want = kl_double(p, q, n);
+                worst = fmax(worst, fabs(got - want) / fmax(want, 1e-9));
+                CHECK(fabs(lse_p - (lm_nll(p, n, 0) + p[0])) < 1e-9, "lse_p at n = %d", n);
+            }
+        }
+        CHECK(worst < 1e-4, "lm_kl_logits at level %s: relative error %g", lm_simd_level_name((lm_simd_level)level), worst);
+        fprintf(stderr, "lm_kl_logits %-6s max relative error vs double %.1e\n", lm_simd_level_name((lm_simd_level)level), worst);
+    }
+    free(p);
+    free(q);
+}
+
 int main(void) {
     check_sampling();
     check_filters();
     check_nll();
+    check_kl();
     return test_finish();
 }

@@ -47,4 +47,12 @@ expect_error "-o OUT is required" -m "$model"
 expect_error "no such model" -m "$tmp/none" -o "$tmp/bad.lmq"
 expect_error "fewer than one sample" -m "$model" -o "$tmp/bad.lmq" --gptq --calib "$tmp/progress.txt"
 expect_error "already quantized" -m "$tmp/w4a4.lmq" -o "$tmp/bad.lmq"
+expect_error "--act-group '24'" -m "$model" -o "$tmp/bad.lmq" --act-group 24
+expect_error "--act-scale 'fp16'" -m "$model" -o "$tmp/bad.lmq" --act-scale fp16
+expect_error "pot8.*hardware's activation format" -m "$model" -o "$tmp/bad.lmq" --ssm pot8 --act-group token
+# A research activation format is recorded and shown by info.
+"$LM_BIN" quantize -m "$model" -o "$tmp/g32.lmq" --act-group 32 --act-scale real --threads 2 > /dev/null 2>&1
+"$LM_BIN" info -m "$tmp/g32.lmq" > "$tmp/info32.txt"
+grep -q "^quantization: lightmamba W4A4, GPTQ no, SSM float, activations 32 channels, real$" "$tmp/info32.txt" ||
+    fail "info does not show the activation format"
 echo "ok"

@@ -2,7 +2,8 @@
  * tokenizer and runs; damaged files are refused with a clear error: a flipped byte in the data
  * or in the header, a truncated file, trailing bytes, a bad magic or version, and (with the
  * checksum recomputed, as a crafted file would have it) a tensor outside the file, an unknown
- * dtype, an out-of-range weight or exponent. */
+ * dtype, an out-of-range weight or exponent or activation format. The default settings are
+ * written as version 1, the research activation formats as version 2, and both round-trip. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,7 +76,7 @@ int main(void) {
     if (test_failures) return test_finish();
     const lm_quant_settings *lq = lm_model_quant(qm);
     CHECK(lq->method == LM_QUANT_LIGHTMAMBA && lq->wbits == 4 && lq->abits == 4 && lq->rotated && !lq->gptq &&
-              lq->ssm_mode == LM_SSM_FLOAT,
+              lq->ssm_mode == LM_SSM_FLOAT && lq->act_group == 8 && lq->act_scale == LM_ACT_SCALE_POW2,
           "settings did not round-trip");
     CHECK(memcmp(&qm->cfg.d_model, &fm->cfg.d_model, sizeof(int) * 9) == 0 && qm->cfg.eps == fm->cfg.eps,
           "config did not round-trip");
@@ -179,11 +180,53 @@ int main(void) {
     expect_refused(d, n, "mixer.int.scalars is missing", "pot8 without integer tensors");
     RESET(); d[116 + 4] = 5; fix_crc(d, n);
     expect_refused(d, n, "bits", "5-bit weights");
+    /* The default file is version 1: its fields at 152-160 (datapath, activation format) are
+     * reserved there and must be zero; version 2 gives them meaning. */
+    RESET(); d[160] = 1; fix_crc(d, n);
+    expect_refused(d, n, "reserved settings", "a version-1 file with an activation scale type");
+    RESET(); d[152] = 1; fix_crc(d, n);
+    expect_refused(d, n, "do not fit format version 1", "a version-1 file with datapath flags");
+    RESET(); d[8] = 2; d[156] = 24; fix_crc(d, n);
+    expect_refused(d, n, "activation group 24", "activation group 24");
+    RESET(); d[8] = 2; d[156] = 8; d[160] = 2; fix_crc(d, n);
+    expect_refused(d, n, "scale type 2", "activation scale type 2");
+    RESET(); d[8] = 2; d[152] = 63; d[156] = 8; fix_crc(d, n);
+    expect_refused(d, n, "do not fit format version 2", "release datapath flags without pot8");
+    /* The same settings written as version 2 load alike. */
+    RESET(); d[8] = 2; d[156] = 8; fix_crc(d, n);
+    write_bytes(tmp_path, d, n);
+    lm_model *v2 = NULL;
+    CHECK_OK(lm_model_init(&v2, tmp_path));
+    CHECK(v2 && lm_model_quant(v2)->act_group == 8 && lm_model_quant(v2)->act_scale == LM_ACT_SCALE_POW2 &&
+              lm_model_quant(v2)->datapath == 0,
+          "a version-2 file of the default settings did not load as them");
+    lm_model_free(v2);
     RESET(); fix_crc(d, n); /* sanity: the untouched bytes load */
     write_bytes(tmp_path, d, n);
     lm_model *ok = NULL;
     CHECK_OK(lm_model_init(&ok, tmp_path));
     lm_model_free(ok);
+
+    /* The research activation formats round-trip; pot8 takes only the hardware's. */
+    const int groups[] = {16, 128, LM_ACT_PER_TOKEN};
+    for (int i = 0; i < 3; i++) {
+        lm_quant_settings r = q;
+        r.act_group = groups[i];
+        r.act_scale = i == 2 ? LM_ACT_SCALE_REAL : LM_ACT_SCALE_POW2;
+        lm_model *rm = NULL;
+        CHECK_OK(lm_quantize(fm, &r, NULL, 1, tmp_path, NULL, NULL));
+        CHECK_OK(lm_model_init(&rm, tmp_path));
+        CHECK(rm && lm_model_quant(rm)->act_group == r.act_group && lm_model_quant(rm)->act_scale == r.act_scale,
+              "activation format %d/%d did not round-trip", r.act_group, (int)r.act_scale);
+        lm_model_free(rm);
+    }
+    lm_quant_settings bad = q;
+    bad.act_group = 48;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, tmp_path, NULL, NULL) == LM_ERR_ARG, "activation group 48 accepted");
+    bad = q;
+    bad.ssm_mode = LM_SSM_POT8;
+    bad.act_scale = LM_ACT_SCALE_REAL;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, tmp_path, NULL, NULL) == LM_ERR_UNSUPPORTED, "pot8 with real scales accepted");
 
     /* A quantized model is not quantized again. */
     CHECK(lm_quantize(qm, &q, NULL, 1, tmp_path, NULL, NULL) != LM_OK, "re-quantizing accepted");

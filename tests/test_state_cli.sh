@@ -4,13 +4,7 @@
 # after generating) equals the straight run's, and a resumed run may append more prompt; bad state
 # files (a flipped header byte, a flipped data byte, truncated, another model's, missing) get one
 # error line, exit status 1 and nothing on stdout.
-set -u
-BIN=${LM_BIN:?LM_BIN not set}
-ROOT=${LM_ROOT:?LM_ROOT not set}
-MODEL=$ROOT/models/mamba2-tiny
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/cli_setup.sh"
 
 check() {  # description, condition command...
     local what=$1; shift
@@ -45,7 +39,6 @@ resume_checks() {  # model, label, whether prefill is bit-exact across chunkings
     check "$label: the state matters (the second part alone gives other text)" differ "$tmp/alone" "$tmp/resumed2"
 }
 
-. "$(dirname "$0")/cli_expect.sh"
 flip() {  # file, byte offset: complements that byte in place
     local b
     b=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')

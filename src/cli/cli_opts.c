@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,4 +69,30 @@ int cli_parse(const char *command, int argc, char **argv, const cli_opt *opts, i
         if (set_value(command, o, name, value)) return 1;
     }
     return 0;
+}
+
+int cli_parse_act_format(const char *group, const char *scale, lm_quant_settings *q) {
+    char *end;
+    long g = strtol(group, &end, 10);
+    if (!strcmp(group, "token"))
+        q->act_group = LM_ACT_PER_TOKEN;
+    else if (*group && !*end && (g == 8 || g == 16 || g == 32 || g == 64 || g == 128))
+        q->act_group = (int)g;
+    else
+        return cli_error("quantize: --act-group '%s': 8, 16, 32, 64, 128 or token", group);
+    if (!strcmp(scale, "pow2"))
+        q->act_scale = LM_ACT_SCALE_POW2;
+    else if (!strcmp(scale, "real"))
+        q->act_scale = LM_ACT_SCALE_REAL;
+    else
+        return cli_error("quantize: --act-scale '%s': pow2 or real", scale);
+    return 0;
+}
+
+const char *cli_act_format_name(const lm_quant_settings *q, char *buf, size_t n) {
+    if (q->act_group == LM_ACT_PER_TOKEN)
+        snprintf(buf, n, "per token, %s", q->act_scale == LM_ACT_SCALE_REAL ? "real" : "power of two");
+    else
+        snprintf(buf, n, "%d channels, %s", q->act_group, q->act_scale == LM_ACT_SCALE_REAL ? "real" : "power of two");
+    return buf;
 }

@@ -15,7 +15,9 @@
  * error is printed on one line (cli_error) and cli_parse returns 1. */
 #ifndef LM_CLI_OPTS_H
 #define LM_CLI_OPTS_H
+#include <stddef.h>
 #include <stdint.h>
+#include "lightmamba.h"
 
 typedef enum {
     CLI_STRING, /* const char ** */
@@ -36,5 +38,11 @@ typedef struct {
 #define CLI_COUNT(opts) ((int)(sizeof(opts) / sizeof((opts)[0])))
 
 int cli_parse(const char *command, int argc, char **argv, const cli_opt *opts, int n_opts);
+
+/* The activation format options of quantize: --act-group 8|16|32|64|128|token and
+ * --act-scale pow2|real into q; a one-line error and 1 for anything else. */
+int cli_parse_act_format(const char *group, const char *scale, lm_quant_settings *q);
+/* "8 channels, power of two", "per token, real", ... into buf. */
+const char *cli_act_format_name(const lm_quant_settings *q, char *buf, size_t n);
 
 #endif

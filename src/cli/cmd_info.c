@@ -18,6 +18,13 @@ static void print_info(const char *path, const lm_model *m) {
            c->vocab_size, c->eps, c->dt_limit_min, c->dt_limit_max, yes_no(c->tie_embeddings), yes_no(c->conv_bias),
            yes_no(c->proj_bias));
     printf("tokenizer: %s\n", lm_model_tokenizer_path(m));
+    const lm_quant_settings *q = lm_model_quant(m);
+    if (q->method != LM_QUANT_NONE) {
+        char act[48];
+        printf("quantization: %s W%dA%d, GPTQ %s, SSM %s, activations %s\n", lm_quant_method_name(q->method), q->wbits,
+               q->abits, yes_no(q->gptq), q->ssm_mode == LM_SSM_POT8 ? "pot8" : "float",
+               cli_act_format_name(q, act, sizeof act));
+    }
     uint64_t params = lm_model_n_params(m);
     printf("parameters: %llu (%.2f M)\n", (unsigned long long)params, params / 1e6);
 

@@ -9,6 +9,7 @@ extern const lm_command cmd_info;
 extern const lm_command cmd_convert;
 extern const lm_command cmd_generate;
 extern const lm_command cmd_perplexity;
+extern const lm_command cmd_eval;
 extern const lm_command cmd_sim;
 extern const lm_command cmd_quantize;
 extern const lm_command cmd_synth;
@@ -19,6 +20,7 @@ extern const lm_command cmd_vectors;
     &cmd_info, \
     &cmd_generate, \
     &cmd_perplexity, \
+    &cmd_eval, \
     &cmd_sim, \
     &cmd_quantize, \
     &cmd_convert, \

@@ -44,7 +44,7 @@ lm_status lm_ct_array_set(lm_ct_array *a, const char *name, lm_ct_dtype dtype, i
     for (int d = 0; d < ndim && d < LM_CT_MAX_DIMS; d++) a->shape[d] = shape[d];
     a->nbytes = lm_ct_nbytes(dtype, ndim, shape);
     a->data = data;
-    if (!a->nbytes || !data) return lm_fail(LM_ERR_ARG, "array %s has no data or a bad shape", name);
+    if (!a->nbytes) return lm_fail(LM_ERR_ARG, "array %s has a bad shape", name);
     return LM_OK;
 }
 
@@ -87,6 +87,7 @@ static void put_file(sink *k, const lm_ct_writer *w, const unsigned char *table)
     put(k, w->blob, w->blob_bytes);
     for (int i = 0; i < w->n; i++) {
         pad_to(k, w->arrays[i].offset);
+        if (!w->arrays[i].data) return; /* the streamed last array: its bytes come later */
         put(k, w->arrays[i].data, w->arrays[i].nbytes);
     }
 }
@@ -116,6 +117,8 @@ static lm_status finish_header(lm_ct_writer *w, const char magic[8], uint32_t ve
 }
 
 lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path) {
+    for (int i = 0; i < w->n; i++)
+        if (!w->arrays[i].data) return lm_fail(LM_ERR_ARG, "array %s has no data", w->arrays[i].name);
     unsigned char *table;
     LM_TRY(finish_header(w, magic, version, &table));
     sink crc = {0};
@@ -144,6 +147,46 @@ lm_status lm_ct_write_mem(lm_ct_writer *w, const char magic[8], uint32_t version
     free(table);
     return LM_OK;
 }
+
+lm_status lm_ct_write_begin(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path, lm_ct_stream *st) {
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < w->n; i++)
+        if (!w->arrays[i].data != (i == w->n - 1))
+            return lm_fail(LM_ERR_ARG, "streamed container: only the last array may (and must) come later (%s)",
+                           w->arrays[i].name);
+    unsigned char *table;
+    LM_TRY(finish_header(w, magic, version, &table));
+    lm_status s = lm_atomic_open(&st->af, path);
+    if (s == LM_OK) {
+        sink out = {.af = &st->af};
+        put_file(&out, w, table);
+        st->crc = out.crc, s = out.status, st->left = w->arrays[w->n - 1].nbytes;
+        if (s) lm_atomic_abort(&st->af);
+    }
+    free(table);
+    return s;
+}
+
+lm_status lm_ct_stream_put(lm_ct_stream *st, const void *p, uint64_t n) {
+    if (n > st->left) return lm_fail(LM_ERR_ARG, "streamed container: %" PRIu64 " bytes more than the array holds", n - st->left);
+    st->left -= n;
+    st->crc = lm_crc32c(st->crc, p, (size_t)n);
+    return lm_atomic_write(&st->af, p, (size_t)n);
+}
+
+lm_status lm_ct_stream_commit(lm_ct_stream *st) {
+    lm_status s = LM_OK;
+    unsigned char crc[4];
+    lm_put_u32(crc, st->crc);
+    if (st->left) s = lm_fail(LM_ERR_ARG, "streamed container: %" PRIu64 " bytes of the last array missing", st->left);
+    else if (fseek(st->af.f, H_CRC, SEEK_SET) != 0 || fwrite(crc, 1, 4, st->af.f) != 4)
+        s = lm_fail(LM_ERR_IO, "%s: cannot write the checksum", st->af.final_path);
+    if (s == LM_OK) return lm_atomic_commit(&st->af);
+    lm_atomic_abort(&st->af);
+    return s;
+}
+
+void lm_ct_stream_abort(lm_ct_stream *st) { lm_atomic_abort(&st->af); }
 
 lm_status lm_ct_open(lm_ct_reader *r, const void *data, uint64_t size, const char magic[8], uint32_t min_version,
                      uint32_t version, const char *kind, const char *what) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "lightmamba.h"
+#include "common/file.h"
 
 enum {
     LM_CT_HEADER_BYTES = 256, LM_CT_ENTRY_BYTES = 128, LM_CT_NAME_BYTES = 80, LM_CT_MAX_DIMS = 4, LM_CT_ALIGN = 64,
@@ -57,7 +58,8 @@ typedef struct {
     unsigned char header[LM_CT_HEADER_BYTES];
 } lm_ct_writer;
 
-/* One array: name (shorter than 80 bytes), dtype, shape, data. LM_ERR_ARG for a bad name or shape. */
+/* One array: name (shorter than 80 bytes), dtype, shape, data (NULL: streamed, see below). LM_ERR_ARG
+ * for a bad name or shape. */
 lm_status lm_ct_array_set(lm_ct_array *a, const char *name, lm_ct_dtype dtype, int ndim, const uint64_t *shape,
                           const void *data);
 void lm_ct_layout(lm_ct_writer *w);
@@ -66,6 +68,20 @@ void lm_ct_layout(lm_ct_writer *w);
 lm_status lm_ct_write(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path);
 /* The same bytes into buf [size]; size < file_bytes -> LM_ERR_ARG. */
 lm_status lm_ct_write_mem(lm_ct_writer *w, const char magic[8], uint32_t version, void *buf, size_t size);
+
+/* Streaming the last array (too large to hold, e.g. a value per token of a text): give it NULL
+ * data, then lm_ct_write_begin writes everything before its bytes into a temporary file, the
+ * caller appends exactly its nbytes with lm_ct_stream_put, and lm_ct_stream_commit patches the CRC
+ * in and renames the file into place (lm_ct_stream_abort, or any failure: no file is left). */
+typedef struct {
+    lm_atomic_file af;
+    uint32_t crc;        /* of the bytes so far, the CRC field read as zero */
+    uint64_t left;       /* bytes of the last array still to come */
+} lm_ct_stream;
+lm_status lm_ct_write_begin(lm_ct_writer *w, const char magic[8], uint32_t version, const char *path, lm_ct_stream *st);
+lm_status lm_ct_stream_put(lm_ct_stream *st, const void *p, uint64_t n);
+lm_status lm_ct_stream_commit(lm_ct_stream *st);
+void lm_ct_stream_abort(lm_ct_stream *st);
 
 /* ---- reading ----
  * lm_ct_open checks, in this order (each kind of damage its own message, naming `what`): magic,

@@ -98,9 +98,27 @@ int lm_act_exponent(float absmax, int bits);
  * (floor(x * 2^-e + 0.5) in double); NaN -> 0, +-Inf -> +-qmax. */
 int lm_act_quantize(float x, int e, int bits);
 
+/* The weight scale of (row o, 128-column group g): (2^s1 + 2^s2) * 2^e0[o]. */
+float lm_qweight_scale(const lm_qweight *w, int o, int g);
+/* Row o's integer weights qw[o][:], unpacked.                                   out [K] */
+void lm_qweight_row(const lm_qweight *w, int o, int8_t *out);
+/* Rows [o0, o1) dequantized: out[o - o0][k] = qw[o][k] * scale(o, k / 128), exact in float. out [o1 - o0, K] */
+void lm_qweight_dequantize_rows(const lm_qweight *w, int o0, int o1, float *out);
+/* The whole matrix.                                                            out [O, K] */
+void lm_qweight_dequantize(const lm_qweight *w, float *out);
+
 /* ---- the integer linear layer ----
  * Quantized activations of up to max_T tokens of K channels, in the contract's form
- * (q, sa, eb) plus a copy laid out for the kernels of `wbits`-bit weights. */
+ * (q, sa, eb) plus a copy laid out for the kernels of `wbits`-bit weights.
+ *
+ * Other activation formats, for research (lm_qact_set_format; lightmamba.h's act_group, act_scale):
+ *   power-of-two scales over `group` channels (16, 32, 64, 128, or the whole token): one exponent
+ *     per group, chosen by the contract's rule from the group's absmax, shared by its 8-channel
+ *     groups; the per-token window (eb, sa <= SA_MAX) as in the contract. That is the contract's
+ *     format, so the integer kernels run it unchanged.
+ *   real-valued scales over `group` channels: s = absmax / qmax, q = clamp(round_half_up(x / s)),
+ *     xhat = q * s in float (0 for a group of zeros). The product is a reference path in float32:
+ *     xhat times the dequantized weights (exact in float), a tile of rows at a time, by sgemm. */
 #define LM_ACT_GROUP 8      /* channels per activation exponent */
 #define LM_WEIGHT_GROUP 128 /* input columns per weight scale */
 #define LM_WEXP_MAX 7       /* s1, s2 in [0, LM_WEXP_MAX] */
@@ -120,13 +138,21 @@ typedef struct {
     int8_t *kq;             /* [max_T][Kp] */
     int32_t *ksa;           /* [max_T][lanes]: sa of the lane's group */
     int32_t *kcorr;         /* [max_T][lanes]: -(2^(wbits-1)) * sum of the lane's q (unsigned weight offset) */
+    int group;              /* channels per scale: LM_ACT_GROUP (the contract), a larger multiple of 8, or K */
+    lm_act_scale scale;     /* power of two (the contract's form above) or real (xhat below) */
+    float *xhat;            /* real scales: [max_T][K] the quantized activations times their scales */
 } lm_qact;
 
-/* abits 4 or 8; wbits 4 or 8; W8A4 is refused (its acc_G would overflow int32). */
+/* abits 4 or 8; wbits 4 or 8; W8A4 is refused (its acc_G would overflow int32). The format is the
+ * contract's (LM_ACT_GROUP channels, power of two) until lm_qact_set_format. */
 lm_status lm_qact_init(lm_qact *a, int max_T, int K, int abits, int wbits);
+/* group: LM_ACT_GROUP, 16, 32, 64, 128 or LM_ACT_PER_TOKEN; anything else -> LM_ERR_ARG. */
+lm_status lm_qact_set_format(lm_qact *a, int group, lm_act_scale scale);
+/* 1 when (group, scale) is a format lm_qact_set_format takes. */
+int lm_act_format_valid(int group, lm_act_scale scale);
 void lm_qact_free(lm_qact *a);
-/* Quantizes x [T, K] per the contract (fills q, sa, eb) and builds the kernel layout.
- * NaN -> 0, +-Inf -> +-qmax (see lm_act_quantize). */
+/* Quantizes x [T, K] in a's format: power of two (the contract: fills q, sa, eb, and builds the
+ * kernel layout) or real (fills xhat). NaN -> 0, +-Inf -> +-qmax (see lm_act_quantize). */
 lm_status lm_quantize_act(lm_qact *a, const float *x, int T);
 /* Builds the kernel layout from q, sa, eb of T tokens filled by the caller. q may also hold
  * -qmax - 1 (the release datapath's quantizer, docs/release-datapath.md; every accumulator bound
@@ -135,11 +161,11 @@ lm_status lm_qact_pack(lm_qact *a, int T);
 /* y[t][o] = the contract's product of token t of a and row o of W.   y [a->T, W->rows]
  * q, qw must lie in the contract's ranges (the quantizers guarantee it); every SIMD level
  * gives the same bits. Rows are split over the pool; T > 1 reuses each unpacked weight
- * group across a block of tokens. */
+ * group across a block of tokens. Real scales: the float reference product of xhat and W. */
 lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool);
 /* The same product stopped before its one rounding: acc[t][o] = acc_o, exact (every SIMD level
  * and thread count gives the same integers). The integer datapath (src/integer) rounds it to its
- * own fixed point.                                                             acc [a->T, W->rows] */
+ * own fixed point. Power-of-two scales only.                                   acc [a->T, W->rows] */
 lm_status lm_qlinear_acc(int64_t *acc, const lm_qact *a, const lm_qweight *W, lm_pool *pool);
 
 /* ---- memory bandwidth ----

@@ -3,13 +3,16 @@
  * T == 1 (decode) is a matrix-vector product bound by reading W once: the output rows
  * are split over the pool and each thread streams its rows with AVX-512 or AVX2+FMA
  * (run-time choice), four rows at a time so each x load is reused four times.
- * T > 1 (prefill) is compute bound: OpenBLAS sgemm, one call per thread on its own
- * rows, with OpenBLAS's own threading switched off so only our pool runs threads. */
+ * T > 1 (prefill) is compute bound: OpenBLAS sgemm on tiles of rows of a fixed grid, whole
+ * tiles per thread, with OpenBLAS's own threading switched off so only our pool runs threads. */
 #include "kernels/kernels.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
+
+/* float32 bytes of W per prefill sgemm call (at least 16 rows) */
+#define F32_TILE_BYTES (512 * 1024)
 
 /* y[o] = W[o] . x for o in [o0, o1); the order of the sum is the loop's, rows independent. */
 static void gemv_f32_scalar(float *y, const float *x, const float *W, int K, int o0, int o1) {
@@ -108,14 +111,23 @@ typedef struct {
 static void matmul_f32_part(void *p, int i, int n) {
     const matmul_f32_task *m = p;
     int o0, o1;
-    lm_pool_split(m->O, i, n, 16, &o0, &o1);
-    if (o0 >= o1) return;
     if (m->T > 1) {
-        /* y[:, o0:o1] = x @ W[o0:o1]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m->T, o1 - o0, m->K, 1.0f, m->x, m->K,
-                    m->W + (size_t)o0 * m->K, m->K, 0.0f, m->y + o0, m->O);
+        /* Whole tiles of one global grid, one sgemm per tile: every row goes through the same sgemm
+         * call shape whatever the thread count (sgemm's sums depend on the block it sees), so prefill
+         * results, and what is calibrated on them, do not depend on the thread count. */
+        int tile_rows = F32_TILE_BYTES / (int)sizeof(float) / m->K / 16 * 16;
+        if (tile_rows < 16) tile_rows = 16;
+        lm_pool_split(m->O, i, n, tile_rows, &o0, &o1);
+        for (int r0 = o0; r0 < o1; r0 += tile_rows) {
+            int nr = o1 - r0 < tile_rows ? o1 - r0 : tile_rows;
+            /* y[:, r0:r0+nr] = x @ W[r0:r0+nr]^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m->T, nr, m->K, 1.0f, m->x, m->K,
+                        m->W + (size_t)r0 * m->K, m->K, 0.0f, m->y + r0, m->O);
+        }
         return;
     }
+    lm_pool_split(m->O, i, n, 16, &o0, &o1);
+    if (o0 >= o1) return;
     switch (m->level) {
     case LM_SIMD_AVX512: gemv_f32_avx512(m->y, m->x, m->W, m->K, o0, o1); break;
     case LM_SIMD_AVX2: gemv_f32_avx2(m->y, m->x, m->W, m->K, o0, o1); break;

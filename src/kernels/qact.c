@@ -1,5 +1,6 @@
-/* Power-of-two quantization of activations (per token, one exponent per 8 channels),
- * the 4-bit weight packing, and the activation layout the integer kernels read. */
+/* Power-of-two quantization of activations (per token, one exponent per 8 channels, or per larger
+ * group for research), real-valued scales for research (kernels.h), the 4-bit weight packing, and
+ * the activation layout the integer kernels read. */
 #include "kernels/kernels.h"
 
 #include <float.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/file.h"
 
 void lm_pack_int4_row(uint8_t *dst, const int8_t *src, int K) {
     for (int k = 0; k + 1 < K; k += 2) dst[k / 2] = (uint8_t)((src[k] & 0x0F) | (src[k + 1] & 0x0F) << 4);
@@ -50,6 +52,7 @@ lm_status lm_qact_init(lm_qact *a, int max_T, int K, int abits, int wbits) {
     if (wbits == 8 && abits == 4)
         return lm_fail(LM_ERR_UNSUPPORTED, "W8A4 is not supported: its int32 group accumulator could overflow");
     a->max_T = max_T, a->K = K, a->abits = abits, a->wbits = wbits;
+    a->group = LM_ACT_GROUP, a->scale = LM_ACT_SCALE_POW2;
     a->Kp = (K + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP * LM_WEIGHT_GROUP;
     a->lanes = wbits == 4 ? a->Kp / 8 : a->Kp / 4;
     size_t n_groups = (size_t)(K + LM_ACT_GROUP - 1) / LM_ACT_GROUP;
@@ -67,35 +70,69 @@ lm_status lm_qact_init(lm_qact *a, int max_T, int K, int abits, int wbits) {
 }
 
 void lm_qact_free(lm_qact *a) {
-    free(a->q), free(a->sa), free(a->eb), free(a->kq), free(a->ksa), free(a->kcorr);
+    free(a->q), free(a->sa), free(a->eb), free(a->kq), free(a->ksa), free(a->kcorr), free(a->xhat);
     memset(a, 0, sizeof *a);
 }
 
-/* One token, the contract line by line: x [K] -> q [K], sa [n_groups]; returns eb. */
-static int quantize_token_scalar(int8_t *q, uint8_t *sa, const float *x, int K, int bits) {
-    int n_groups = (K + LM_ACT_GROUP - 1) / LM_ACT_GROUP;
+int lm_act_format_valid(int group, lm_act_scale scale) {
+    return (group == LM_ACT_PER_TOKEN || group == 8 || group == 16 || group == 32 || group == 64 || group == 128) &&
+           (scale == LM_ACT_SCALE_POW2 || scale == LM_ACT_SCALE_REAL);
+}
+
+lm_status lm_qact_set_format(lm_qact *a, int group, lm_act_scale scale) {
+    if (!lm_act_format_valid(group, scale))
+        return lm_fail(LM_ERR_ARG, "activation group %d, scale type %d: the group must be 8, 16, 32, 64, 128 or per "
+                       "token, the scale a power of two or real", group, (int)scale);
+    if (scale == LM_ACT_SCALE_REAL && !a->xhat)
+        LM_TRY(lm_calloc(&a->xhat, (size_t)a->max_T * a->K, sizeof(float), "real-scale activations"));
+    a->group = group == LM_ACT_PER_TOKEN ? a->K : group;
+    a->scale = scale;
+    return LM_OK;
+}
+
+/* max |x| over n values (NaN skipped) */
+static float absmax(const float *x, int n) {
+    float m = 0.0f;
+    for (int k = 0; k < n; k++)
+        if (fabsf(x[k]) > m) m = fabsf(x[k]);
+    return m;
+}
+
+/* One token, the contract line by line, with one exponent per `group` channels (a multiple of
+ * LM_ACT_GROUP, or K) given to each of its 8-channel groups: x [K] -> q [K], sa [ceil(K/8)]; returns eb. */
+static int quantize_token_scalar(int8_t *q, uint8_t *sa, const float *x, int K, int bits, int group) {
     /* Pass 1: the largest group exponent of the token. */
     int e_max = LM_ACT_EXP_ZERO;
-    for (int g = 0; g < n_groups; g++) {
-        float m = 0.0f;
-        for (int k = g * LM_ACT_GROUP; k < K && k < (g + 1) * LM_ACT_GROUP; k++)
-            if (fabsf(x[k]) > m) m = fabsf(x[k]); /* skips NaN */
-        int e = lm_act_exponent(m, bits);
+    for (int k0 = 0; k0 < K; k0 += group) {
+        int e = lm_act_exponent(absmax(x + k0, K - k0 < group ? K - k0 : group), bits);
         if (e > e_max) e_max = e;
     }
     int eb = e_max == LM_ACT_EXP_ZERO ? 0 : e_max - sa_max(bits);
     /* Pass 2: quantize each group with max(own exponent, eb); sa = that - eb. */
-    for (int g = 0; g < n_groups; g++) {
-        int k0 = g * LM_ACT_GROUP, k1 = k0 + LM_ACT_GROUP < K ? k0 + LM_ACT_GROUP : K;
-        float m = 0.0f;
-        for (int k = k0; k < k1; k++)
-            if (fabsf(x[k]) > m) m = fabsf(x[k]);
-        int e = lm_act_exponent(m, bits);
+    for (int k0 = 0; k0 < K; k0 += group) {
+        int k1 = k0 + group < K ? k0 + group : K;
+        int e = lm_act_exponent(absmax(x + k0, k1 - k0), bits);
         if (e < eb) e = eb;
-        sa[g] = (uint8_t)(e - eb);
+        for (int g = k0 / LM_ACT_GROUP; g * LM_ACT_GROUP < k1; g++) sa[g] = (uint8_t)(e - eb);
         for (int k = k0; k < k1; k++) q[k] = (int8_t)lm_act_quantize(x[k], e, bits);
     }
     return eb;
+}
+
+/* One token with real scales: each group of `group` channels as q * s, s = absmax / qmax,
+ * q = clamp(round_half_up(x / s), -qmax, qmax) (NaN -> 0, an infinite absmax counts as FLT_MAX). */
+static void quantize_token_real(float *xhat, const float *x, int K, int bits, int group) {
+    const int qmax = (1 << (bits - 1)) - 1;
+    for (int k0 = 0; k0 < K; k0 += group) {
+        int k1 = k0 + group < K ? k0 + group : K;
+        float m = absmax(x + k0, k1 - k0);
+        if (isinf(m)) m = FLT_MAX;
+        const double s = (double)m / qmax;
+        for (int k = k0; k < k1; k++) {
+            double v = s > 0 && !isnan(x[k]) ? floor((double)x[k] / s + 0.5) : 0.0;
+            xhat[k] = (float)((v > qmax ? qmax : v < -qmax ? -qmax : v) * s);
+        }
+    }
 }
 
 /* ---- AVX-512: the same integers, 16 channels (two groups) per register ----
@@ -148,12 +185,18 @@ QA_AVX512 static int quantize_token_avx512(int8_t *q, uint8_t *sa, const float *
 lm_status lm_quantize_act(lm_qact *a, const float *x, int T) {
     if (T < 0 || T > a->max_T) return lm_fail(LM_ERR_ARG, "quantize activations: %d tokens, room for %d", T, a->max_T);
     int K = a->K, n_groups = (K + LM_ACT_GROUP - 1) / LM_ACT_GROUP;
-    int simd = lm_simd_level_get() >= LM_SIMD_AVX512;
+    if (a->scale == LM_ACT_SCALE_REAL) {
+        for (int t = 0; t < T; t++) quantize_token_real(a->xhat + (size_t)t * K, x + (size_t)t * K, K, a->abits, a->group);
+        a->T = T;
+        return LM_OK;
+    }
+    int simd = lm_simd_level_get() >= LM_SIMD_AVX512 && a->group == LM_ACT_GROUP;
     for (int t = 0; t < T; t++) {
         int8_t *q = a->q + (size_t)t * K;
         uint8_t *sa = a->sa + (size_t)t * n_groups;
         const float *xt = x + (size_t)t * K;
-        a->eb[t] = simd ? quantize_token_avx512(q, sa, xt, K, a->abits) : quantize_token_scalar(q, sa, xt, K, a->abits);
+        a->eb[t] = simd ? quantize_token_avx512(q, sa, xt, K, a->abits)
+                        : quantize_token_scalar(q, sa, xt, K, a->abits, a->group);
     }
     return lm_qact_pack(a, T);
 }

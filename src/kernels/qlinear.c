@@ -24,11 +24,49 @@
  * 4 * 255 * 127 before kcorr cancels it. The test checks all of this at the extremes. */
 #include "kernels/kernels.h"
 
+#include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "common/file.h"
+
+/* ---- weights as floats (the reference path below, and the quantizer's error measurements) ---- */
+
+float lm_qweight_scale(const lm_qweight *w, int o, int g) {
+    const int n_wg = (w->cols + LM_WEIGHT_GROUP - 1) / LM_WEIGHT_GROUP;
+    return ldexpf((float)lm_wscale_mult(w->scale[(size_t)o * n_wg + g]), w->e0[o]);
+}
+
+void lm_qweight_row(const lm_qweight *w, int o, int8_t *out) {
+    const uint8_t *row = w->q + (size_t)o * w->row_stride;
+    if (w->wbits == 4)
+        lm_unpack_int4_row(out, row, w->cols);
+    else
+        memcpy(out, row, (size_t)w->cols);
+}
+
+void lm_qweight_dequantize_rows(const lm_qweight *w, int o0, int o1, float *out) {
+    const int K = w->cols;
+    int8_t q[LM_WEIGHT_GROUP];
+    for (int o = o0; o < o1; o++) {
+        const uint8_t *row = w->q + (size_t)o * w->row_stride;
+        float *dst = out + (size_t)(o - o0) * K;
+        for (int k0 = 0; k0 < K; k0 += LM_WEIGHT_GROUP) {
+            const int n = K - k0 < LM_WEIGHT_GROUP ? K - k0 : LM_WEIGHT_GROUP;
+            if (w->wbits == 4)
+                lm_unpack_int4_row(q, row + k0 / 2, n);
+            else
+                memcpy(q, row + k0, (size_t)n);
+            const float s = lm_qweight_scale(w, o, k0 / LM_WEIGHT_GROUP);
+            for (int k = 0; k < n; k++) dst[k0 + k] = (float)q[k] * s;
+        }
+    }
+}
+
+void lm_qweight_dequantize(const lm_qweight *w, float *out) { lm_qweight_dequantize_rows(w, 0, w->rows, out); }
 
 /* Tokens sharing one unpacked weight group in prefill. */
 #define QL_TOKEN_BLOCK 4
@@ -365,10 +403,54 @@ static lm_status qlinear_run(float *y, int64_t *acc, const lm_qact *a, const lm_
     return LM_OK;
 }
 
+/* ---- real-valued activation scales: the float reference product ----
+ * y = xhat W^T, W dequantized (exact in float) a tile of rows at a time into per-thread scratch and
+ * multiplied by sgemm. Parts are whole tiles of one global grid, so every row goes through the same
+ * sgemm shape whatever the thread count: the results do not depend on it. */
+#define REF_TILE_BYTES (512 * 1024)
+
+typedef struct {
+    float *y;
+    const lm_qact *a;
+    const lm_qweight *W;
+    int tile_rows;
+    float *tiles; /* [pool size][tile_rows * K] */
+} ref_task;
+
+static void ref_part(void *p, int i, int n) {
+    const ref_task *r = p;
+    const int K = r->W->cols, O = r->W->rows;
+    float *tile = r->tiles + (size_t)i * r->tile_rows * K;
+    int o0, o1;
+    lm_pool_split(O, i, n, r->tile_rows, &o0, &o1);
+    for (int r0 = o0; r0 < o1; r0 += r->tile_rows) {
+        const int nr = o1 - r0 < r->tile_rows ? o1 - r0 : r->tile_rows;
+        lm_qweight_dequantize_rows(r->W, r0, r0 + nr, tile);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r->a->T, nr, K, 1.0f, r->a->xhat, K, tile, K, 0.0f,
+                    r->y + r0, O);
+    }
+}
+
+static lm_status qlinear_real(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+    if (W->cols != a->K) return lm_fail(LM_ERR_ARG, "linear: weights have %d columns, activations %d", W->cols, a->K);
+    if (!lm_matmul_start(y, a->T, W->cols, W->rows)) return LM_OK;
+    int tile_rows = REF_TILE_BYTES / (int)sizeof(float) / W->cols / 16 * 16;
+    if (tile_rows < 16) tile_rows = 16;
+    ref_task task = {y, a, W, tile_rows, NULL};
+    const size_t parts = pool ? (size_t)lm_pool_size(pool) : 1;
+    LM_TRY(lm_calloc(&task.tiles, parts * (size_t)tile_rows, (size_t)W->cols * sizeof(float), "reference linear tiles"));
+    lm_pool_run(pool, ref_part, &task);
+    free(task.tiles);
+    return LM_OK;
+}
+
 lm_status lm_qlinear(float *y, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+    if (a->scale == LM_ACT_SCALE_REAL) return qlinear_real(y, a, W, pool);
     return qlinear_run(y, NULL, a, W, pool);
 }
 
 lm_status lm_qlinear_acc(int64_t *acc, const lm_qact *a, const lm_qweight *W, lm_pool *pool) {
+    if (a->scale != LM_ACT_SCALE_POW2)
+        return lm_fail(LM_ERR_UNSUPPORTED, "integer linear: real-valued activation scales have no integer accumulators");
     return qlinear_run(NULL, acc, a, W, pool);
 }

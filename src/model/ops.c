@@ -88,9 +88,10 @@ void embedding_forward(float *x, const lm_model *m, const int32_t *tokens, int T
 
 void linear_forward(float *y, const float *x, const lm_linear *L, int T, lm_pool *pool, lm_qact *act) {
     if (L->kind == LM_LINEAR_INT) {
-        /* Integer layer (kernels.h contract): activations quantized per token with a power-of-two
-         * exponent per 8 channels, then the integer product. The session sized act for this layer,
-         * so neither call can fail. */
+        /* Integer layer (kernels.h contract): activations quantized per token in the model's format
+         * (the hardware's: a power-of-two exponent per 8 channels), then the integer product (or, for
+         * real-valued scales, the float reference). The session sized act for this layer, so neither
+         * call can fail. */
         assert(act && act->K == L->cols && act->abits == L->abits && act->wbits == L->q.wbits && T <= act->max_T);
         lm_status s = lm_quantize_act(act, x, T);
         if (s == LM_OK) s = lm_qlinear(y, act, &L->q, pool);

@@ -20,7 +20,7 @@
 
 /* The file's own header fields (after the container's common ones). */
 enum { H_TOK_OFFSET = 40, H_TOK_BYTES = 48, H_CONFIG = 56, H_SETTINGS = 116 };
-enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 10 };
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 12 };
 
 static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
     f[0] = (uint32_t)q->method;
@@ -32,7 +32,9 @@ static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) 
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    f[9] = (uint32_t)q->datapath;   /* 0 in version 1 (reserved there) */
+    f[9] = (uint32_t)q->datapath;   /* f[9..11]: version 2 (reserved, zero, in version 1) */
+    f[10] = (uint32_t)q->act_group;
+    f[11] = (uint32_t)q->act_scale;
 }
 
 /* A linear layer's name prefix ("backbone.layers.3.mixer.in_proj") from its weight's name. */
@@ -236,7 +238,9 @@ lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokeni
         settings_fields(&m->quant, sf);
         for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w.header + H_CONFIG + 4 * i, cf[i]);
         for (int i = 0; i < N_SETTINGS; i++) lm_put_u32(w.header + H_SETTINGS + 4 * i, sf[i]);
-        s = lm_ct_write(&w, LM_QFILE_MAGIC, m->quant.datapath ? LM_QFILE_VERSION : LM_QFILE_VERSION_OURS, path);
+        const lm_quant_settings *q = &m->quant;
+        const int fits_v1 = !q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2;
+        s = lm_ct_write(&w, LM_QFILE_MAGIC, fits_v1 ? LM_QFILE_VERSION_OURS : LM_QFILE_VERSION, path);
     }
     for (int i = 0; i < L.n_owned; i++) free(L.owned[i]);
     free(L.owned);
@@ -280,11 +284,17 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q, ui
         return lm_fail(LM_ERR_FORMAT, "%s: invalid quantization settings", path);
     if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "%s: SSM mode %d is not supported by this build", path, (int)q->ssm_mode);
-    /* version 1 has the field reserved (zero); version 2 is a pot8 file of the release's choices */
+    /* Version 1 holds only our datapath and the hardware's activation format (the fields reserved,
+     * zero); version 2 records the release datapath's flags (pot8 only) and any activation format. */
     if (version == LM_QFILE_VERSION_OURS ? q->datapath != 0
-                                         : q->datapath <= 0 || q->datapath & ~LM_DP_RELEASE || q->ssm_mode != LM_SSM_POT8)
+                                         : q->datapath & ~LM_DP_RELEASE || (q->datapath && q->ssm_mode != LM_SSM_POT8))
         return lm_fail(LM_ERR_FORMAT, "%s: datapath flags 0x%x do not fit format version %" PRIu32 " (SSM mode %d)", path,
                        (unsigned)q->datapath, version, (int)q->ssm_mode);
+    if (!lm_act_format_valid(q->act_group, q->act_scale) ||
+        (q->ssm_mode == LM_SSM_POT8 && (q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)))
+        return lm_fail(LM_ERR_FORMAT, "%s: activation group %d, scale type %d (the group must be 8, 16, 32, 64, 128 or 0 "
+                       "= per token, the scale 0 = power of two or 1 = real; SSM mode pot8 takes only 8, 0)",
+                       path, q->act_group, (int)q->act_scale);
     return LM_OK;
 }
 
@@ -643,6 +653,12 @@ lm_status lm_qfile_load_memory(lm_model *m, const void *data, size_t size, const
     q->calib_samples = (int)sf[7];
     q->calib_len = (int)sf[8];
     q->datapath = (int)sf[9];
+    /* version 1 had no activation format (reserved zeros there): the hardware's */
+    const int v1 = r.version == LM_QFILE_VERSION_OURS;
+    if (v1 && (sf[10] || sf[11]))
+        return lm_fail(LM_ERR_FORMAT, "%s: reserved settings are not zero in format version 1", path);
+    q->act_group = v1 ? LM_ACT_GROUP : (int)sf[10];
+    q->act_scale = v1 ? LM_ACT_SCALE_POW2 : (lm_act_scale)sf[11];
     LM_TRY(check_settings(path, q, r.version));
     if (q->rotated) LM_TRY(lm_hadamard_init(&m->rot_inner, c->d_inner));
 

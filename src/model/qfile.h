@@ -7,9 +7,10 @@
 #include "model/model.h"
 
 #define LM_QFILE_MAGIC "LMQMODEL"
-/* Version 1: every file of our datapath (settings datapath 0). Version 2: a pot8 file of the
- * release datapath (docs/release-datapath.md): the settings' datapath flags and the release
- * RMSNorm tables; an older build refuses it by its version instead of misreading it. */
+/* Version 1: our datapath with the hardware's activation format (settings fields 9-11 reserved,
+ * zero). Version 2: anything else (docs/quantized-format.md): the release datapath's flags and
+ * RMSNorm tables (docs/release-datapath.md), a research activation format; an older build refuses
+ * it by its version instead of misreading it. Files that fit version 1 are written as version 1. */
 #define LM_QFILE_VERSION 2
 #define LM_QFILE_VERSION_OURS 1
 

@@ -52,8 +52,10 @@ lm_status lm_session_init(lm_session **out, const lm_model *m, const lm_session_
     const lm_linear *in0 = &m->layers[0].in_proj, *out0 = &m->layers[0].out_proj;
     if (st == LM_OK && in0->kind == LM_LINEAR_INT)
         st = lm_qact_init(&s->act_in, (int)T, c->d_model, in0->abits, in0->q.wbits);
+    if (st == LM_OK && in0->kind == LM_LINEAR_INT) st = lm_qact_set_format(&s->act_in, m->quant.act_group, m->quant.act_scale);
     if (st == LM_OK && out0->kind == LM_LINEAR_INT)
         st = lm_qact_init(&s->act_out, (int)T, c->d_inner, out0->abits, out0->q.wbits);
+    if (st == LM_OK && out0->kind == LM_LINEAR_INT) st = lm_qact_set_format(&s->act_out, m->quant.act_group, m->quant.act_scale);
     if (st == LM_OK && m->int_layers) st = lm_int_session_init(&s->int_s, m, s->pool, (int)T);
     if (st != LM_OK) {
         lm_session_free(s);

@@ -20,7 +20,8 @@
 
 lm_quant_settings lm_quant_defaults(void) {
     return (lm_quant_settings){.method = LM_QUANT_LIGHTMAMBA, .wbits = 4, .abits = 4, .gptq = 0, .alpha = 0.5f,
-                               .ssm_mode = LM_SSM_FLOAT, .datapath = 0, .calib_samples = 128, .calib_len = 512, .rotated = 0};
+                               .ssm_mode = LM_SSM_FLOAT, .datapath = 0, .act_group = LM_ACT_GROUP,
+                               .act_scale = LM_ACT_SCALE_POW2, .calib_samples = 128, .calib_len = 512, .rotated = 0};
 }
 
 const char *lm_quant_method_name(lm_quant_method m) {
@@ -53,6 +54,12 @@ static lm_status check_settings(const lm_quant_settings *q) {
     if ((q->datapath & LM_DP_QRULE) && q->abits == 8)
         return lm_fail(LM_ERR_UNSUPPORTED, "quantize: the release's quantizer rule has no 8-bit linear inputs (its "
                        "-128 does not fit the 8-bit kernels); use --abits 4");
+    if (!lm_act_format_valid(q->act_group, q->act_scale))
+        return lm_fail(LM_ERR_ARG, "quantize: activation group %d and scale type %d: the group must be 8, 16, 32, 64, "
+                       "128 or per token, the scale a power of two or real", q->act_group, (int)q->act_scale);
+    if (q->ssm_mode == LM_SSM_POT8 && (q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2))
+        return lm_fail(LM_ERR_UNSUPPORTED, "quantize: --ssm pot8 (the integer datapath) takes only the hardware's "
+                       "activation format (8 channels, power of two)");
     return LM_OK;
 }
 

@@ -43,27 +43,6 @@ lm_status lm_qweight_buf_give(lm_qweight_buf *b, lm_model *m) {
 
 static float pair_scale(uint8_t pair, int e0) { return ldexpf((float)lm_wscale_mult(pair), e0); }
 
-float lm_qweight_scale(const lm_qweight *w, int o, int g) {
-    return pair_scale(w->scale[(size_t)o * lm_wgroups(w->cols) + g], w->e0[o]);
-}
-
-void lm_qweight_row(const lm_qweight *w, int o, int8_t *out) {
-    const uint8_t *row = w->q + (size_t)o * w->row_stride;
-    if (w->wbits == 4)
-        lm_unpack_int4_row(out, row, w->cols);
-    else
-        memcpy(out, row, (size_t)w->cols);
-}
-
-void lm_qweight_dequantize(const lm_qweight *w, float *out) {
-    int8_t *q = malloc((size_t)w->cols);
-    for (int o = 0; o < w->rows && q; o++) {
-        lm_qweight_row(w, o, q);
-        for (int k = 0; k < w->cols; k++) out[(size_t)o * w->cols + k] = (float)q[k] * lm_qweight_scale(w, o, k / LM_WEIGHT_GROUP);
-    }
-    free(q);
-}
-
 /* Stores row o from its K integer values. */
 static void store_row(lm_qweight_buf *b, int o, const int8_t *q) {
     uint8_t *row = b->q + (size_t)o * b->view.row_stride;

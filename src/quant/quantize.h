@@ -32,12 +32,7 @@ void lm_qweight_buf_free(lm_qweight_buf *b);
 /* Hands b's buffers to m (lm_model_free frees them; on failure they are freed here). */
 lm_status lm_qweight_buf_give(lm_qweight_buf *b, lm_model *m);
 
-/* The scale of (row o, group g): (2^s1 + 2^s2) * 2^e0[o]. */
-float lm_qweight_scale(const lm_qweight *w, int o, int g);
-/* Row o's integer weights qw[o][:], unpacked.                                 out [K] */
-void lm_qweight_row(const lm_qweight *w, int o, int8_t *out);
-/* The dequantized matrix: out[o][k] = qw[o][k] * scale(o, k / 128).        out [O, K] */
-void lm_qweight_dequantize(const lm_qweight *w, float *out);
+/* lm_qweight_scale, lm_qweight_row, lm_qweight_dequantize: kernels.h. */
 
 /* Best exponent pair for one group given the row's e0: minimizes sum (w - round(w/s)*s)^2 over
  * the n values, s = (2^s1 + 2^s2) 2^e0. Returns the error; *pair = s1 | s2 << 4 (s1 <= s2). */

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Guard on the numerics of quantization: the perplexity and the KL divergence from the float model
+# of every W8A8 / W4A4 configuration of the tiny model, on a fixed prefix (the first 8,000 bytes of
+# WikiText-2 test, --ctx 1024: 1,790 scored tokens), frozen below to 1e-4 relative: float reordering
+# (thread counts, SIMD levels, BLAS kernels) stays far inside it, any change to a quantizer, a
+# kernel or the forward pass shows. Calibration (SmoothQuant, GPTQ, pot8) is shortened to 16 samples
+# of 256 tokens. A deliberate change of the numerics updates the table: LM_GUARD_PRINT=1 prints the
+# current values as table rows instead of checking.
+. "$(dirname "$0")/cli_setup.sh"
+head -c 8000 "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
+CAL="--calib-samples 16 --calib-len 256"
+
+# name | quantize options | ppl | kl_mean
+table=(
+    "rtn-w8a8|--method rtn --wbits 8 --abits 8|1459.160583|0.00028031901"
+    "smoothquant-w8a8|--method smoothquant --wbits 8 --abits 8|1457.634665|0.00026039022"
+    "lightmamba-w8a8|--method lightmamba --wbits 8 --abits 8|1458.794319|0.00028409373"
+    "lightmamba-pot8-w8a8|--method lightmamba --wbits 8 --abits 8 --ssm pot8|1446.590712|0.010557156"
+    "rtn-w4a4|--method rtn --wbits 4 --abits 4|1478.179422|0.063884781"
+    "smoothquant-w4a4|--method smoothquant --wbits 4 --abits 4|1555.797040|0.073366951"
+    "lightmamba-w4a4|--method lightmamba --wbits 4 --abits 4|1575.444829|0.070151842"
+    "lightmamba-gptq-w4a4|--method lightmamba --wbits 4 --abits 4 --gptq|1525.033141|0.043383564"
+    "lightmamba-pot8-w4a4|--method lightmamba --wbits 4 --abits 4 --ssm pot8|1585.420378|0.078331527"
+    "lightmamba-w4a4-act32|--method lightmamba --wbits 4 --abits 4 --act-group 32|1580.341875|0.088804153"
+    "lightmamba-w4a4-token-real|--method lightmamba --wbits 4 --abits 4 --act-group token --act-scale real|1618.275240|0.086129467"
+)
+
+"$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||
+    { echo "FAIL: saving the float base"; exit 1; }
+for row in "${table[@]}"; do
+    IFS='|' read -r name opts want_ppl want_kl <<<"$row"
+    # shellcheck disable=SC2086
+    if ! "$BIN" quantize -m "$MODEL" -o "$tmp/q.lmq" $opts $CAL --threads 2 >/dev/null 2>"$tmp/err"; then
+        echo "FAIL: $name: quantize: $(cat "$tmp/err")"; fail=1; continue
+    fi
+    out=$("$BIN" perplexity -m "$tmp/q.lmq" -f "$tmp/text.txt" --load-base "$tmp/base.lmb" --threads 2 --json 2>&1)
+    ppl=$(json_number ppl "$out") kl=$(json_number kl_mean "$out")
+    if [ "${LM_GUARD_PRINT:-0}" = 1 ]; then
+        echo "    \"$name|$opts|$ppl|$kl\""
+    elif awk -v p="$ppl" -v wp="$want_ppl" -v k="$kl" -v wk="$want_kl" \
+        'function rel(a, b) { d = (a - b) / b; return d < 0 ? -d : d } BEGIN { exit !(p != "" && rel(p, wp) <= 1e-4 && rel(k, wk) <= 1e-4) }'; then
+        echo "ok: $name: ppl $ppl, KL $kl"
+    else
+        echo "FAIL: $name: ppl $ppl (frozen $want_ppl), KL $kl (frozen $want_kl): $out"; fail=1
+    fi
+done
+exit $fail
