@@ -22,7 +22,8 @@
 enum { H_TOK_OFFSET = 40, H_TOK_BYTES = 48, H_CONFIG = 56, H_SETTINGS = 116 };
 enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 12 };
 
-static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
+/* The settings as header fields; returns the format version they need. */
+static uint32_t settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
     f[0] = (uint32_t)q->method;
     f[1] = (uint32_t)q->wbits;
     f[2] = (uint32_t)q->abits;
@@ -32,9 +33,15 @@ static void settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) 
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    f[9] = (uint32_t)q->datapath;   /* f[9..11]: version 2 (reserved, zero, in version 1) */
+    /* f[9..11]: version 2; version 1 (our datapath, the hardware's activations) has them zero */
+    if (!q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2) {
+        f[9] = f[10] = f[11] = 0;
+        return LM_QFILE_VERSION_OURS;
+    }
+    f[9] = (uint32_t)q->datapath;
     f[10] = (uint32_t)q->act_group;
     f[11] = (uint32_t)q->act_scale;
+    return LM_QFILE_VERSION;
 }
 
 /* A linear layer's name prefix ("backbone.layers.3.mixer.in_proj") from its weight's name. */
@@ -235,12 +242,10 @@ lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokeni
         lm_put_u64(w.header + H_TOK_BYTES, tokenizer_len);
         uint32_t cf[N_CONFIG], sf[N_SETTINGS];
         lm_config_fields(c, cf);
-        settings_fields(&m->quant, sf);
+        const uint32_t version = settings_fields(&m->quant, sf);
         for (int i = 0; i < N_CONFIG; i++) lm_put_u32(w.header + H_CONFIG + 4 * i, cf[i]);
         for (int i = 0; i < N_SETTINGS; i++) lm_put_u32(w.header + H_SETTINGS + 4 * i, sf[i]);
-        const lm_quant_settings *q = &m->quant;
-        const int fits_v1 = !q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2;
-        s = lm_ct_write(&w, LM_QFILE_MAGIC, fits_v1 ? LM_QFILE_VERSION_OURS : LM_QFILE_VERSION, path);
+        s = lm_ct_write(&w, LM_QFILE_MAGIC, version, path);
     }
     for (int i = 0; i < L.n_owned; i++) free(L.owned[i]);
     free(L.owned);
