@@ -63,7 +63,6 @@ int main(void) {
     CHECK_OK(lm_pool_init(&pool1, 1));
     CHECK_OK(lm_pool_init(&pool2, 2));
     lm_qweight_buf wb;
-    CHECK_OK(lm_qweight_buf_init(&wb, O, K, 4));
     CHECK_OK(lm_quantize_rtn(&wb, W, O, K, 4, pool1));
     lm_qweight_dequantize(&wb.view, Wd);
 

@@ -38,7 +38,7 @@ lm_status lm_qweight_buf_give(lm_qweight_buf *b, lm_model *m);
  * the n values, s = (2^s1 + 2^s2) 2^e0. Returns the error; *pair = s1 | s2 << 4 (s1 <= s2). */
 double lm_wgroup_best_pair(const float *w, int n, int e0, int qmax, uint8_t *pair);
 
-/* Round to nearest with the searched scales. W [O, K]. */
+/* Round to nearest with the searched scales. W [O, K]; *out is initialised here (not before). */
 lm_status lm_quantize_rtn(lm_qweight_buf *out, const float *W, int O, int K, int wbits, lm_pool *pool);
 
 /* GPTQ. H [K, K] = sum over calibration tokens of x x^T (double); a multiple of the identity
