@@ -97,24 +97,12 @@ static int run_generate(int argc, char **argv) {
     } else if (prompt) {
         prompt_len = strlen(prompt);
     }
-    if (lm_model_init(&model, model_dir) != LM_OK) {
-        cli_error("%s", lm_last_error());
-        goto done;
-    }
-    if (lm_tokenizer_init_for_model(&tok, model) != LM_OK) {
-        cli_error("%s", lm_last_error());
-        goto done;
-    }
-    if (prompt_len > 0) {
-        if (cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
-    }
+    if (cli_open_session(model_dir, n_threads, &model, &tok, &session)) goto done;
+    if (prompt_len > 0 && cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
 
     const int vocab = lm_model_config(model)->vocab_size;
     const int32_t eos = ignore_eos ? -1 : lm_tokenizer_eos(tok);
-    lm_session_params session_params = lm_session_default_params();
-    session_params.n_threads = n_threads;
-    if (lm_session_init(&session, model, &session_params) != LM_OK ||
-        lm_sampler_init(&sampler, lm_token_candidates(model, tok), &sp) != LM_OK ||
+    if (lm_sampler_init(&sampler, lm_token_candidates(model, tok), &sp) != LM_OK ||
         (load_state && lm_state_load(session, load_state) != LM_OK)) {
         cli_error("%s", lm_last_error());
         goto done;
