@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "lightmamba.h"
 #include "model/session.h"
+#include "model/softmax.h"
 #include "model/traffic.h"
 
 static const char usage[] =
@@ -34,13 +35,6 @@ static const char usage[] =
     "bandwidth measured in the same run with the same threads.\n";
 
 #define BANDWIDTH_BUFFER ((size_t)512 << 20)
-
-static int32_t argmax(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 static int run_bench(int argc, char **argv) {
     const char *model_path = NULL;
@@ -99,7 +93,7 @@ static int run_bench(int argc, char **argv) {
     if (profile) lm_session_set_profile(s, &decode_prof);
     double d0 = cli_now_seconds();
     for (int i = 0; i < gen && st == LM_OK; i++) {
-        int32_t next = argmax(logits, c->vocab_size);
+        int32_t next = lm_argmax(logits, c->vocab_size);
         st = lm_session_forward(s, &next, 1, NULL, logits);
     }
     double decode_s = cli_now_seconds() - d0;
