@@ -147,12 +147,7 @@ static lm_status perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int
     double nll_sum, t0 = now_seconds();
     const scoring sc = {s, NULL, NULL, save_path ? &writer : NULL};
     lm_status st = run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, NULL, NULL, NULL, &agree);
-    if (save_path) {
-        if (st == LM_OK)
-            st = lm_base_writer_commit(&writer);
-        else
-            lm_base_writer_abort(&writer);
-    }
+    if (save_path) st = lm_base_writer_close(&writer, st);
     LM_TRY(st);
     fill_ppl(result, nll_sum, scored, now_seconds() - t0);
     return LM_OK;
@@ -233,12 +228,7 @@ lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_b
     if (st == LM_OK) st = lm_calloc(&kl, scored, sizeof(double), "comparison KL");
     const scoring sc = {model, base, saved, save_path ? &writer : NULL};
     if (st == LM_OK) st = run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, nll, nll_base, kl, &agree);
-    if (save_path) {
-        if (st == LM_OK)
-            st = lm_base_writer_commit(&writer);
-        else
-            lm_base_writer_abort(&writer);
-    }
+    if (save_path) st = lm_base_writer_close(&writer, st);
     if (st == LM_OK) {
         double seconds = now_seconds() - t0, base_sum = 0.0;
         for (size_t i = 0; i < scored; i++) base_sum += nll_base[i];
