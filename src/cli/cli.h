@@ -15,9 +15,6 @@ typedef struct {
 /* Prints "lightmamba: error: MESSAGE" on one line to stderr and returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Seconds on a monotonic clock, for timing. */
-double cli_now_seconds(void);
-
 /* The model at path, its tokenizer and a session of n_threads workers (0: all cores). On failure
  * the library's error on one line and 1; what was opened is left in *model, *tok and *session for
  * the caller to free. */
