@@ -11,20 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "kernels/kernels.h"
 
 #define IN_O 10576
 #define IN_K 2560
 #define OUT_O 2560
 #define OUT_K 5120
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void fill_random(void *p, size_t n, unsigned seed) {
     uint8_t *b = p;
@@ -82,12 +76,12 @@ static double bench_qdecode_shape(lm_pool *pool, int wbits, int abits, int layer
     lm_quantize_act(&a_out, x, 1);
     double best = 1e30;
     for (int rep = 0; rep < 4; rep++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         for (int l = 0; l < layers; l++) {
             lm_qlinear(y, &a_in, &in[l], pool);
             lm_qlinear(y, &a_out, &out[l], pool);
         }
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         if (dt < best) best = dt;
     }
     for (int l = 0; l < layers; l++) qweight_free(&in[l]), qweight_free(&out[l]);
@@ -115,12 +109,12 @@ static double bench_f32_decode(lm_pool *pool, int layers, double *seconds_per_la
     float *x = calloc(OUT_K, sizeof(float)), *y = malloc(sizeof(float) * IN_O);
     double best = 1e30;
     for (int rep = 0; rep < 4; rep++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         for (int l = 0; l < layers; l++) {
             lm_matmul_f32(y, x, w[l], 1, IN_K, IN_O, pool);
             lm_matmul_f32(y, x, w[l] + n_in, 1, OUT_K, OUT_O, pool);
         }
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         if (dt < best) best = dt;
     }
     for (int l = 0; l < layers; l++) free(w[l]);
@@ -139,9 +133,9 @@ static double bench_qprefill(lm_pool *pool, int wbits, int abits, int T) {
     lm_quantize_act(&a, x, T);
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         lm_qlinear(y, &a, &w, pool);
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         if (dt < best) best = dt;
     }
     qweight_free(&w), lm_qact_free(&a), free(x), free(y);
@@ -156,9 +150,9 @@ static double bench_quantize(int K, int abits) {
     for (int k = 0; k < K; k++) x[k] = (float)((k * 37) % 101 - 50) * 0.01f;
     double best = 1e30;
     for (int rep = 0; rep < 2000; rep++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         lm_quantize_act(&a, x, 1);
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         if (dt < best) best = dt;
     }
     lm_qact_free(&a), free(x);
@@ -199,9 +193,9 @@ int main(int argc, char **argv) {
         r = bench_qprefill(pool, 8, 8, 64);
         printf("%-8d %-34s %10.1f GMAC/s %6.1f%% of peak\n", threads, "W8A8 prefill T=64 (in_proj)", r, 100 * r / peak);
         printf("%-8d %-34s %10.2f us/token\n", threads, "quantize activations K=5120 (A4)", bench_quantize(5120, 4) * 1e6);
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         for (int i = 0; i < 100000; i++) lm_pool_run(pool, empty_task, NULL);
-        printf("%-8d %-34s %10.2f us/call\n", threads, "pool round trip (empty task)", (now_seconds() - t0) * 10);
+        printf("%-8d %-34s %10.2f us/call\n", threads, "pool round trip (empty task)", (lm_now_seconds() - t0) * 10);
         lm_pool_free(pool);
     }
     return 0;

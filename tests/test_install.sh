@@ -8,8 +8,9 @@
 #   `pkg-config --static --libs` (static archive) and CMake's find_package reproduces the bundled
 #   tiny model's reference greedy continuation (transformers' ids);
 # - the installed CLI finds its bundled data (tokenizer, calibration text, platforms) in the moved
-#   prefix: generate gives the same text, quantize calibrates, sim loads a platform; without the
-#   prefix's share/lightmamba it fails with one error line.
+#   prefix: generate gives the same text, quantize calibrates, sim loads a platform; the same (and
+#   the consumer) with the checkout and the build folder hidden; without the prefix's
+#   share/lightmamba it fails with one error line.
 set -u
 ROOT=${LM_ROOT:?LM_ROOT not set}
 BUILD=${LM_BUILD:?LM_BUILD not set}
@@ -125,6 +126,29 @@ check "installed generate: the consumer's text (bundled tokenizer found)" cmp -s
 check "installed quantize: calibrates on the bundled text" test -s q.lmq
 "$BIN" sim --platform vck190 --config mamba2-130m --json >sim.json 2>"$tmp/run.err"
 check "installed sim: loads the bundled vck190 platform" grep -q '"platform":"vck190"' sim.json
+
+# --- the same with the checkout moved away: in a private mount namespace an empty tmpfs covers the
+# build folder and the checkout, so for these programs both are gone (needs unprivileged user
+# namespaces; skipped with a note where there are none or the scratch folder is inside the checkout) ---
+hidden() {  # command...: run with the build folder and the checkout hidden
+    unshare -rm sh -c 'mount -t tmpfs none "$1" && mount -t tmpfs none "$0" && shift && exec "$@"' \
+        "$root_real" "$build_real" "$@"
+}
+case "$(cd "$tmp" && pwd -P)/" in
+"$root_real"/* | "$build_real"/*) hide_ok=0 ;;
+*) hidden test ! -e "$root_real/CMakeLists.txt" 2>/dev/null && hide_ok=1 || hide_ok=0 ;;
+esac
+if [ "$hide_ok" = 1 ]; then
+    hidden "$BIN" generate -m "$tmp/model" -p "$prompt" -n "$n_gen" --temp 0 --threads 2 >gen_hidden.txt 2>"$tmp/run.err"
+    check "checkout hidden: installed generate gives the same text" cmp -s gen_hidden.txt gen.txt
+    hidden "$BIN" quantize -m "$tmp/model" -o q_hidden.lmq --method smoothquant --calib-samples 2 --calib-len 64 \
+        --threads 2 >/dev/null 2>"$tmp/run.err"
+    check "checkout hidden: installed quantize writes the same file" cmp -s q_hidden.lmq q.lmq
+    hidden env LD_LIBRARY_PATH="$P/lib" ./consumer "$tmp/model" "$prompt" "$n_gen" >"$tmp/hidden.out" 2>"$tmp/run.err"
+    consumer_ok "checkout hidden: shared library (pkg-config)" "$tmp/hidden.out"
+else
+    echo "note: cannot hide the checkout here (no unshare -rm, or the scratch folder is inside it): skipped"
+fi
 # Without the prefix's data the search ends at the configured install folder; skip this check if
 # that exists on this machine (another install would answer).
 installed_datadir=$(strings "$BIN" | grep -m1 '^/.*/share/lightmamba$')

@@ -7,17 +7,11 @@
  *  - pathological input (one 200 kB word, 200 kB of white space) in linear-ish time. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <utf8proc.h>
 
 #include "check.h"
+#include "common/clock.h"
 #include "common/file.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* decode(encode(text)) must give NFC(text) back; returns the number of ids. */
 static size_t check_round_trip(const lm_tokenizer *tok, const char *what, const char *text, size_t len) {
@@ -49,9 +43,9 @@ static void test_wikitext(const lm_tokenizer *tok) {
     if (text && ref) {
         int32_t *ids = NULL;
         size_t n = 0;
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         CHECK_OK(lm_tokenizer_encode(tok, text, len, &ids, &n));
-        double seconds = now_seconds() - t0;
+        double seconds = lm_now_seconds() - t0;
         size_t n_ref = ref_len / 4;
         CHECK(n == n_ref && n_ref == 285831, "wikitext: %zu ids, reference %zu", n, n_ref);
         size_t first_diff = 0;
@@ -287,9 +281,9 @@ static void test_long_input(const lm_tokenizer *tok) {
     for (int k = 0; k < 3; k++) {
         for (size_t i = 0; i < len; i++)
             text[i] = k == 0 ? "abcdefghij"[(i * 7 + i / 13) % 10] : k == 1 ? " \t\n "[i % 4] : "!?.,-"[(i / 3) % 5];
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         size_t n = check_round_trip(tok, kinds[k], text, len);
-        double seconds = now_seconds() - t0;
+        double seconds = lm_now_seconds() - t0;
         CHECK(n > 0 && seconds < 10.0, "%s: %zu ids in %.2f s", kinds[k], n, seconds);
     }
     free(text);
@@ -298,9 +292,9 @@ static void test_long_input(const lm_tokenizer *tok) {
 int main(void) {
     char *path = lm_path_join(test_root(), "data/tokenizer.json");
     lm_tokenizer *tok = NULL;
-    double t0 = now_seconds();
+    double t0 = lm_now_seconds();
     CHECK_OK(lm_tokenizer_init(&tok, path));
-    printf("tokenizer loaded in %.3f s\n", now_seconds() - t0);
+    printf("tokenizer loaded in %.3f s\n", lm_now_seconds() - t0);
     free(path);
     if (!tok) return test_finish();
     test_wikitext(tok);

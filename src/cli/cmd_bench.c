@@ -13,9 +13,11 @@
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "common/clock.h"
 #include "kernels/kernels.h"
 #include "lightmamba.h"
 #include "model/session.h"
+#include "model/softmax.h"
 #include "model/traffic.h"
 
 static const char usage[] =
@@ -35,13 +37,6 @@ static const char usage[] =
 
 #define BANDWIDTH_BUFFER ((size_t)512 << 20)
 
-static int32_t argmax(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static int run_bench(int argc, char **argv) {
     const char *model_path = NULL;
     int prompt = 512, gen = 128, n_threads = 0, json = 0, profile = 0;
@@ -58,10 +53,10 @@ static int run_bench(int argc, char **argv) {
     if (cli_parse("bench", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_path) return cli_error("bench: -m MODEL is required (see 'lightmamba help bench')");
 
-    double t0 = cli_now_seconds();
+    double t0 = lm_now_seconds();
     lm_model *m;
     if (lm_model_init(&m, model_path) != LM_OK) return cli_error("%s", lm_last_error());
-    double load_s = cli_now_seconds() - t0;
+    double load_s = lm_now_seconds() - t0;
     const lm_config *c = lm_model_config(m);
     const lm_quant_settings *q = lm_model_quant(m);
 
@@ -93,16 +88,16 @@ static int run_bench(int argc, char **argv) {
     lm_session_reset(s);
     lm_stage_profile prefill_prof = {0}, decode_prof = {0};
     if (profile) lm_session_set_profile(s, &prefill_prof);
-    double p0 = cli_now_seconds();
+    double p0 = lm_now_seconds();
     if (st == LM_OK) st = lm_session_forward(s, tokens, (size_t)prompt, NULL, logits);
-    double prefill_s = cli_now_seconds() - p0;
+    double prefill_s = lm_now_seconds() - p0;
     if (profile) lm_session_set_profile(s, &decode_prof);
-    double d0 = cli_now_seconds();
+    double d0 = lm_now_seconds();
     for (int i = 0; i < gen && st == LM_OK; i++) {
-        int32_t next = argmax(logits, c->vocab_size);
+        int32_t next = lm_argmax(logits, c->vocab_size);
         st = lm_session_forward(s, &next, 1, NULL, logits);
     }
-    double decode_s = cli_now_seconds() - d0;
+    double decode_s = lm_now_seconds() - d0;
     lm_session_free(s);
     free(tokens);
     free(logits);

@@ -26,12 +26,6 @@ static const char usage[] =
     "character. lambada: acc counts targets whose every token is the model's argmax; ppl is\n"
     "exp(-mean log-likelihood of the targets).\n";
 
-static void progress_bar(void *ctx, size_t done, size_t total) {
-    fprintf(stderr, "\r%zu/%zu items", done, total);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 /* A JSON number, or null for NaN. */
 static void json_value(const char *key, double v) {
     if (isnan(v))
@@ -67,11 +61,9 @@ static int run_eval(int argc, char **argv) {
     lm_session *session = NULL;
     lm_task *task = NULL;
     lm_task_result r;
-    lm_session_params sp = lm_session_default_params();
-    sp.n_threads = n_threads;
-    if (lm_model_init(&model, model_path) != LM_OK || lm_tokenizer_init_for_model(&tok, model) != LM_OK ||
-        lm_session_init(&session, model, &sp) != LM_OK || lm_task_load(&task, kind, file, tok) != LM_OK ||
-        lm_task_eval(session, task, (size_t)limit, isatty(STDERR_FILENO) ? progress_bar : NULL, NULL, &r) != LM_OK) {
+    if (cli_open_session(model_path, n_threads, &model, &tok, &session)) goto done;
+    if (lm_task_load(&task, kind, file, tok) != LM_OK ||
+        lm_task_eval(session, task, (size_t)limit, isatty(STDERR_FILENO) ? cli_progress_bar : NULL, "items", &r) != LM_OK) {
         cli_error("%s", lm_last_error());
         goto done;
     }

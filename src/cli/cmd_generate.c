@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
 #include "cli/cli_text.h"
+#include "common/clock.h"
 #include "lightmamba.h"
 
 static const char usage[] =
@@ -97,24 +98,12 @@ static int run_generate(int argc, char **argv) {
     } else if (prompt) {
         prompt_len = strlen(prompt);
     }
-    if (lm_model_init(&model, model_dir) != LM_OK) {
-        cli_error("%s", lm_last_error());
-        goto done;
-    }
-    if (lm_tokenizer_init_for_model(&tok, model) != LM_OK) {
-        cli_error("%s", lm_last_error());
-        goto done;
-    }
-    if (prompt_len > 0) {
-        if (cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
-    }
+    if (cli_open_session(model_dir, n_threads, &model, &tok, &session)) goto done;
+    if (prompt_len > 0 && cli_tokenize(tok, prompt, prompt_len, "the prompt", &ids, &n_ids)) goto done;
 
     const int vocab = lm_model_config(model)->vocab_size;
     const int32_t eos = ignore_eos ? -1 : lm_tokenizer_eos(tok);
-    lm_session_params session_params = lm_session_default_params();
-    session_params.n_threads = n_threads;
-    if (lm_session_init(&session, model, &session_params) != LM_OK ||
-        lm_sampler_init(&sampler, lm_token_candidates(model, tok), &sp) != LM_OK ||
+    if (lm_sampler_init(&sampler, lm_token_candidates(model, tok), &sp) != LM_OK ||
         (load_state && lm_state_load(session, load_state) != LM_OK)) {
         cli_error("%s", lm_last_error());
         goto done;
@@ -137,11 +126,11 @@ static int run_generate(int argc, char **argv) {
 
     fwrite(prompt ? prompt : "", 1, prompt_len, stdout);
     fflush(stdout);
-    double t0 = cli_now_seconds();
+    double t0 = lm_now_seconds();
     /* with a resumed state and no new tokens, the logits come from the state */
     lm_status st = n_ids > 0 ? lm_session_forward(session, ids, n_ids, NULL, logits)
                              : lm_session_last_logits(session, logits);
-    double t_prefill = cli_now_seconds() - t0;
+    double t_prefill = lm_now_seconds() - t0;
     if (st == LM_OK && save_state) st = lm_state_save(session, save_state);
     if (st != LM_OK) {
         putchar('\n');
@@ -152,7 +141,7 @@ static int run_generate(int argc, char **argv) {
     /* sample, print, feed back; the last token sampled need not be fed (unless its state is saved) */
     size_t n_decoded = 0;
     int32_t id = -1;
-    t0 = cli_now_seconds();
+    t0 = lm_now_seconds();
     for (int i = 0; i < n_generate; i++) {
         id = lm_sampler_sample(sampler, logits);
         if (id == eos) break;
@@ -165,7 +154,7 @@ static int run_generate(int argc, char **argv) {
         }
         n_decoded++;
     }
-    double t_decode = cli_now_seconds() - t0;
+    double t_decode = lm_now_seconds() - t0;
     putchar('\n');
     fflush(stdout);
     if (save_final_state && ((id >= 0 && lm_session_forward(session, &id, 1, NULL, NULL) != LM_OK) ||

@@ -32,15 +32,6 @@ static const char usage[] =
     "last may be shorter); the state is reset at each chunk start and every token but each\n"
     "chunk's first is scored. ppl = exp(mean nll).\n";
 
-static void progress_bar(void *ctx, size_t done, size_t total) {
-    const int width = 40;
-    int filled = (int)((double)width * (double)done / (double)total);
-    fprintf(stderr, "\r[%.*s%*s] %zu/%zu tokens", filled, "========================================", width - filled, "",
-            done, total);
-    if (done == total) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 static void print_perplexity(const lm_perplexity_result *r, size_t n_ids, size_t chunks, int ctx, int json) {
     if (json)
         printf("{\"ppl\": %.6f, \"nll_mean\": %.8f, \"tokens\": %zu, \"chunks\": %zu, \"ctx\": %d, \"seconds\": %.3f}\n",
@@ -96,16 +87,15 @@ static int run_perplexity(int argc, char **argv) {
     lm_session_params sp = lm_session_default_params();
     sp.n_threads = n_threads;
     lm_saved_base *saved = NULL;
-    lm_progress_fn progress = isatty(STDERR_FILENO) ? progress_bar : NULL;
+    lm_progress_fn progress = isatty(STDERR_FILENO) ? cli_progress_bar : NULL;
 
     if (cli_read_text(text_file, "text file", &text, &len)) goto done;
     if (len == 0) {
         cli_error("nothing to score: %s is empty", text_file);
         goto done;
     }
-    if (lm_model_init(&model, model_dir) != LM_OK || lm_tokenizer_init_for_model(&tok, model) != LM_OK ||
-        lm_session_init(&session, model, &sp) != LM_OK ||
-        (base_dir && (lm_model_init(&base, base_dir) != LM_OK || lm_session_init(&base_session, base, &sp) != LM_OK)) ||
+    if (cli_open_session(model_dir, n_threads, &model, &tok, &session)) goto done;
+    if ((base_dir && (lm_model_init(&base, base_dir) != LM_OK || lm_session_init(&base_session, base, &sp) != LM_OK)) ||
         (load_base && lm_saved_base_load(&saved, load_base) != LM_OK)) {
         cli_error("%s", lm_last_error());
         goto done;
@@ -114,7 +104,7 @@ static int run_perplexity(int argc, char **argv) {
     size_t chunks = (n_ids + (size_t)ctx - 1) / (size_t)ctx;
     if (base_session || saved) {
         lm_kl_result r;
-        if (lm_kl_divergence(session, base_session, saved, save_base, ids, n_ids, ctx, progress, NULL, &r) != LM_OK) {
+        if (lm_kl_divergence(session, base_session, saved, save_base, ids, n_ids, ctx, progress, "tokens", &r) != LM_OK) {
             cli_error("%s: %s", text_file, lm_last_error());
             goto done;
         }
@@ -123,8 +113,8 @@ static int run_perplexity(int argc, char **argv) {
         goto done;
     }
     lm_perplexity_result r;
-    if ((save_base ? lm_save_base(session, ids, n_ids, ctx, save_base, progress, NULL, &r)
-                   : lm_perplexity(session, ids, n_ids, ctx, progress, NULL, &r)) != LM_OK) {
+    if ((save_base ? lm_save_base(session, ids, n_ids, ctx, save_base, progress, "tokens", &r)
+                   : lm_perplexity(session, ids, n_ids, ctx, progress, "tokens", &r)) != LM_OK) {
         cli_error("%s: %s", text_file, lm_last_error());
         goto done;
     }

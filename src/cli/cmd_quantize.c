@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "common/clock.h"
 #include "lightmamba.h"
 
 static const char usage[] =
@@ -46,7 +47,7 @@ static int progress(void *ctx, const char *stage, size_t done, size_t total) {
     const double *t0 = ctx;
     int tty = isatty(STDERR_FILENO);
     if (!tty && done != total && (done * 10 / total) == ((done - 1) * 10 / total)) return 0;
-    fprintf(stderr, "%s%s: %zu/%zu (%.1f s)%s", tty ? "\r" : "", stage, done, total, cli_now_seconds() - *t0,
+    fprintf(stderr, "%s%s: %zu/%zu (%.1f s)%s", tty ? "\r" : "", stage, done, total, lm_now_seconds() - *t0,
             tty && done != total ? "" : "\n");
     fflush(stderr);
     return 0;
@@ -100,7 +101,7 @@ static int run_quantize(int argc, char **argv) {
         return cli_error("quantize: --wbits and --abits must be 4 or 8");
     if (cli_parse_act_format(act_group, act_scale, &q)) return 1;
 
-    double t0 = cli_now_seconds();
+    double t0 = lm_now_seconds();
     lm_model *m;
     if (lm_model_init(&m, model_path) != LM_OK) return cli_error("%s", lm_last_error());
     lm_status s = lm_quantize(m, &q, calib, n_threads, out, progress, &t0);
@@ -112,7 +113,7 @@ static int run_quantize(int argc, char **argv) {
     printf("wrote %s: %s W%dA%d%s%s%s%s, activations %s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method),
            q.wbits, q.abits, q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "",
            q.datapath ? " datapath " : "", q.datapath ? lm_datapath_name(q.datapath, dp, sizeof dp) : "",
-           cli_act_format_name(&q, act, sizeof act), bytes, cli_now_seconds() - t0);
+           cli_act_format_name(&q, act, sizeof act), bytes, lm_now_seconds() - t0);
     return 0;
 }
 

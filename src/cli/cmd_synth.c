@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "common/clock.h"
 #include "format/config.h"
 #include "quant/synth.h"
 
@@ -58,17 +59,17 @@ static int run_synth(int argc, char **argv) {
 
     lm_config c;
     if (lm_config_named(&c, config) != LM_OK) return cli_error("synth: %s", lm_last_error());
-    double t0 = cli_now_seconds();
+    double t0 = lm_now_seconds();
     lm_status s = q.wbits == 32 ? lm_synth_float(out, &c, seed, n_threads) : lm_synth_quantized(out, &c, &q, seed, n_threads);
     if (s != LM_OK) return cli_error("synth: %s", lm_last_error());
     if (q.wbits == 32)
         printf("wrote %s: float32 model directory, d_model %d, %d layers, in %.1f s\n", out, c.d_model, c.n_layer,
-               cli_now_seconds() - t0);
+               lm_now_seconds() - t0);
     else {
         struct stat st;
         long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
         printf("wrote %s: %s W%dA%d, d_model %d, %d layers, %lld bytes, in %.1f s\n", out, method, q.wbits, q.abits,
-               c.d_model, c.n_layer, bytes, cli_now_seconds() - t0);
+               c.d_model, c.n_layer, bytes, lm_now_seconds() - t0);
     }
     return 0;
 }

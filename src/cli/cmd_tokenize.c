@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_opts.h"
+#include "common/clock.h"
 #include "common/file.h"
 #include "lightmamba.h"
 
@@ -50,9 +51,9 @@ static int encode_file(const lm_tokenizer *tok, const char *in, const char *out)
     if (lm_read_file(in, &text, &len) != LM_OK) return cli_error("%s", lm_last_error());
     int32_t *ids;
     size_t n;
-    double t0 = cli_now_seconds();
+    double t0 = lm_now_seconds();
     lm_status s = lm_tokenizer_encode(tok, text, len, &ids, &n);
-    double seconds = cli_now_seconds() - t0;
+    double seconds = lm_now_seconds() - t0;
     free(text);
     if (s != LM_OK) return cli_error("%s: %s", in, lm_last_error());
     int rc = write_ids(out, ids, n);

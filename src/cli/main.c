@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -24,10 +23,22 @@ int cli_error(const char *fmt, ...) {
     return 1;
 }
 
-double cli_now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+int cli_open_session(const char *path, int n_threads, lm_model **model, lm_tokenizer **tok, lm_session **session) {
+    lm_session_params sp = lm_session_default_params();
+    sp.n_threads = n_threads;
+    if (lm_model_init(model, path) != LM_OK || lm_tokenizer_init_for_model(tok, *model) != LM_OK ||
+        lm_session_init(session, *model, &sp) != LM_OK)
+        return cli_error("%s", lm_last_error());
+    return 0;
+}
+
+void cli_progress_bar(void *unit, size_t done, size_t total) {
+    const int width = 40;
+    int filled = (int)((double)width * (double)done / (double)total);
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu %s", filled, "========================================", width - filled, "",
+            done, total, (const char *)unit);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
 }
 
 static void print_overview(FILE *f) {

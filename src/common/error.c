@@ -16,8 +16,6 @@ lm_status lm_fail(lm_status status, const char *fmt, ...) {
     return status;
 }
 
-void lm_clear_error(void) { lm_error_message[0] = '\0'; }
-
 const char *lm_last_error(void) { return lm_error_message; }
 
 const char *lm_status_name(lm_status s) {

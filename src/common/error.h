@@ -6,7 +6,6 @@
 #include "lightmamba.h"
 
 lm_status lm_fail(lm_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void lm_clear_error(void);
 
 /* Propagate a failure unchanged: LM_TRY(lm_something(...)); */
 #define LM_TRY(expr) do { lm_status lm_try_s_ = (expr); if (lm_try_s_ != LM_OK) return lm_try_s_; } while (0)

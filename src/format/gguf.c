@@ -248,8 +248,6 @@ static lm_status parse(lm_gguf *g, cursor *c) {
     return LM_OK;
 }
 
-int lm_gguf_probe_file(const char *path) { return lm_file_starts_with(path, "GGUF", 4); }
-
 lm_status lm_gguf_parse(lm_gguf *g, const unsigned char *data, size_t len, const char *what) {
     memset(g, 0, sizeof *g);
     cursor c = {data, len, 0, what};

@@ -56,8 +56,6 @@ typedef struct {
     lm_gguf_tensor *tensors;
 } lm_gguf;
 
-/* 1 when the file at path starts with the GGUF magic. */
-int lm_gguf_probe_file(const char *path);
 /* Parses len bytes (a whole file). `what` names it in errors. On failure *g is left empty.
  * Tensor types must be ggml types with a known size (any of them: loaders refuse what they
  * cannot convert, by name). */

@@ -180,8 +180,6 @@ static lm_status attach_storages(archive *a, const char *prefix, const lm_state_
     return s;
 }
 
-int lm_torch_probe(const unsigned char *data, size_t len) { return len >= 4 && !memcmp(data, "PK\3\4", 4); }
-
 lm_status lm_torch_read(lm_torch_checkpoint *ck, const unsigned char *data, size_t len, const char *what) {
     memset(ck, 0, sizeof *ck);
     archive a = {.mem = {data, len, 0}, .what = what, .ck = ck};

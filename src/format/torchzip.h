@@ -19,8 +19,6 @@ typedef struct {
     void **owned;           /* inflated entries */
 } lm_torch_checkpoint;
 
-/* 1 when the buffer starts like a zip archive ("PK\3\4"). */
-int lm_torch_probe(const unsigned char *data, size_t len);
 /* Reads a whole archive held in memory (a file's map). `what` names it in errors. The buffer
  * must outlive ck. On failure *ck is left empty. */
 lm_status lm_torch_read(lm_torch_checkpoint *ck, const unsigned char *data, size_t len, const char *what);

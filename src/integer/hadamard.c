@@ -4,16 +4,9 @@
 
 #include <assert.h>
 
-/* x <- H_p x over one block of p = 2^k int64 values: log2(p) radix-2 butterfly stages. */
-static void fwht_i64(int64_t *x, int p) {
-    for (int len = 1; len < p; len <<= 1)
-        for (int i = 0; i < p; i += 2 * len)
-            for (int j = i; j < i + len; j++) {
-                int64_t a = x[j], b = x[j + len];
-                x[j] = a + b;
-                x[j + len] = a - b;
-            }
-}
+#include "kernels/hadamard.h"
+
+LM_FWHT_DEFINE(fwht_i64, int64_t)
 
 void lm_int_hadamard(int32_t *out, const int32_t *x, const int8_t *Hm, int m, int n, int L, int64_t *scratch) {
     assert(m >= 1 && m <= LM_INT_HADAMARD_MAX_BASE && n % m == 0);

@@ -60,10 +60,9 @@ static inline int32_t lm_rescale(int64_t x, int L, int dp) {
 
 /* The PoT exponent of a group whose max |X| is m: s = max(0, bitlength(m) - (bits-1)), <= 15;
  * under LM_DP_QRULE bitlength(m - 1) (m = 0: 0), so a group max of exactly 2^(bits-1) keeps s. */
-int lm_pot_exponent(uint32_t m, int bits);
 int lm_pot_exponent_dp(uint32_t m, int bits, int dp);
 /* Quantizes wide integers X[n] (one site) in groups of 8:
- *   s_g = lm_pot_exponent(max |X| over the group), q = clamp(round_half_up(X / 2^s_g), +-qmax).
+ *   s_g = lm_pot_exponent_dp(max |X| over the group), q = clamp(round_half_up(X / 2^s_g), +-qmax).
  * q [n], s [ceil(n/8)]. bits in [2, 8]. The rounding is half up in both datapaths (the release's
  * ((X >> (s-1)) + 1) >> 1 is the same function); under LM_DP_QRULE the exponent rule above and
  * the clamp [-qmax - 1, qmax]. */

@@ -32,8 +32,6 @@ int lm_pot_exponent_dp(uint32_t m, int bits, int dp) {
     return s < 0 ? 0 : s > LM_POT_SMAX ? LM_POT_SMAX : s;
 }
 
-int lm_pot_exponent(uint32_t m, int bits) { return lm_pot_exponent_dp(m, bits, 0); }
-
 void lm_pot_quantize_strided(int8_t *q, uint8_t *s, const int32_t *X, int n, int stride, int bits, int dp) {
     assert(bits >= 2 && bits <= 8 && n >= 0 && stride >= 1);
     const int32_t qmax = (1 << (bits - 1)) - 1, qmin = dp & LM_DP_QRULE ? -qmax - 1 : -qmax;

@@ -7,7 +7,8 @@
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "common/clock.h"
 
 typedef struct {
     const uint8_t *buf;
@@ -57,12 +58,6 @@ static void read_part(void *p, int i, int n) {
     r->sink[i & 63] ^= r->level >= LM_SIMD_AVX2 ? read_avx2(part, len) : read_scalar(part, len);
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 double lm_measure_read_bandwidth(lm_pool *pool, size_t bytes) {
     bytes = bytes / 4096 * 4096;
     if (bytes == 0 || bytes / 4096 > (size_t)1 << 30) return -1.0;
@@ -72,9 +67,9 @@ double lm_measure_read_bandwidth(lm_pool *pool, size_t bytes) {
     read_task task = {buf, bytes, lm_simd_level_get(), {0}};
     double best = 0.0;
     for (int pass = 0; pass < 5; pass++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         lm_pool_run(pool, read_part, &task);
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         if (dt > 0 && bytes / dt > best) best = bytes / dt;
     }
     /* Publish a dependence on the reads (a no-op the compiler cannot drop). */
@@ -134,9 +129,9 @@ double lm_measure_int8_peak(lm_pool *pool) {
     peak_task task = {level, {0}};
     double macs_per_op = level == LM_SIMD_AVX512 ? 64 : 32, best = 0.0;
     for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_seconds();
+        double t0 = lm_now_seconds();
         lm_pool_run(pool, peak_part, &task);
-        double dt = now_seconds() - t0;
+        double dt = lm_now_seconds() - t0;
         double rate = (double)lm_pool_size(pool) * PEAK_ITERS * PEAK_CHAINS * macs_per_op / dt;
         if (dt > 0 && rate > best) best = rate;
     }

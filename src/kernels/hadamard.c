@@ -115,16 +115,7 @@ int lm_hadamard_size(const lm_hadamard *h) { return h->n; }
 int lm_hadamard_base(const lm_hadamard *h) { return h->m; }
 const int8_t *lm_hadamard_base_matrix(const lm_hadamard *h) { return h->base; }
 
-/* x <- H_p x, p a power of two: log2(p) radix-2 butterfly stages.              x [p] */
-static void fwht(float *x, int p) {
-    for (int len = 1; len < p; len <<= 1)
-        for (int i = 0; i < p; i += 2 * len)
-            for (int j = i; j < i + len; j++) {
-                float a = x[j], b = x[j + len];
-                x[j] = a + b;
-                x[j + len] = a - b;
-            }
-}
+LM_FWHT_DEFINE(fwht, float)
 
 /* x[b][a] <- sum_b' H_m[b][b'] x[b'][a]: the +-1 product across the m blocks, done in
  * column chunks so the scratch is a fixed stack buffer. The inner loops always run the whole

@@ -35,4 +35,18 @@ void lm_hadamard_rotate(const lm_hadamard *h, float *x, int T);
 /* The dense +-1 matrix H_n, row-major: out[i * n + j] = H_n[i][j].          out [n, n] */
 void lm_hadamard_matrix(const lm_hadamard *h, int8_t *out);
 
+/* Defines static void NAME(TYPE *x, int p): x <- H_p x over one block of p = 2^k values, log2(p)
+ * radix-2 butterfly stages. One body for the float rotation and the integer datapath's exact
+ * int64 transform (integer/hadamard.c).                                         x [p] */
+#define LM_FWHT_DEFINE(name, type)                       \
+    static void name(type *x, int p) {                   \
+        for (int len = 1; len < p; len <<= 1)            \
+            for (int i = 0; i < p; i += 2 * len)         \
+                for (int j = i; j < i + len; j++) {      \
+                    type a = x[j], b = x[j + len];       \
+                    x[j] = a + b;                        \
+                    x[j + len] = a - b;                  \
+                }                                        \
+    }
+
 #endif

@@ -2,7 +2,7 @@
  *   x [T, K], W [O, K], y [T, O]
  * T == 1 (decode) is a matrix-vector product bound by reading W once: the output rows
  * are split over the pool and each thread streams its rows with AVX-512 or AVX2+FMA
- * (run-time choice), four rows at a time so each x load is reused four times.
+ * (run-time choice).
  * T > 1 (prefill) is compute bound: OpenBLAS sgemm on tiles of rows of a fixed grid, whole
  * tiles per thread, with OpenBLAS's own threading switched off so only our pool runs threads. */
 #include "kernels/kernels.h"
@@ -24,82 +24,53 @@ static void gemv_f32_scalar(float *y, const float *x, const float *W, int K, int
     }
 }
 
-__attribute__((target("avx2,fma"))) static inline float hsum256_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+/* ---- SIMD: one body for AVX-512 and AVX2 ----
+ * V floats per vector, one accumulator per row, rows four at a time so each x load is reused four
+ * times (rows_* is called with constant nr, 4 and then 1 for the rows left over, so its loops
+ * unroll and the accumulators stay in registers). finish() adds the K tail and reduces: AVX-512
+ * one masked vector (masked-off lanes read nothing and count as 0), AVX2 a scalar tail after the
+ * horizontal sum. */
+#define GEMV_F32(name, isa, vec, V, zero, load, fmadd, finish)                                        \
+    __attribute__((target(isa), always_inline)) static inline void rows_##name(                       \
+        float *y, const float *x, const float *w, int K, int nr) {                                    \
+        vec acc[4];                                                                                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) acc[r] = zero();                         \
+        int k = 0;                                                                                    \
+        for (; k + (V) <= K; k += (V)) {                                                              \
+            vec xv = load(x + k);                                                                     \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) acc[r] =                             \
+                fmadd(load(w + (size_t)r * K + k), xv, acc[r]);                                       \
+        }                                                                                             \
+        _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) y[r] = finish(acc[r], w + (size_t)r * K, x, k, K); \
+    }                                                                                                 \
+    __attribute__((target(isa))) static void name(float *y, const float *x, const float *W, int K, int o0, int o1) { \
+        int o = o0;                                                                                   \
+        for (; o + 4 <= o1; o += 4) rows_##name(y + o, x, W + (size_t)o * K, K, 4);                   \
+        for (; o < o1; o++) rows_##name(y + o, x, W + (size_t)o * K, K, 1);                           \
+    }
+
+#define F32_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+#define F32_AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+F32_AVX512 float finish_avx512(__m512 a, const float *w, const float *x, int k, int K) {
+    if (k < K) {
+        __mmask16 tail = (__mmask16)((1u << (K - k)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + k), _mm512_maskz_loadu_ps(tail, x + k), a);
+    }
+    return _mm512_reduce_add_ps(a);
+}
+
+F32_AVX2 float finish_avx2(__m256 a, const float *w, const float *x, int k, int K) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    float sum = _mm_cvtss_f32(s);
+    for (; k < K; k++) sum += w[k] * x[k];
+    return sum;
 }
 
-__attribute__((target("avx2,fma")))
-static void gemv_f32_avx2(float *y, const float *x, const float *W, int K, int o0, int o1) {
-    int K8 = K & ~7;
-    int o = o0;
-    for (; o + 4 <= o1; o += 4) {
-        const float *w0 = W + (size_t)o * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < K8; k += 8) {
-            __m256 xv = _mm256_loadu_ps(x + k);
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xv, a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xv, a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xv, a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xv, a3);
-        }
-        float s0 = hsum256_ps(a0), s1 = hsum256_ps(a1), s2 = hsum256_ps(a2), s3 = hsum256_ps(a3);
-        for (int k = K8; k < K; k++) {
-            s0 += w0[k] * x[k];
-            s1 += w1[k] * x[k];
-            s2 += w2[k] * x[k];
-            s3 += w3[k] * x[k];
-        }
-        y[o] = s0, y[o + 1] = s1, y[o + 2] = s2, y[o + 3] = s3;
-    }
-    for (; o < o1; o++) {
-        const float *w = W + (size_t)o * K;
-        __m256 a = _mm256_setzero_ps();
-        for (int k = 0; k < K8; k += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a);
-        float s = hsum256_ps(a);
-        for (int k = K8; k < K; k++) s += w[k] * x[k];
-        y[o] = s;
-    }
-}
-
-/* The K tail is a masked load (masked-off lanes read nothing and count as 0). */
-__attribute__((target("avx512f")))
-static void gemv_f32_avx512(float *y, const float *x, const float *W, int K, int o0, int o1) {
-    int K16 = K & ~15;
-    __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1);
-    int o = o0;
-    for (; o + 4 <= o1; o += 4) {
-        const float *w0 = W + (size_t)o * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < K16; k += 16) {
-            __m512 xv = _mm512_loadu_ps(x + k);
-            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w0 + k), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w1 + k), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w2 + k), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w3 + k), xv, a3);
-        }
-        if (tail) {
-            __m512 xv = _mm512_maskz_loadu_ps(tail, x + K16);
-            a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w0 + K16), xv, a0);
-            a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w1 + K16), xv, a1);
-            a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w2 + K16), xv, a2);
-            a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w3 + K16), xv, a3);
-        }
-        y[o] = _mm512_reduce_add_ps(a0);
-        y[o + 1] = _mm512_reduce_add_ps(a1);
-        y[o + 2] = _mm512_reduce_add_ps(a2);
-        y[o + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; o < o1; o++) {
-        const float *w = W + (size_t)o * K;
-        __m512 a = _mm512_setzero_ps();
-        for (int k = 0; k < K16; k += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a);
-        if (tail) a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, w + K16), _mm512_maskz_loadu_ps(tail, x + K16), a);
-        y[o] = _mm512_reduce_add_ps(a);
-    }
-}
+GEMV_F32(gemv_f32_avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, finish_avx512)
+GEMV_F32(gemv_f32_avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, finish_avx2)
 
 typedef struct {
     float *y;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "common/error.h"
+#include "common/file.h"
 
 static lm_status emit(lm_tensor_fn fn, void *ctx, lm_tensor_role role, int layer, const char *name, int rows, int cols) {
     lm_tensor_desc t = {role, layer, "", rows, cols};
@@ -56,12 +57,18 @@ lm_status lm_layout_walk(const lm_config *c, lm_tensor_fn fn, void *ctx) {
     return lm_layout_tail(c, fn, ctx);
 }
 
-lm_status lm_layout_check_count(const lm_config *c, int n_tensors, const char *what) {
+lm_status lm_layout_bind(lm_model *m, int n_tensors, const char *what, lm_tensor_fn bind, void *ctx) {
+    const lm_config *c = &m->cfg;
     /* per layer: norm, in_proj, conv weight, dt_bias, A_log, D, gated norm, out_proj */
     const int64_t least = 2 + 8 * (int64_t)c->n_layer;
-    if (least > n_tensors)
+    if (n_tensors >= 0 && least > n_tensors)
         return lm_fail(LM_ERR_FORMAT, "%s: config n_layer %d needs at least %lld tensors, the file has %d", what,
                        c->n_layer, (long long)least, n_tensors);
+    LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
+    LM_TRY(lm_layout_walk(c, bind, ctx));
+    if (c->tie_embeddings)
+        m->lm_head = (lm_linear){.kind = m->embedding_f16 ? LM_LINEAR_F16 : LM_LINEAR_F32, .rows = c->vocab_size,
+                                 .cols = c->d_model, .w = m->embedding, .w16 = m->embedding_f16};
     return LM_OK;
 }
 

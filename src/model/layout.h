@@ -41,10 +41,13 @@ lm_status lm_layout_head(const lm_config *c, lm_tensor_fn fn, void *ctx);       
 lm_status lm_layout_layer(const lm_config *c, int layer, lm_tensor_fn fn, void *ctx);
 lm_status lm_layout_tail(const lm_config *c, lm_tensor_fn fn, void *ctx);           /* norm_f, lm_head */
 
-/* A file of n_tensors tensors can hold a model of config c only if it has each layer's 8
- * mandatory tensors and the embedding and norm_f: else LM_ERR_FORMAT naming `what`. Loaders call
- * it before allocating the layers, so a config claiming 2^24 layers costs nothing. */
-lm_status lm_layout_check_count(const lm_config *c, int n_tensors, const char *what);
+/* Fills m (its config set) from a source of tensors: allocates m->layers, calls bind on every
+ * tensor of the layout (lm_layout_walk), then points a tied lm_head at the embedding (a tied
+ * checkpoint may still carry a copy of lm_head.weight, as state-spaces' do; it stays unused).
+ * A file of n_tensors tensors (n_tensors < 0: not a file) is first checked to hold each layer's 8
+ * mandatory tensors, the embedding and norm_f, else LM_ERR_FORMAT naming `what`: before the layers
+ * are allocated, so a config claiming 2^24 layers costs nothing. */
+lm_status lm_layout_bind(lm_model *m, int n_tensors, const char *what, lm_tensor_fn bind, void *ctx);
 
 static inline size_t lm_tensor_numel(const lm_tensor_desc *t) { return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1); }
 static inline int lm_tensor_is_linear(lm_tensor_role r) { return r == LM_T_IN_PROJ || r == LM_T_OUT_PROJ || r == LM_T_LM_HEAD; }

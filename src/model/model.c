@@ -154,18 +154,6 @@ static lm_status take_tensor(void *ctx, const lm_tensor_desc *t) {
     return LM_OK;
 }
 
-static lm_status load_weights(loader *L) {
-    lm_model *m = L->m;
-    const lm_config *c = &m->cfg;
-    LM_TRY(lm_layout_check_count(c, L->n, L->where));
-    LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
-    LM_TRY(lm_layout_walk(c, take_tensor, L));
-    /* A tied checkpoint may still carry a copy of lm_head.weight (state-spaces does); it is unused. */
-    if (c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
-    return LM_OK;
-}
-
 lm_status lm_model_take_weights(lm_model *m, lm_st_tensor *tensors, int n, const char *where) {
     if (n) qsort(tensors, (size_t)n, sizeof *tensors, cmp_tensor_name);
     for (int i = 1; i < n; i++)
@@ -173,7 +161,7 @@ lm_status lm_model_take_weights(lm_model *m, lm_st_tensor *tensors, int n, const
             return lm_fail(LM_ERR_FORMAT, "%s: tensor %s appears twice", where, tensors[i].name);
     loader L = {m, tensors, n, where, NULL};
     LM_TRY(lm_calloc(&L.used, n ? (size_t)n : 1, 1, "tensor flags"));
-    lm_status s = load_weights(&L);
+    lm_status s = lm_layout_bind(m, n, where, take_tensor, &L);
     /* The rest of the checkpoint goes into the table as unused. */
     for (int i = 0; i < n && !s; i++)
         if (!L.used[i]) s = add_table_row(m, &tensors[i], 0);

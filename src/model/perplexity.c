@@ -6,12 +6,12 @@
 #include "model/session.h"
 #include "model/ops.h"
 #include "model/softmax.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Who takes part: the model scored, and its base (none, run alongside, or saved); `save` receives
  * the base run alongside. */
@@ -52,12 +52,6 @@ static void row_task_run(void *arg, int i, int n) {
         lm_logsumexp(p, V, &top_p);
         a->agree[t] = top_q == top_p;
     }
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Scored positions of n_ids tokens in chunks of ctx (each chunk of len tokens scores len - 1),
@@ -144,17 +138,12 @@ static lm_status perplexity(lm_session *s, const int32_t *ids, size_t n_ids, int
     LM_TRY(count_scored(s, ids, n_ids, ctx, &scored));
     lm_base_writer writer;
     if (save_path) LM_TRY(lm_base_writer_open(&writer, save_path, &s->m->lm_head, ctx, ids, n_ids));
-    double nll_sum, t0 = now_seconds();
+    double nll_sum, t0 = lm_now_seconds();
     const scoring sc = {s, NULL, NULL, save_path ? &writer : NULL};
     lm_status st = run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, NULL, NULL, NULL, &agree);
-    if (save_path) {
-        if (st == LM_OK)
-            st = lm_base_writer_commit(&writer);
-        else
-            lm_base_writer_abort(&writer);
-    }
+    if (save_path) st = lm_base_writer_close(&writer, st);
     LM_TRY(st);
-    fill_ppl(result, nll_sum, scored, now_seconds() - t0);
+    fill_ppl(result, nll_sum, scored, lm_now_seconds() - t0);
     return LM_OK;
 }
 
@@ -227,20 +216,15 @@ lm_status lm_kl_divergence(lm_session *model, lm_session *base, const lm_saved_b
     lm_base_writer writer;
     if (save_path) LM_TRY(lm_base_writer_open(&writer, save_path, &base->m->lm_head, ctx, ids, n_ids));
 
-    double *nll = NULL, *nll_base = NULL, *kl = NULL, nll_sum, t0 = now_seconds();
+    double *nll = NULL, *nll_base = NULL, *kl = NULL, nll_sum, t0 = lm_now_seconds();
     lm_status st = lm_calloc(&nll, scored, sizeof(double), "comparison nll");
     if (st == LM_OK) st = lm_calloc(&nll_base, scored, sizeof(double), "comparison nll");
     if (st == LM_OK) st = lm_calloc(&kl, scored, sizeof(double), "comparison KL");
     const scoring sc = {model, base, saved, save_path ? &writer : NULL};
     if (st == LM_OK) st = run_protocol(&sc, ids, n_ids, ctx, progress, progress_ctx, &nll_sum, nll, nll_base, kl, &agree);
-    if (save_path) {
-        if (st == LM_OK)
-            st = lm_base_writer_commit(&writer);
-        else
-            lm_base_writer_abort(&writer);
-    }
+    if (save_path) st = lm_base_writer_close(&writer, st);
     if (st == LM_OK) {
-        double seconds = now_seconds() - t0, base_sum = 0.0;
+        double seconds = lm_now_seconds() - t0, base_sum = 0.0;
         for (size_t i = 0; i < scored; i++) base_sum += nll_base[i];
         memset(result, 0, sizeof *result);
         fill_ppl(&result->model, nll_sum, scored, seconds);

@@ -602,12 +602,7 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
 static lm_status bind_model(qloader *L) {
     lm_model *m = L->m;
     const lm_config *c = &m->cfg;
-    LM_TRY(lm_layout_check_count(c, L->n, L->path));
-    LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
-    LM_TRY(lm_layout_walk(c, bind_tensor, L));
-    if (c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = m->embedding_f16 ? LM_LINEAR_F16 : LM_LINEAR_F32, .rows = c->vocab_size,
-                                 .cols = c->d_model, .w = m->embedding, .w16 = m->embedding_f16};
+    LM_TRY(lm_layout_bind(m, L->n, L->path, bind_tensor, L));
     if (m->quant.ssm_mode == LM_SSM_POT8) {
         LM_TRY(lm_model_own(m, sizeof(lm_int_layer) * (size_t)c->n_layer, (void **)&m->int_layers));
         for (int i = 0; i < c->n_layer; i++) LM_TRY(bind_int_layer(L, i, &m->int_layers[i]));

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "lightmamba.h"
+#include "model/softmax.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -125,13 +126,6 @@ static const float *penalize(lm_sampler *s, const float *logits) {
     return s->penalized;
 }
 
-static int32_t argmax(const float *x, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Candidate order: higher probability first, lower id on ties (deterministic). */
 static int before(lm_candidate x, lm_candidate y) { return x.p != y.p ? x.p > y.p : x.id < y.id; }
 static int by_prob_desc(const void *a, const void *b) {
@@ -210,7 +204,7 @@ static int32_t draw_filtered(lm_sampler *s, int32_t top, float r) {
 
 static int32_t draw(lm_sampler *s, const float *logits) {
     const int n = s->n;
-    const int32_t top = argmax(logits, n);
+    const int32_t top = lm_argmax(logits, n);
     if (s->p.temperature == 0.0f) return top;
 
     /* p = softmax(logits / temperature) */

@@ -43,9 +43,11 @@ lm_status lm_base_writer_rows(lm_base_writer *w, const float *hidden, int T) {
     return lm_ct_stream_put(&w->st, hidden, (uint64_t)T * (uint64_t)w->d_model * sizeof(float));
 }
 
-lm_status lm_base_writer_commit(lm_base_writer *w) { return lm_ct_stream_commit(&w->st); }
-
-void lm_base_writer_abort(lm_base_writer *w) { lm_ct_stream_abort(&w->st); }
+lm_status lm_base_writer_close(lm_base_writer *w, lm_status st) {
+    if (st == LM_OK) return lm_ct_stream_commit(&w->st);
+    lm_ct_stream_abort(&w->st);
+    return st;
+}
 
 /* The container's checks, then the two arrays by name, dtype and shape, then every value finite. */
 static lm_status check_file(lm_saved_base *b, const char *path, const unsigned char *d, uint64_t size) {

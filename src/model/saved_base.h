@@ -24,7 +24,8 @@ struct lm_saved_base {
 uint32_t lm_ids_crc(const int32_t *ids, uint64_t n_ids);
 
 /* Writing a saved base: open (header and head), then every position's hidden rows in order, then
- * commit (atomic: a failure or an abort leaves no file). */
+ * close with the run's status: LM_OK commits the file (atomically), anything else removes it and is
+ * returned (a failure leaves no file). */
 typedef struct {
     lm_ct_stream st;
     int d_model;
@@ -33,7 +34,6 @@ typedef struct {
 lm_status lm_base_writer_open(lm_base_writer *w, const char *path, const lm_linear *head, int ctx,
                               const int32_t *ids, uint64_t n_ids);
 lm_status lm_base_writer_rows(lm_base_writer *w, const float *hidden, int T);   /* hidden [T, d_model] */
-lm_status lm_base_writer_commit(lm_base_writer *w);
-void lm_base_writer_abort(lm_base_writer *w);
+lm_status lm_base_writer_close(lm_base_writer *w, lm_status st);
 
 #endif

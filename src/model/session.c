@@ -12,11 +12,11 @@
 #include "model/session.h"
 #include "model/ops.h"
 #include "model/int_forward.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static size_t conv_dim(const lm_config *c) { return (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state; }
 static size_t in_proj_width(const lm_config *c) { return 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads; }
@@ -101,15 +101,9 @@ void lm_session_set_observer(lm_session *s, lm_observer_fn fn, void *ctx) {
     s->observer_ctx = ctx;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void lm_session_set_profile(lm_session *s, lm_stage_profile *p) {
     s->profile = p;
-    if (p) p->mark = now_seconds();
+    if (p) p->mark = lm_now_seconds();
 }
 
 const char *lm_stage_name(lm_stage stage) {
@@ -121,7 +115,7 @@ const char *lm_stage_name(lm_stage stage) {
 /* Charges the time since the previous mark to `stage`. */
 static inline void stage_done(lm_session *s, lm_stage stage) {
     if (!s->profile) return;
-    double t = now_seconds();
+    double t = lm_now_seconds();
     s->profile->seconds[stage] += t - s->profile->mark;
     s->profile->mark = t;
 }
@@ -250,7 +244,7 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return lm_fail(LM_ERR_ARG, "token id %d at position %zu is outside the vocabulary [0, %d)",
                            (int)tokens[i], i, c->vocab_size);
-    if (s->profile) s->profile->mark = now_seconds();
+    if (s->profile) s->profile->mark = lm_now_seconds();
 
     for (size_t done = 0; done < n;) {
         /* stopped: the state, token count and last hidden vector are those after `done` tokens */
@@ -280,7 +274,7 @@ lm_status lm_session_forward(lm_session *s, const int32_t *tokens, size_t n, flo
 
 lm_status lm_session_last_logits(lm_session *s, float *logits) {
     if (s->n_tokens == 0) return lm_fail(LM_ERR_ARG, "no token has been fed yet: there are no logits to give");
-    if (s->profile) s->profile->mark = now_seconds();
+    if (s->profile) s->profile->mark = lm_now_seconds();
     memcpy(s->x, s->last_hidden, (size_t)s->m->cfg.d_model * sizeof(float));
     head_forward(s, 0, 1, logits);
     return LM_OK;

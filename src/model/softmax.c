@@ -186,6 +186,13 @@ double lm_logsumexp(const float *l, int n, int32_t *argmax) {
     return lse;
 }
 
+int32_t lm_argmax(const float *x, int n) {
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 double lm_nll(const float *logits, int n, int32_t target) { return lm_logsumexp(logits, n, NULL) - logits[target]; }
 
 double lm_kl_logits(const float *p, const float *q, int n, double *lse_p, double *lse_q) {

@@ -6,11 +6,11 @@
 #include "model/session.h"
 #include "model/softmax.h"
 #include "model/tasks.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <time.h>
 
 /* The log-likelihood of cont after context, with rows [LM_SESSION_CHUNK, V] of scratch logits. */
 static lm_status loglikelihood(lm_session *s, float *logits, const int32_t *context, size_t n_context,
@@ -52,16 +52,10 @@ lm_status lm_loglikelihood(lm_session *s, const int32_t *context, size_t n_conte
 /* The standard error of the mean of n values that are 1 in a fraction p of them, 0 otherwise. */
 static double stderr_of_fraction(double p, size_t n) { return n > 1 ? sqrt(p * (1.0 - p) / (double)(n - 1)) : NAN; }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 lm_status lm_task_eval(lm_session *s, const lm_task *task, size_t limit, lm_progress_fn progress, void *progress_ctx,
                        lm_task_result *r) {
     const size_t n = limit && limit < task->n_items ? limit : task->n_items;
-    const double t0 = now_seconds();
+    const double t0 = lm_now_seconds();
     float *logits;
     LM_TRY(lm_calloc(&logits, (size_t)LM_SESSION_CHUNK * lm_session_vocab_size(s), sizeof(float), "task logits"));
     size_t correct = 0, correct_norm = 0;
@@ -97,6 +91,6 @@ lm_status lm_task_eval(lm_session *s, const lm_task *task, size_t limit, lm_prog
     r->acc_norm = has_norm ? (double)correct_norm / (double)n : NAN;
     r->acc_norm_stderr = has_norm ? stderr_of_fraction(r->acc_norm, n) : NAN;
     r->ppl = task->kind == LM_TASK_LAMBADA ? exp(-ll_sum / (double)n) : NAN;
-    r->seconds = now_seconds() - t0;
+    r->seconds = lm_now_seconds() - t0;
     return LM_OK;
 }

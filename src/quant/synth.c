@@ -233,13 +233,10 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     char *tok = NULL;
     size_t tok_len = 0;
     lm_status s = read_bundled_tokenizer(&tok, &tok_len);
-    if (!s) s = lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers");
     if (!s) s = lm_calloc(&b.scratch, biggest, sizeof(float), "weights of one layer");
     if (!s && m->quant.rotated) s = lm_hadamard_init(&m->rot_inner, c->d_inner); /* fails early on an unsupported d_inner */
     if (!s) s = lm_pool_init(&b.pool, n_threads);
-    if (!s) s = lm_layout_walk(c, bind_tensor, &b);
-    if (!s && c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+    if (!s) s = lm_layout_bind(m, -1, NULL, bind_tensor, &b);
     if (!s) s = lm_qfile_write(path, m, tok, tok_len);
     free(tok);
     lm_pool_free(b.pool);
