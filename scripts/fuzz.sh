@@ -32,13 +32,17 @@ printf '%-22s %12s %8s %6s %7s  %s\n' harness executions exec/s cov corpus resul
 for src in tests/fuzz/fuzz_*.c; do
   h=$(basename "$src" .c)
   echo "$h" | grep -Eq -- "$ONLY" || continue
-  base=${h%_sim}  # fuzz_X_sim shares fuzz_X's seeds and dictionary
+  base=${h%_sim}  # fuzz_X_sim shares fuzz_X's seeds
   corpus=$BUILD/corpus/$h findings=$BUILD/findings/$h log=$BUILD/logs/$h.log
   rm -rf "$findings"  # this run's findings only (copy one away to keep it)
   mkdir -p "$corpus" "$findings" "$BUILD/logs" "$BUILD/seeds/$base"
   inputs=("$corpus" "$BUILD/seeds/$base")
   [ -d "tests/fuzz/regressions/$h" ] && inputs+=("tests/fuzz/regressions/$h")
-  dict=(); [ -f "tests/fuzz/$base.dict" ] && dict=(-dict="tests/fuzz/$base.dict")
+  # Its own dictionary, else that of the name less its last _part (fuzz_gguf_model: fuzz_gguf.dict).
+  dict=()
+  for d in "tests/fuzz/$h.dict" "tests/fuzz/${h%_*}.dict"; do
+    [ -f "$d" ] && { dict=(-dict="$d"); break; }
+  done
   rc=0
   # -timeout: one input taking over 10 s is a hang; -rss_limit_mb bounds memory (a finding if passed).
   timeout $((SECONDS_EACH + 300)) "$BUILD/tests/fuzz/$h" -max_total_time="$SECONDS_EACH" -runs="$RUNS" -timeout=10 \
