@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of tests/fuzz (clang, ASan + UBSan, into build-fuzz/) and runs
 # each for N seconds, one after the other; prints per harness the executions, the edges covered
-# and features (libFuzzer's `cov:` and `ft:`) and the corpus size, and exits non-zero on any finding (crash, sanitizer
-# report, leak, timeout, out-of-memory). docs/robustness.md has the campaign and what it found.
+# and features (libFuzzer's `cov:` and `ft:`) and the corpus size, and exits non-zero on any
+# finding (crash, sanitizer report, leak, timeout, out-of-memory). docs/robustness.md has the
+# campaign and what it found.
 #   bash scripts/fuzz.sh [--seconds N] [--runs N] [--only REGEX]
 # --runs stops a harness after N executions if that comes before the N seconds (campaigns).
 # The corpora grow in build-fuzz/corpus/HARNESS/ from run to run (seeded by fuzz_seeds from the
