@@ -291,6 +291,8 @@ static void test_bad_pickles(void) {
     check_pickle_error("no STOP", PICKLE("\x80\x02}"), LM_ERR_FORMAT, "STOP");
     check_pickle_error("a dict of ints", PICKLE("\x80\x02}X\x01\x00\x00\x00wK\x03s."), LM_ERR_FORMAT, "not a tensor");
     check_pickle_error("a tuple", PICKLE("\x80\x02K\x01\x85."), LM_ERR_FORMAT, "builds a tuple");
+    /* Found by fuzz_pickle: MARK TUPLE (an empty tuple) copied 0 bytes from a NULL item array (UB). */
+    check_pickle_error("an empty tuple", PICKLE("\x80\x02(t."), LM_ERR_FORMAT, "builds a tuple");
 #undef PICKLE
     const char *const bad[][3] = {
         {"bad/not-a-dict.pt", "builds a tensor", "format"},  {"bad/dict-of-int.pt", "not a tensor", "format"},

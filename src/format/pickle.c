@@ -156,7 +156,7 @@ static lm_status make_tuple(vm *m, size_t first, size_t into) {
     size_t n = m->depth - first;
     value *t = new_value(m, V_TUPLE);
     if (!t || (n && !(t->items = vm_alloc(m, n * sizeof *t->items)))) return LM_ERR_NOMEM;
-    memcpy(t->items, m->stack + first, n * sizeof *t->items);
+    if (n) memcpy(t->items, m->stack + first, n * sizeof *t->items); /* items is NULL for () */
     t->n = n;
     m->depth = into;
     return push(m, t);

@@ -163,44 +163,48 @@ static lm_status gguf_config(const lm_gguf *g, lm_config *c, const char *what) {
     return lm_config_check(c, what);
 }
 
-/* A tokenizer.json beside the file, else the GGUF's own tokenizer (as tokenizer.json bytes the
- * model owns), else (neither) the bundled one. */
-static lm_status gguf_tokenizer(lm_model *m, const lm_gguf *g, const char *path) {
-    char *dir = lm_parent_dir(path), *beside = dir ? lm_path_join(dir, "tokenizer.json") : NULL;
-    free(dir);
-    if (!beside) return lm_fail(LM_ERR_NOMEM, "out of memory");
-    if (lm_file_exists(beside)) {
-        m->tokenizer_path = beside;
-        return LM_OK;
-    }
-    free(beside);
+/* The GGUF's own tokenizer, as tokenizer.json bytes the model owns (none: the bundled one). */
+static lm_status gguf_tokenizer(lm_model *m, const lm_gguf *g, const char *what) {
     if (!lm_gguf_find(g, "tokenizer.ggml.tokens")) return LM_OK;
     char *json;
     size_t len;
-    LM_TRY(lm_gguf_tokenizer_json(g, path, &json, &len));
+    LM_TRY(lm_gguf_tokenizer_json(g, what, &json, &len));
     LM_TRY(lm_model_adopt(m, json));
-    if (!(m->tokenizer_path = strdup(path))) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    if (!(m->tokenizer_path = strdup(what))) return lm_fail(LM_ERR_NOMEM, "out of memory");
     m->tokenizer_json = json;
     m->tokenizer_json_len = len;
     return LM_OK;
 }
 
-lm_status lm_model_load_gguf(lm_model *m, const char *path) {
-    LM_TRY(lm_map_file(path, &m->file));
+lm_status lm_model_load_gguf_memory(lm_model *m, const unsigned char *data, size_t size, int embedded_tokenizer,
+                                    const char *what) {
     lm_gguf g;
-    LM_TRY(lm_gguf_parse(&g, m->file.data, m->file.size, path));
-    gather G = {&g, &m->cfg, path, NULL, 0, NULL};
-    lm_status s = gguf_config(&g, &m->cfg, path);
+    LM_TRY(lm_gguf_parse(&g, data, size, what));
+    gather G = {&g, &m->cfg, what, NULL, 0, NULL};
+    lm_status s = gguf_config(&g, &m->cfg, what);
     if (!s) s = lm_calloc(&G.out, g.n_tensors ? g.n_tensors : 1, sizeof *G.out, "tensors");
     if (!s) s = lm_calloc(&G.consumed, g.n_tensors ? g.n_tensors : 1, 1, "tensors");
     if (!s) s = gather_all(&G, &m->cfg);
-    if (!s) s = lm_model_take_weights(m, G.out, G.n, path);
+    if (!s) s = lm_model_take_weights(m, G.out, G.n, what);
     for (int i = 0; i < G.n; i++) free(G.out[i].name);
     free(G.out);
     free(G.consumed);
-    if (!s) s = gguf_tokenizer(m, &g, path);
+    if (!s && embedded_tokenizer) s = gguf_tokenizer(m, &g, what);
     lm_gguf_free(&g);
     return s;
+}
+
+/* A tokenizer.json beside the file wins over the GGUF's own (which is then not read). */
+lm_status lm_model_load_gguf(lm_model *m, const char *path) {
+    char *dir = lm_parent_dir(path), *beside = dir ? lm_path_join(dir, "tokenizer.json") : NULL;
+    free(dir);
+    if (!beside) return lm_fail(LM_ERR_NOMEM, "out of memory");
+    if (lm_file_exists(beside))
+        m->tokenizer_path = beside;
+    else
+        free(beside);
+    LM_TRY(lm_map_file(path, &m->file));
+    return lm_model_load_gguf_memory(m, m->file.data, m->file.size, !m->tokenizer_path, path);
 }
 
 /* ---- writing ---- */

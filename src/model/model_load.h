@@ -13,8 +13,14 @@
  * mixer.A_log). The tensor table gets a row for each tensor, unused ones marked. `where` names
  * the checkpoint in errors. */
 lm_status lm_model_take_weights(lm_model *m, lm_st_tensor *tensors, int n, const char *where);
-/* A GGUF file in llama.cpp's mamba2 layout (model_gguf.c). */
+/* A GGUF file in llama.cpp's mamba2 layout (model_gguf.c), with a tokenizer.json beside it, else
+ * the file's own tokenizer, else the bundled one. */
 lm_status lm_model_load_gguf(lm_model *m, const char *path);
+/* The same from size bytes in memory (which must outlive m); the tokenizer is the GGUF's own when
+ * embedded_tokenizer is set and it has one, else m's tokenizer_path is left as it is. `what`
+ * names the file in errors. */
+lm_status lm_model_load_gguf_memory(lm_model *m, const unsigned char *data, size_t size, int embedded_tokenizer,
+                                    const char *what);
 
 /* The tokenizer.json equivalent to a GGUF's tokenizer.ggml.* (gguf_tokenizer.c; *json malloc'd);
  * LM_ERR_UNSUPPORTED when it is not a GPT-2 style BPE with GPT-2's pre-tokenizer (GPT-NeoX's). */

@@ -50,6 +50,27 @@ static inline void fuzz_check_failure(lm_status s) {
     FUZZ_ASSERT(e && *e && !strchr(e, '\n'), "error message \"%s\"", e ? e : "(null)");
 }
 
+/* A tokenizer that loaded (from tokenizer.json or a GGUF's metadata) encodes a fixed text with ids
+ * inside its vocabulary, or fails cleanly, and decodes those ids. */
+static inline void fuzz_check_tokenizer(const lm_tokenizer *tok) {
+    static const char text[] = "Hello, world!  It's <|endoftext|> caf\xc3\xa9 e\xcc\x81 123\n\n\t x";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    lm_status s = lm_tokenizer_encode(tok, text, sizeof text - 1, &ids, &n);
+    if (s == LM_OK) {
+        for (size_t i = 0; i < n; i++)
+            FUZZ_ASSERT(ids[i] >= 0 && ids[i] < lm_tokenizer_vocab_size(tok), "id %d of %d", ids[i],
+                        lm_tokenizer_vocab_size(tok));
+        char *out = NULL;
+        size_t len = 0;
+        FUZZ_ASSERT(lm_tokenizer_decode(tok, ids, n, &out, &len) == LM_OK, "%s", lm_last_error());
+        free(out);
+    } else {
+        fuzz_check_failure(s);
+    }
+    free(ids);
+}
+
 /* One worker thread: the harness, not the thread pool, is what is being fuzzed. */
 static inline const lm_session_params *fuzz_one_thread(void) {
     static lm_session_params p;

@@ -3,6 +3,7 @@
  * tiny model) and small synthetic checkpoints. Big files are cut down to what a fuzzer can mutate
  * quickly (a 1000-token tokenizer.json taken from data/tokenizer.json). scripts/fuzz.sh runs it. */
 #include <json-c/json.h>
+#include <minizip/unzip.h>
 #include <sys/stat.h>
 
 #include "common/file.h"
@@ -191,6 +192,60 @@ static void state_seeds(void) {
     small_sessions_free(&ss);
 }
 
+/* The PyTorch checkpoints of tests/data/formats (stored, and one deflated), whole for fuzz_torch
+ * and their ARCHIVE/data.pkl (read with minizip) for fuzz_pickle. */
+static const char *const torch_fixtures[][3] = {
+    {"tiny.bin", "tiny.pkl", "tests/data/formats/tiny-torch/pytorch_model.bin"},
+    {"grouped.bin", "grouped.pkl", "tests/data/formats/grouped-torch/pytorch_model.bin"},
+    {"deflated.pt", "deflated.pkl", "tests/data/formats/deflated.pt"}};
+
+static void torch_seeds(void) {
+    for (size_t i = 0; i < sizeof torch_fixtures / sizeof *torch_fixtures; i++) {
+        put_copy("fuzz_torch", torch_fixtures[i][0], torch_fixtures[i][2]);
+        char *path = lm_path_join(fuzz_root(), torch_fixtures[i][2]), name[256];
+        unzFile z = path ? unzOpen64(path) : NULL;
+        int found = 0;
+        for (int r = z ? unzGoToFirstFile(z) : UNZ_END_OF_LIST_OF_FILE; r == UNZ_OK && !found; r = unzGoToNextFile(z)) {
+            unz_file_info64 fi;
+            FUZZ_ASSERT(unzGetCurrentFileInfo64(z, &fi, name, sizeof name, NULL, 0, NULL, 0) == UNZ_OK, "%s", path);
+            const char *slash = strchr(name, '/');
+            if (!slash || strcmp(slash, "/data.pkl")) continue;
+            unsigned char *data = malloc(fi.uncompressed_size + 1);
+            FUZZ_ASSERT(data && unzOpenCurrentFile(z) == UNZ_OK &&
+                            unzReadCurrentFile(z, data, (unsigned)fi.uncompressed_size) == (int)fi.uncompressed_size &&
+                            unzCloseCurrentFile(z) == UNZ_OK,
+                        "cannot read %s of %s", name, path);
+            put("fuzz_pickle", torch_fixtures[i][1], data, fi.uncompressed_size);
+            free(data);
+            found = 1;
+        }
+        FUZZ_ASSERT(found, "no */data.pkl in %s", path ? path : torch_fixtures[i][2]);
+        unzClose(z);
+        free(path);
+    }
+}
+
+/* GGUF files: the fixtures of tests/data/formats (F32 with a tokenizer; Q8_0 with groups and
+ * none) and the small model (small_model.h) written as F16 with its 302-token tokenizer. The
+ * tokenizer harness takes those with a tokenizer. */
+static void gguf_seeds(void) {
+    static const char *const with[] = {"fuzz_gguf", "fuzz_gguf_model", "fuzz_gguf_tokenizer"};
+    for (int k = 0; k < 3; k++) put_copy(with[k], "tiny.gguf", "tests/data/formats/tiny.gguf");
+    for (int k = 0; k < 2; k++) put_copy(with[k], "grouped-q8_0.gguf", "tests/data/formats/grouped-q8_0.gguf");
+    char dir[64];
+    lm_model *m;
+    FUZZ_ASSERT(small_model_dir(dir) == 0 && lm_model_init(&m, dir) == LM_OK, "%s", lm_last_error());
+    char *out = lm_path_join(dir, "small.gguf"), *data;
+    size_t len;
+    FUZZ_ASSERT(out && lm_model_write_gguf(m, LM_GGUF_WEIGHTS_F16, out) == LM_OK && lm_read_file(out, &data, &len) == LM_OK,
+                "%s", lm_last_error());
+    for (int k = 0; k < 3; k++) put(with[k], "small_f16.gguf", data, len);
+    free(data);
+    free(out);
+    lm_model_free(m);
+    synth_remove_dir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: fuzz_seeds OUT_DIR\n");
@@ -213,5 +268,7 @@ int main(int argc, char **argv) {
     platform_seeds();
     qfile_seeds();
     state_seeds();
+    torch_seeds();
+    gguf_seeds();
     return 0;
 }

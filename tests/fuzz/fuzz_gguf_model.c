@@ -1,0 +1,35 @@
+/* A GGUF model file loaded all the way: lm_model_load_gguf_memory on arbitrary bytes (config from
+ * the mamba2.* metadata, every tensor's type and shape against it, the embedded tokenizer). A
+ * model that loads gives its tokenizer (or fails cleanly) and a session over it runs two tokens,
+ * so the loader's checks must leave nothing the kernels cannot take. */
+#include "fuzz.h"
+#include "model/model.h"
+#include "model/model_load.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    lm_model *m = calloc(1, sizeof *m);
+    FUZZ_ASSERT(m != NULL, "out of memory");
+    lm_status s = lm_model_load_gguf_memory(m, data, size, 1, "model.gguf");
+    if (s != LM_OK) {
+        fuzz_check_failure(s);
+        lm_model_free(m);
+        return 0;
+    }
+    lm_tokenizer *tok = NULL;
+    if ((s = lm_tokenizer_init_for_model(&tok, m)) == LM_OK)
+        fuzz_check_tokenizer(tok);
+    else
+        fuzz_check_failure(s);
+    lm_tokenizer_free(tok);
+    lm_session *sess = NULL;
+    FUZZ_ASSERT(lm_session_init(&sess, m, fuzz_one_thread()) == LM_OK, "%s", lm_last_error());
+    const int32_t ids[2] = {0, m->cfg.vocab_size - 1};
+    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
+    FUZZ_ASSERT(logits != NULL, "out of memory");
+    FUZZ_ASSERT(lm_session_forward(sess, ids, 2, NULL, logits) == LM_OK, "%s", lm_last_error());
+    free(logits);
+    lm_session_free(sess);
+    lm_model_free(m);
+    fuzz_accepted++;
+    return 0;
+}
