@@ -6,8 +6,9 @@
  *   sequential per token and head: 5 P N flops (h = dA h: P N multiplies; h += xdt B and y += h C:
  *     2 P N FMAs), on a state row kept in L1 across the chunk;
  *   chunked per chunk of Q tokens and head: C B^T 2 Q^2 N / (H/G) (once per group), the state's
- *     share 2 Q N P, the masked product 2 Q^2 P, the state update 2 Q P N: per token
- *     4 P N + 2 Q P + 2 Q N / (H/G) flops, in sgemm.
+ *     share 2 Q N P, the masked product (lower triangular: blocks of 4 rows stop at their
+ *     diagonal) Q (Q + 4) P, the state update 2 Q P N: per token
+ *     4 P N + (Q + 4) P + 2 Q N / (H/G) flops, in lm_gemm_small.
  * Usage: bench_scan [rounds]   (default 5: the best of that many passes of 24 layers) */
 #include <math.h>
 #include <stdio.h>
@@ -72,9 +73,10 @@ int main(int argc, char **argv) {
         {"mamba2 (130m..2.7b) head", 24, 64, 128, 1},
         {"G = 8 (Codestral-like)", 24, 64, 128, 8},
         {"N = 64", 24, 64, 64, 1},
+        {"N = 32, P = 32", 24, 32, 32, 1},
         {"N = 16, P = 16", 24, 16, 16, 1},
     };
-    const int Ts[] = {1, 2, 4, 8, 16, 32, 64};
+    const int Ts[] = {1, 4, 8, 16, 32, 64};
     printf("one thread, per layer of 24 heads; us per token (flops per token, GFLOP/s)\n");
     printf("%-26s %4s %22s %22s %7s %6s\n", "shape (H, P, N, G)", "T", "token by token", "chunked", "speedup", "picks");
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
@@ -84,7 +86,7 @@ int main(int argc, char **argv) {
             const int T = Ts[j];
             const double hpg = (double)sh->H / sh->G;
             const double f_seq = 5.0 * sh->P * sh->N * sh->H;
-            const double f_chk = (4.0 * sh->P * sh->N + 2.0 * T * sh->P + 2.0 * T * sh->N / hpg) * sh->H;
+            const double f_chk = (4.0 * sh->P * sh->N + (T + 4.0) * sh->P + 2.0 * T * sh->N / hpg) * sh->H;
             const double s_seq = time_scan(sh, T, 0, rounds) / T, s_chk = time_scan(sh, T, 1, rounds) / T;
             char a[64], b[64];
             snprintf(a, sizeof a, "%.2f (%.0fk, %.1f)", s_seq * 1e6, f_seq / 1e3, f_seq / s_seq / 1e9);
