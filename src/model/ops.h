@@ -54,8 +54,8 @@ void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, 
 size_t ssm_chunked_scratch_floats(const lm_config *cfg);
 void ssm_chunked_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
                          const lm_layer *L, const lm_config *cfg, int T, int h0, int h1, float *scratch);
-/* 1 when the chunked form is the faster of the two for T tokens of this shape (bench_kernels' scan
- * section measures both). */
+/* 1 when the chunked form is the faster of the two for T tokens of this shape on this CPU
+ * (bench_scan measures both). */
 int ssm_chunked_pays(const lm_config *cfg, int T);
 
 /* Gated RMSNorm (norm_before_gate = false) is the two steps below:
