@@ -247,11 +247,12 @@ void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, 
 }
 
 int ssm_chunked_pays(const lm_config *cfg, int T) {
-    /* From bench_scan (docs/mamba2.md section 7): the chunked form wins from T = 16 at head_dim 64
-     * (it loses at T <= 8, where the products fill a fraction of each 64-column block, and at
-     * head_dim = d_state = 16, where an output row uses a quarter of one), and only with the
-     * AVX-512 kernel (OpenBLAS's AVX2 sgemm lost at every T). */
-    return T >= 16 && cfg->head_dim >= 32 && cfg->d_state >= 32 && lm_simd_level_get() == LM_SIMD_AVX512;
+    /* From bench_scan (docs/mamba2.md section 7): at head_dim 64, d_state 64 or 128 the chunked
+     * form wins from T = 32 (1.1-1.3x, 1.3-1.6x at T = 64) and loses at T <= 16 (the products of a
+     * short chunk fill a fraction of each 64-column block); at head_dim = d_state = 32 or 16 it
+     * loses at every T (an output row fills half or a quarter of a block). Only with the AVX-512
+     * kernel: through OpenBLAS's AVX2 sgemm it lost at T = 64 too. */
+    return T >= 32 && cfg->head_dim >= 64 && cfg->d_state >= 64 && lm_simd_level_get() == LM_SIMD_AVX512;
 }
 
 size_t ssm_chunked_scratch_floats(const lm_config *cfg) {
