@@ -4,7 +4,9 @@
  * are split over the pool and each thread streams its rows with AVX-512 or AVX2+FMA
  * (run-time choice), four rows at a time so each x load is reused four times.
  * T > 1 (prefill) is compute bound: OpenBLAS sgemm on tiles of rows of a fixed grid, whole
- * tiles per thread, with OpenBLAS's own threading switched off so only our pool runs threads. */
+ * tiles per thread, with OpenBLAS's own threading switched off so only our pool runs threads.
+ * Also the small products of the chunked scan (lm_gemm_small, lm_transpose_f32), on the calling
+ * thread: a register-blocked AVX-512 kernel, OpenBLAS below that level. */
 #include "kernels/kernels.h"
 
 #include <cblas.h>
