@@ -1,6 +1,7 @@
 /* The float32 operators of a Mamba2 block (shapes in ops.h). Plain loops, the hot ones on
  * GCC vector types (16 floats): the chunk's heavy work is in the linear layers (GEMM in
- * src/kernels); these are O(T * width). */
+ * src/kernels); these are O(T * width), but for the scan (O(T * H * P * N)), whose chunked
+ * form's products are also src/kernels' (lm_gemm_small). */
 #include "model/ops.h"
 
 #include <assert.h>

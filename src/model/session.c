@@ -4,7 +4,8 @@
  *   xn = RMSNorm(x)                                  (tokens in parallel)
  *   zxbcdt = in_proj xn                              (GEMM over the chunk)
  *   xbc = SiLU(conv1d([conv state ; xBC]) + b)      (causal, depthwise; channels in parallel)
- *   y = selective scan(x, B, C, dt) * SiLU(z)        (sequential in t, heads in parallel)
+ *   y = selective scan(x, B, C, dt) * SiLU(z)        (heads in parallel; token by token, or chunked
+ *                                                     for a prefill chunk: ssm_chunked_pays)
  *   y = group RMSNorm(y) (, Hadamard y)              (tokens in parallel)
  *   x += out_proj y                                  (GEMM over the chunk)
  * then norm_f and lm_head for the rows whose logits are wanted. Decode is T = 1.
