@@ -193,7 +193,8 @@ int lm_matmul_start(float *y, int T, int K, int O);
  * kernel skips the k beyond each block of four rows' diagonal). Each element sums k in order with
  * FMAs, so the same operands give the same bits whichever thread calls and whatever M is.
  * AVX-512: 4 rows x 64 columns of c in 16 registers per pass over k (OpenBLAS 0.3.21 runs its
- * Haswell kernel, AVX2, on Zen 4/5); other levels: OpenBLAS sgemm (its own threading off). */
+ * Haswell kernel, AVX2, on Zen 4/5); other levels: OpenBLAS sgemm (its own threading off).
+ * M, N >= 1, K >= 0. */
 void lm_gemm_small(float *c, int ldc, float beta, const float *a, int lda, int trans_a, const float *b, int ldb, int M,
                    int N, int K, int lower);
 /* out [cols, rows] (row stride ldo) = the transpose of in [rows, cols] (row stride ldi); 16 x 16
