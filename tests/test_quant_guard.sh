@@ -5,24 +5,26 @@
 # (thread counts, SIMD levels, BLAS kernels) stays far inside it, any change to a quantizer, a
 # kernel or the forward pass shows. Calibration (SmoothQuant, GPTQ, pot8) is shortened to 16 samples
 # of 256 tokens. A deliberate change of the numerics updates the table: LM_GUARD_PRINT=1 prints the
-# current values as table rows instead of checking.
+# current values as table rows instead of checking. Last update: prefill's chunked scan (float
+# rounding of the scan; the float base's perplexity moved by 2e-9 relative, the quantized rows by up
+# to 2e-3, activations at a rounding boundary of the 4- and 8-bit quantizers landing on the other side).
 . "$(dirname "$0")/cli_setup.sh"
 head -c 8000 "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
 CAL="--calib-samples 16 --calib-len 256"
 
 # name | quantize options | ppl | kl_mean
 table=(
-    "rtn-w8a8|--method rtn --wbits 8 --abits 8|1459.160583|0.00028031901"
-    "smoothquant-w8a8|--method smoothquant --wbits 8 --abits 8|1457.634665|0.00026039022"
-    "lightmamba-w8a8|--method lightmamba --wbits 8 --abits 8|1458.794319|0.00028409373"
+    "rtn-w8a8|--method rtn --wbits 8 --abits 8|1459.122830|0.00028050628"
+    "smoothquant-w8a8|--method smoothquant --wbits 8 --abits 8|1457.595012|0.00026024899"
+    "lightmamba-w8a8|--method lightmamba --wbits 8 --abits 8|1458.832098|0.00028397205"
     "lightmamba-pot8-w8a8|--method lightmamba --wbits 8 --abits 8 --ssm pot8|1446.590712|0.010557156"
-    "rtn-w4a4|--method rtn --wbits 4 --abits 4|1478.179422|0.063884781"
-    "smoothquant-w4a4|--method smoothquant --wbits 4 --abits 4|1555.797040|0.073366951"
-    "lightmamba-w4a4|--method lightmamba --wbits 4 --abits 4|1575.444829|0.070151842"
-    "lightmamba-gptq-w4a4|--method lightmamba --wbits 4 --abits 4 --gptq|1525.033141|0.043383564"
+    "rtn-w4a4|--method rtn --wbits 4 --abits 4|1478.179422|0.063884785"
+    "smoothquant-w4a4|--method smoothquant --wbits 4 --abits 4|1555.801297|0.073367444"
+    "lightmamba-w4a4|--method lightmamba --wbits 4 --abits 4|1575.922703|0.070157815"
+    "lightmamba-gptq-w4a4|--method lightmamba --wbits 4 --abits 4 --gptq|1525.033141|0.043383567"
     "lightmamba-pot8-w4a4|--method lightmamba --wbits 4 --abits 4 --ssm pot8|1585.420378|0.078331527"
-    "lightmamba-w4a4-act32|--method lightmamba --wbits 4 --abits 4 --act-group 32|1580.341875|0.088804153"
-    "lightmamba-w4a4-token-real|--method lightmamba --wbits 4 --abits 4 --act-group token --act-scale real|1618.275240|0.086129467"
+    "lightmamba-w4a4-act32|--method lightmamba --wbits 4 --abits 4 --act-group 32|1583.126837|0.089013397"
+    "lightmamba-w4a4-token-real|--method lightmamba --wbits 4 --abits 4 --act-group token --act-scale real|1619.080029|0.086160568"
 )
 
 "$BIN" perplexity -m "$MODEL" -f "$tmp/text.txt" --save-base "$tmp/base.lmb" --threads 2 >/dev/null ||

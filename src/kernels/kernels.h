@@ -185,6 +185,21 @@ void lm_matmul_f32(float *y, const float *x, const float *W, int T, int K, int O
  * sets y to 0), else 1. The first time a GEMM comes (T > 1) it makes OpenBLAS single-threaded:
  * our pool already splits the rows over the cores. */
 int lm_matmul_start(float *y, int T, int K, int O);
+/* One small product on the calling thread (a pool task's share of a larger step), row-major with
+ * row strides lda, ldb, ldc, the operands cache-resident (a few tens of KB):
+ *   c = beta * c + op(a) b      op(a) [M, K], b [K, N], c [M, N]; beta = 0 ignores c's old contents
+ * trans_a: a is stored [K, M] and op(a) is its transpose (a is only ever read one element at a time).
+ * lower: op(a) is lower triangular (op(a)[i][k] = 0 for k > i; those zeros must be stored, the
+ * kernel skips the k beyond each block of four rows' diagonal). Each element sums k in order with
+ * FMAs, so the same operands give the same bits whichever thread calls and whatever M is.
+ * AVX-512: 4 rows x 64 columns of c in 16 registers per pass over k (OpenBLAS 0.3.21 runs its
+ * Haswell kernel, AVX2, on Zen 4/5); other levels: OpenBLAS sgemm (its own threading off).
+ * M, N >= 1, K >= 0. */
+void lm_gemm_small(float *c, int ldc, float beta, const float *a, int lda, int trans_a, const float *b, int ldb, int M,
+                   int N, int K, int lower);
+/* out [cols, rows] (row stride ldo) = the transpose of in [rows, cols] (row stride ldi); 16 x 16
+ * blocks in registers at AVX-512. */
+void lm_transpose_f32(float *out, int ldo, const float *in, int ldi, int rows, int cols);
 
 /* ---- float16 weights (a quantized file's embedding and lm_head, used as stored) ----
  * y[t][o] = sum_k x[t][k] * W[o][k]      x [T, K] float32, W [O, K] IEEE half bits, y [T, O] float32

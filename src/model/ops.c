@@ -1,6 +1,7 @@
 /* The float32 operators of a Mamba2 block (shapes in ops.h). Plain loops, the hot ones on
  * GCC vector types (16 floats): the chunk's heavy work is in the linear layers (GEMM in
- * src/kernels); these are O(T * width). */
+ * src/kernels); these are O(T * width), but for the scan (O(T * H * P * N)), whose chunked
+ * form's products are also src/kernels' (lm_gemm_small). */
 #include "model/ops.h"
 
 #include <assert.h>
@@ -149,6 +150,18 @@ static inline __attribute__((always_inline)) float sum_lanes(v16f a) {
     return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
+/* Head hd's step and decay for n tokens (docs/mamba2.md section 5), the same for both forms of
+ * the scan:  dt[t] = clamp(softplus(dt_raw[t][hd] + dt_bias[hd]), dt_min, dt_max),
+ *            dA[t] = exp(dt[t] * A[hd])                  dt_raw [n, H] with row stride dt_stride */
+static inline void ssm_head_dt(float *dt, float *dA, const float *dt_raw, int dt_stride, const lm_layer *L,
+                               const lm_config *cfg, int hd, int n) {
+    for (int t = 0; t < n; t++) {
+        float d = softplus(dt_raw[(size_t)t * dt_stride + hd] + L->dt_bias[hd]);
+        dt[t] = fminf(fmaxf(d, cfg->dt_limit_min), cfg->dt_limit_max);
+        dA[t] = expf(dt[t] * L->A[hd]);
+    }
+}
+
 /* R <= 4 rows of a head's state at one token (rows N apart), sharing B and C:
  *   h[r][n] = dA*h[r][n] + xdt[r]*B[n],  out[r] = sum_n h[r][n]*C[n]
  * Independent accumulators per row keep the FMA units busy (one row's reduction would wait on
@@ -203,11 +216,7 @@ static void ssm_forward_clones(float *y, float *state, const float *xbc, const f
         const float Dh = L->D[hd];
         for (int t0 = 0; t0 < T; t0 += TB) {
             const int nt = T - t0 < TB ? T - t0 : TB;
-            for (int t = 0; t < nt; t++) {
-                float d = softplus(dt_raw[(size_t)(t0 + t) * dt_stride + hd] + L->dt_bias[hd]);
-                dt[t] = fminf(fmaxf(d, cfg->dt_limit_min), cfg->dt_limit_max);
-                dA[t] = expf(dt[t] * L->A[hd]);
-            }
+            ssm_head_dt(dt, dA, dt_raw + (size_t)t0 * dt_stride, dt_stride, L, cfg, hd, nt);
             for (int p = 0; p < P; p += rows) {
                 const int R = P - p < rows ? P - p : rows;
                 float *h = state + ((size_t)hd * P + p) * N;
@@ -236,6 +245,108 @@ static void ssm_forward_clones(float *y, float *state, const float *xbc, const f
 void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
                  const lm_layer *L, const lm_config *cfg, int T, int h0, int h1) {
     ssm_forward_clones(y, state, xbc, dt_raw, dt_stride, L, cfg, T, h0, h1);
+}
+
+int ssm_chunked_pays(const lm_config *cfg, int T) {
+    /* From bench_scan (docs/mamba2.md section 7): at head_dim 64, d_state 64 or 128 the chunked
+     * form wins from T = 32 (1.1-1.3x, 1.3-1.6x at T = 64) and loses at T <= 16 (the products of a
+     * short chunk fill a fraction of each 64-column block); at head_dim = d_state = 32 or 16 it
+     * loses at every T (an output row fills half or a quarter of a block). Only with the AVX-512
+     * kernel: through OpenBLAS's AVX2 sgemm it lost at T = 64 too. */
+    return T >= 32 && cfg->head_dim >= 64 && cfg->d_state >= 64 && lm_simd_level_get() == LM_SIMD_AVX512;
+}
+
+size_t ssm_chunked_scratch_floats(const lm_config *cfg) {
+    const size_t Q = LM_SSD_CHUNK, P = (size_t)cfg->head_dim, N = (size_t)cfg->d_state;
+    return 2 * Q * Q + 3 * Q * P + 2 * N * Q + 3 * Q;
+}
+
+/* out[i] = a * u[i] + b * v[i] (v NULL: out[i] = a * u[i]) for i < n, 16 lanes at a time. out may be u. */
+static inline __attribute__((always_inline)) void row_axpby(float *out, float a, const float *u, float b, const float *v,
+                                                            int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f o = a * *(const v16f *)(u + i);
+        if (v) o += b * *(const v16f *)(v + i);
+        *(v16f *)(out + i) = o;
+    }
+    for (; i < n; i++) out[i] = v ? a * u[i] + b * v[i] : a * u[i];
+}
+
+/* out[i] = u[i] * v[i] for i < n */
+static inline __attribute__((always_inline)) void row_mul(float *out, const float *u, const float *v, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) *(v16f *)(out + i) = *(const v16f *)(u + i) * *(const v16f *)(v + i);
+    for (; i < n; i++) out[i] = u[i] * v[i];
+}
+
+/* The products are lm_gemm_small's; the O(Q^2 + Q P) loops around them are compiled for AVX-512,
+ * AVX2+FMA and baseline x86-64 like ssm_forward's. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+static void ssm_chunked_clones(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                               const lm_layer *L, const lm_config *cfg, int T, int h0, int h1, float *scratch) {
+    const int H = cfg->n_heads, P = cfg->head_dim, N = cfg->d_state, G = cfg->n_groups;
+    const int d_inner = cfg->d_inner, C = d_inner + 2 * G * N, heads_per_group = H / G;
+    assert(0 <= h0 && h0 <= h1 && h1 <= H && H % G == 0);
+    enum { QMAX = LM_SSD_CHUNK };
+    float *S = scratch;                   /* [Q, Q]  S[t][s] = C[t] . B[s], the group's */
+    float *M = S + QMAX * QMAX;           /* [Q, Q]  S[t][s] a(t, s) for s <= t, 0 above */
+    float *W = M + QMAX * QMAX;           /* [Q, P]  dt[s] x[s], the head's; then a(Q-1, s) dt[s] x[s] */
+    float *Yt = W + (size_t)QMAX * P;     /* [P, Q]  h C^T, the entering state's share */
+    float *Yo = Yt + (size_t)P * QMAX;    /* [Q, P]  its transpose */
+    float *Bt = Yo + (size_t)QMAX * P;    /* [N, Q]  B^T of the group */
+    float *Ct = Bt + (size_t)N * QMAX;    /* [N, Q]  C^T of the group */
+    float *dt = Ct + (size_t)N * QMAX, *dA = dt + QMAX;
+    float *decay = dA + QMAX;             /* [Q]     a(t, s) for the row t being built; after the last row, a(Q-1, s) */
+    float cdecay[QMAX];                   /*         a(t, -1) = dA[0] ... dA[t]: the entering state's decay to token t */
+    for (int t0 = 0; t0 < T; t0 += QMAX) {
+        const int Q = T - t0 < QMAX ? T - t0 : QMAX;
+        const float *xc = xbc + (size_t)t0 * C; /* the chunk's rows [Q, C] */
+        int g_done = -1;
+        for (int hd = h0; hd < h1; hd++) {
+            const int g = hd / heads_per_group;
+            const float *Bg = xc + d_inner + (size_t)g * N, *Cg = xc + d_inner + (size_t)(G + g) * N; /* [Q, N], stride C */
+            if (g != g_done) { /* once for the group's heads */
+                lm_transpose_f32(Bt, Q, Bg, C, Q, N);
+                lm_transpose_f32(Ct, Q, Cg, C, Q, N);
+                lm_gemm_small(S, Q, 0.0f, Cg, C, 0, Bt, Q, Q, Q, N, 0); /* [Q, N] x [N, Q] */
+                g_done = g;
+            }
+            ssm_head_dt(dt, dA, dt_raw + (size_t)t0 * dt_stride, dt_stride, L, cfg, hd, Q);
+            /* a(t, s) = dA[s+1] ... dA[t] (1 when s = t): row t is row t-1 times dA[t], the product in
+             * the order the recurrence applies the decays to token s's contribution */
+            float c = 1.0f;
+            for (int t = 0; t < Q; t++) {
+                float *Mt = M + (size_t)t * Q;
+                row_axpby(decay, dA[t], decay, 0.0f, NULL, t);
+                decay[t] = 1.0f;
+                cdecay[t] = c *= dA[t];
+                row_mul(Mt, S + (size_t)t * Q, decay, t + 1);
+                memset(Mt + t + 1, 0, (size_t)(Q - t - 1) * sizeof(float));
+            }
+            const float *x = xc + (size_t)hd * P;                  /* [Q, P], row stride C */
+            float *yh = y + (size_t)t0 * d_inner + (size_t)hd * P; /* [Q, P], row stride d_inner */
+            float *h = state + (size_t)hd * P * N;                 /* [P, N] */
+            /* the entering state's share and the skip: yh[t] = a(t, -1) h C[t] + D x[t]   [P, N] x [N, Q] */
+            lm_gemm_small(Yt, Q, 0.0f, h, N, 0, Ct, Q, P, Q, N, 0);
+            lm_transpose_f32(Yo, P, Yt, Q, P, Q);
+            for (int t = 0; t < Q; t++) {
+                const float *xt = x + (size_t)t * C;
+                row_axpby(yh + (size_t)t * d_inner, cdecay[t], Yo + (size_t)t * P, L->D[hd], xt, P);
+                row_axpby(W + (size_t)t * P, dt[t], xt, 0.0f, NULL, P);
+            }
+            /* the chunk's own tokens: yh += M W                                    [Q, Q] x [Q, P] */
+            lm_gemm_small(yh, d_inner, 1.0f, M, Q, 0, W, P, Q, P, Q, 1);
+            /* the state leaving the chunk: h = a(Q-1, -1) h + sum_s a(Q-1, s) W[s]^T B[s]   [P, Q] x [Q, N] */
+            for (int s = 0; s < Q; s++) row_axpby(W + (size_t)s * P, decay[s], W + (size_t)s * P, 0.0f, NULL, P);
+            lm_gemm_small(h, N, cdecay[Q - 1], W, P, 1, Bg, C, P, N, Q, 0);
+        }
+    }
+}
+
+void ssm_chunked_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                         const lm_layer *L, const lm_config *cfg, int T, int h0, int h1, float *scratch) {
+    ssm_chunked_clones(y, state, xbc, dt_raw, dt_stride, L, cfg, T, h0, h1, scratch);
 }
 
 void silu_gate_forward(float *y, const float *z, int z_stride, int T, int d_inner, int i0, int i1) {

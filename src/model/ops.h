@@ -40,6 +40,24 @@ void conv1d_silu_forward(float *out, float *state, const float *in, int in_strid
 void ssm_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
                  const lm_layer *L, const lm_config *cfg, int T, int h0, int h1);
 
+/* The same scan in the chunked ("state space duality") form of docs/mamba2.md section 7, for a
+ * prefill: per chunk of Q <= LM_SSD_CHUNK tokens and head, with a(t, s) = dA[s+1] ... dA[t]
+ * (a(t, t) = 1, a(t, -1) the decay of the state h entering the chunk),
+ *   y[t] = a(t, -1) h C[t] + sum_{s<=t} a(t, s) (C[t] . B[s]) dt[s] x[s] + D x[t]
+ *   h    = a(Q-1, -1) h + sum_s a(Q-1, s) dt[s] x[s] B[s]^T
+ * as four matrix products (lm_sgemm): C B^T [Q, Q] once per group, then per head the state's
+ * share [Q, N] x [N, P], the masked [Q, Q] x [Q, P] and the state update [P, Q] x [Q, N].
+ * Equal to ssm_forward within float rounding (tests/test_model_ssd.c); the result of a head does
+ * not depend on [h0, h1). Arguments as ssm_forward's, plus scratch of
+ * ssm_chunked_scratch_floats(cfg) floats for the calling part alone. */
+#define LM_SSD_CHUNK 64
+size_t ssm_chunked_scratch_floats(const lm_config *cfg);
+void ssm_chunked_forward(float *y, float *state, const float *xbc, const float *dt_raw, int dt_stride,
+                         const lm_layer *L, const lm_config *cfg, int T, int h0, int h1, float *scratch);
+/* 1 when the chunked form is the faster of the two for T tokens of this shape on this CPU
+ * (bench_scan measures both). */
+int ssm_chunked_pays(const lm_config *cfg, int T);
+
 /* Gated RMSNorm (norm_before_gate = false) is the two steps below:
  *   v = y[t] * SiLU(z[t]);  out[t][i] = v[i] / sqrt(mean_{group(i)} v^2 + eps) * w[i]
  * The gate, of channels [i0, i1) (disjoint ranges may run in parallel), in place:

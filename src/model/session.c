@@ -4,7 +4,8 @@
  *   xn = RMSNorm(x)                                  (tokens in parallel)
  *   zxbcdt = in_proj xn                              (GEMM over the chunk)
  *   xbc = SiLU(conv1d([conv state ; xBC]) + b)      (causal, depthwise; channels in parallel)
- *   y = selective scan(x, B, C, dt) * SiLU(z)        (sequential in t, heads in parallel)
+ *   y = selective scan(x, B, C, dt) * SiLU(z)        (heads in parallel; token by token, or chunked
+ *                                                     for a prefill chunk: ssm_chunked_pays)
  *   y = group RMSNorm(y) (, Hadamard y)              (tokens in parallel)
  *   x += out_proj y                                  (GEMM over the chunk)
  * then norm_f and lm_head for the rows whose logits are wanted. Decode is T = 1.
@@ -48,6 +49,9 @@ lm_status lm_session_init(lm_session **out, const lm_model *m, const lm_session_
     if (st == LM_OK) st = lm_calloc(&s->xbc, T * conv_dim(c), sizeof(float), "session scratch");
     if (st == LM_OK) st = lm_calloc(&s->y, T * c->d_inner, sizeof(float), "session scratch");
     if (st == LM_OK) st = lm_calloc(&s->out, T * c->d_model, sizeof(float), "session scratch");
+    if (st == LM_OK)
+        st = lm_calloc(&s->ssd_scratch, (size_t)lm_pool_size(s->pool) * ssm_chunked_scratch_floats(c), sizeof(float),
+                       "session scratch");
     /* A quantized model's integer layers (the same kind in every block) quantize their inputs here. */
     const lm_linear *in0 = &m->layers[0].in_proj, *out0 = &m->layers[0].out_proj;
     if (st == LM_OK && in0->kind == LM_LINEAR_INT)
@@ -77,6 +81,7 @@ void lm_session_free(lm_session *s) {
     free(s->xbc);
     free(s->y);
     free(s->out);
+    free(s->ssd_scratch);
     lm_qact_free(&s->act_in);
     lm_qact_free(&s->act_out);
     lm_int_session_free(s->int_s);
@@ -150,15 +155,21 @@ static void conv_task_run(void *arg, int i, int n) {
                         (int)in_proj_width(c), L->conv_w, L->conv_b, a->T, C, c->d_conv, c0, c1);
 }
 
-/* the scan, then the SiLU(z) gate, of the part's heads */
+/* the scan (token by token, or chunked where that is faster: ssm_chunked_pays), then the SiLU(z)
+ * gate, of the part's heads */
 static void ssm_task_run(void *arg, int i, int n) {
     block_task *a = arg;
     const lm_config *c = &a->s->m->cfg;
     int h0, h1;
     lm_pool_split(c->n_heads, i, n, 1, &h0, &h1);
-    ssm_forward(a->s->y, a->s->ssm_state + (size_t)a->layer * ssm_state_size(c), a->s->xbc,
-                a->s->zxbcdt + 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state,
-                (int)in_proj_width(c), &a->s->m->layers[a->layer], c, a->T, h0, h1);
+    float *state = a->s->ssm_state + (size_t)a->layer * ssm_state_size(c);
+    const float *dt_raw = a->s->zxbcdt + 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state;
+    const lm_layer *L = &a->s->m->layers[a->layer];
+    if (ssm_chunked_pays(c, a->T))
+        ssm_chunked_forward(a->s->y, state, a->s->xbc, dt_raw, (int)in_proj_width(c), L, c, a->T, h0, h1,
+                            a->s->ssd_scratch + (size_t)i * ssm_chunked_scratch_floats(c));
+    else
+        ssm_forward(a->s->y, state, a->s->xbc, dt_raw, (int)in_proj_width(c), L, c, a->T, h0, h1);
     silu_gate_forward(a->s->y, a->s->zxbcdt /* z */, (int)in_proj_width(c), a->T, c->d_inner, h0 * c->head_dim,
                       h1 * c->head_dim);
 }

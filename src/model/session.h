@@ -32,6 +32,7 @@ struct lm_session {
     float *xbc;          /* [T, conv_dim] conv + SiLU output */
     float *y;            /* [T, d_inner]  SSM output, then gated RMSNorm output */
     float *out;          /* [T, d_model]  out_proj output */
+    float *ssd_scratch;  /* [pool size, ssm_chunked_scratch_floats]: each part's scratch of the chunked scan */
     /* quantized activations of the integer in_proj (K = d_model) and out_proj (K = d_inner)
      * inputs; allocated only for a quantized model */
     lm_qact act_in, act_out;
