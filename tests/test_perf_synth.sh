@@ -16,7 +16,7 @@ cat > "$tmp/config.json" <<'JSON'
 JSON
 
 "$LM_BIN" synth --config "$tmp/config.json" -o "$tmp/w4a4.lmq" --seed 5 --threads 2 > "$tmp/out.txt"
-grep -q "wrote $tmp/w4a4.lmq: lightmamba W4A4, d_model 64, 2 layers" "$tmp/out.txt" || fail "no summary: $(cat "$tmp/out.txt")"
+grep -q "wrote $tmp/w4a4.lmq: lightmamba W4A4, embedding and lm_head f16, d_model 64, 2 layers" "$tmp/out.txt" || fail "no summary: $(cat "$tmp/out.txt")"
 "$LM_BIN" info -m "$tmp/w4a4.lmq" > "$tmp/info.txt"
 grep -q "in_proj.qweight .*Q4" "$tmp/info.txt" || fail "info does not list the Q4 weights"
 "$LM_BIN" generate -m "$tmp/w4a4.lmq" -p "The history of the city" -n 6 --temp 0 --threads 2 > "$tmp/gen.txt" 2> /dev/null

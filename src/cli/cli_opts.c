@@ -89,6 +89,18 @@ int cli_parse_act_format(const char *group, const char *scale, lm_quant_settings
     return 0;
 }
 
+int cli_parse_head(const char *command, const char *head, lm_quant_settings *q) {
+    if (!strcmp(head, "f16"))
+        q->head_bits = 0;
+    else if (!strcmp(head, "8") || !strcmp(head, "4"))
+        q->head_bits = head[0] - '0';
+    else
+        return cli_error("%s: --head '%s': f16, 8 or 4", command, head);
+    return 0;
+}
+
+const char *cli_head_name(int head_bits) { return head_bits == 8 ? "8-bit" : head_bits == 4 ? "4-bit" : "f16"; }
+
 const char *cli_act_format_name(const lm_quant_settings *q, char *buf, size_t n) {
     if (q->act_group == LM_ACT_PER_TOKEN)
         snprintf(buf, n, "per token, %s", q->act_scale == LM_ACT_SCALE_REAL ? "real" : "power of two");

@@ -173,10 +173,11 @@ static void quantize_rows(void *p, int i, int n) {
     }
 }
 
-static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear *lin) {
+/* Tensor t drawn and quantized to `bits` into *out (storage owned by the model). */
+static lm_status quantized_matrix(qbuild *b, const lm_tensor_desc *t, int bits, lm_qweight *out) {
     fill_tensor(b->scratch, &b->m->cfg, t, b->seed, b->pool);
     lm_qweight_buf w;
-    LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, b->q->wbits));
+    LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, bits));
     synth_quant_task task = {&w, b->scratch, NULL};
     if (lm_calloc(&task.qrows, (size_t)lm_pool_size(b->pool), (size_t)t->cols, "weight rows") != LM_OK) {
         lm_qweight_buf_free(&w);
@@ -184,13 +185,22 @@ static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear 
     }
     lm_pool_run(b->pool, quantize_rows, &task);
     free(task.qrows);
-    *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .q = w.view, .abits = b->q->abits};
+    *out = w.view;
     return lm_qweight_buf_give(&w, b->m);
+}
+
+static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, int wbits, int abits, lm_linear *lin) {
+    *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .abits = abits};
+    return quantized_matrix(b, t, wbits, &lin->q);
 }
 
 static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     qbuild *b = ctx;
-    if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ) return quantized_linear(b, t, lm_tensor_linear(b->m, t));
+    const int hb = b->q->head_bits;
+    if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ)
+        return quantized_linear(b, t, b->q->wbits, b->q->abits, lm_tensor_linear(b->m, t));
+    if (hb && t->role == LM_T_EMBEDDING) return quantized_matrix(b, t, hb, &b->m->embedding_q);
+    if (hb && t->role == LM_T_LM_HEAD) return quantized_linear(b, t, hb, LM_HEAD_ABITS, &b->m->lm_head);
     float *x = NULL;
     LM_TRY(owned_tensor(b, t, &x));
     if (t->role == LM_T_A_LOG)
@@ -219,6 +229,8 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
         return lm_fail(LM_ERR_ARG, "synth: method must be rtn or lightmamba");
     if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8) || (q->wbits == 8 && q->abits == 4))
         return lm_fail(LM_ERR_ARG, "synth: W%dA%d is not supported (W4A4, W4A8 or W8A8)", q->wbits, q->abits);
+    if (q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4)
+        return lm_fail(LM_ERR_ARG, "synth: head format %d: 0 (float16), 8 or 4 bits", q->head_bits);
     if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "synth: only the float SSM is supported");
     lm_model *m;
     LM_TRY(lm_calloc(&m, 1, sizeof *m, "model"));
@@ -229,7 +241,8 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     m->quant.calib_samples = m->quant.calib_len = 0;
     qbuild b = {m, &m->quant, seed, NULL, NULL};
     const size_t E = 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads;
-    const size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
+    size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
+    if (q->head_bits && (size_t)c->vocab_size * c->d_model > biggest) biggest = (size_t)c->vocab_size * c->d_model;
     char *tok = NULL;
     size_t tok_len = 0;
     lm_status s = read_bundled_tokenizer(&tok, &tok_len);
@@ -239,7 +252,8 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     if (!s) s = lm_pool_init(&b.pool, n_threads);
     if (!s) s = lm_layout_walk(c, bind_tensor, &b);
     if (!s && c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+        m->lm_head = (lm_linear){.kind = m->embedding_q.q ? LM_LINEAR_INT : LM_LINEAR_F32, .rows = c->vocab_size,
+                                 .cols = c->d_model, .w = m->embedding, .q = m->embedding_q, .abits = LM_HEAD_ABITS};
     if (!s) s = lm_qfile_write(path, m, tok, tok_len);
     free(tok);
     lm_pool_free(b.pool);
