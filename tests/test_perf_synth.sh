@@ -37,6 +37,13 @@ awk -v p="$(num prefill_tokens_per_second)" -v d="$(num decode_tokens_per_second
 grep -q '"weights": "lightmamba W4A4"' "$tmp/bench.json" || fail "weights kind"
 "$LM_BIN" bench -m "$tmp/w4a4.lmq" --prompt 8 --gen 2 --threads 1 | grep -q "% of the measured read bandwidth" || fail "bench table"
 
+# the embedding and lm_head at 4 bits: tied, 50288 rows of 32 bytes + a scale byte + e0
+"$LM_BIN" synth --config "$tmp/config.json" -o "$tmp/h4.lmq" --head 4 --seed 5 --threads 2 > "$tmp/out.txt"
+grep -q "embedding and lm_head 4-bit" "$tmp/out.txt" || fail "no head format: $(cat "$tmp/out.txt")"
+"$LM_BIN" bench -m "$tmp/h4.lmq" --prompt 8 --gen 2 --threads 2 --json > "$tmp/bench.json"
+[ "$(num lm_head_bytes)" = $((50288 * 34)) ] || fail "4-bit lm_head bytes $(num lm_head_bytes)"
+"$LM_BIN" generate -m "$tmp/h4.lmq" -p "The history" -n 4 --temp 0 --threads 2 > /dev/null 2>&1 || fail "generate with a 4-bit head"
+
 # W8A8 and the float32 directory
 "$LM_BIN" synth --config "$tmp/config.json" -o "$tmp/w8a8.lmq" --wbits 8 --abits 8 --method rtn > /dev/null
 "$LM_BIN" info -m "$tmp/w8a8.lmq" | grep -q "in_proj.qweight .*Q8" || fail "W8A8 synth"
@@ -62,6 +69,9 @@ bad "$tmp/x.lmq" synth --config "$tmp/config.json" -o "$tmp/x.lmq" --wbits 8 --a
 bad "$tmp/x.lmq" synth --config "$tmp/config.json" -o "$tmp/x.lmq" --wbits 6
 bad "$tmp/x.lmq" synth --config "$tmp/config.json" -o "$tmp/x.lmq" --ssm pot8
 bad "$tmp/x.lmq" synth --config "$tmp/config.json" -o "$tmp/x.lmq" --method gptq
+bad "$tmp/x.lmq" synth --config "$tmp/config.json" -o "$tmp/x.lmq" --head 2
+grep -q -- "--head '2': f16, 8 or 4" "$tmp/err" || fail "bad head message: $(cat "$tmp/err")"
+bad "$tmp/x" synth --config "$tmp/config.json" -o "$tmp/x" --wbits 32 --head 8
 bad "$tmp/x.lmq" synth --config "$tmp/config.json"
 bad "$tmp/none" bench -m "$tmp/none"
 bad "$tmp/none" bench -m "$tmp/w4a4.lmq" --prompt 0
