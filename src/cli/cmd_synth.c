@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: lightmamba synth --config NAME|FILE -o OUT [--wbits 4|8|32] [--abits 4|8] [--method lightmamba|rtn]\n"
-    "                        [--ssm fp] [--head f16|8|4] [--seed S] [--threads K]\n"
+    "                        [--ssm fp|pot8] [--head f16|8|4] [--seed S] [--threads K]\n"
     "  --config C        mamba2-130m, mamba2-370m, mamba2-780m, mamba2-1.3b, mamba2-2.7b, or a config.json\n"
     "                    (or a model directory holding one)\n"
     "  -o, --output OUT  the quantized model file to write (atomically); with --wbits 32, a model directory\n"
@@ -20,7 +20,8 @@ static const char usage[] =
     "  --abits B         activation bits, 4 (default) or 8 (W8A4 is not supported)\n"
     "  --method M        lightmamba (default: the online Hadamard before out_proj, as a real LightMamba\n"
     "                    model computes) or rtn (no rotation)\n"
-    "  --ssm fp          the SSM mode: fp (float32; the only mode of this version)\n"
+    "  --ssm MODE        fp (default: conv, SSM and norms in float32) or pot8 (LightMamba*: every block in\n"
+    "                    integers, as quantize --ssm pot8; its sites calibrated on 128 tokens drawn from the seed)\n"
     "  --head H          the embedding and lm_head: f16 (default), 8 or 4 bits (as quantize --head)\n"
     "  --seed S          random seed (default 1); the same seed gives the same weights at any thread count\n"
     "  --threads K       worker threads (default: all cores)\n"
@@ -52,7 +53,11 @@ static int run_synth(int argc, char **argv) {
     if (q.wbits == 8 && q.abits == 4) return cli_error("synth: W8A4 is not supported by the integer kernels (W4A4, W4A8 or W8A8)");
     if (cli_parse_head("synth", head, &q)) return 1;
     if (q.head_bits && q.wbits == 32) return cli_error("synth: --head applies to quantized models, not --wbits 32");
-    if (strcmp(ssm, "fp")) return cli_error("synth: --ssm '%s' is not supported (this version has only fp)", ssm);
+    if (!strcmp(ssm, "pot8"))
+        q.ssm_mode = LM_SSM_POT8;
+    else if (strcmp(ssm, "fp"))
+        return cli_error("synth: --ssm '%s': fp or pot8", ssm);
+    if (q.ssm_mode == LM_SSM_POT8 && q.wbits == 32) return cli_error("synth: --ssm pot8 needs a quantized model, not --wbits 32");
     if (!strcmp(method, "lightmamba"))
         q.method = LM_QUANT_LIGHTMAMBA;
     else if (!strcmp(method, "rtn"))
@@ -71,8 +76,9 @@ static int run_synth(int argc, char **argv) {
     else {
         struct stat st;
         long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-        printf("wrote %s: %s W%dA%d, embedding and lm_head %s, d_model %d, %d layers, %lld bytes, in %.1f s\n", out,
-               method, q.wbits, q.abits, cli_head_name(q.head_bits), c.d_model, c.n_layer, bytes, cli_now_seconds() - t0);
+        printf("wrote %s: %s W%dA%d%s, embedding and lm_head %s, d_model %d, %d layers, %lld bytes, in %.1f s\n", out,
+               method, q.wbits, q.abits, q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", cli_head_name(q.head_bits), c.d_model,
+               c.n_layer, bytes, cli_now_seconds() - t0);
     }
     return 0;
 }

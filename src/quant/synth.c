@@ -17,6 +17,7 @@
 #include "common/file.h"
 #include "model/model.h"
 #include "model/qfile.h"
+#include "quant/intcalib.h"
 #include "quant/quantize.h"
 #include "model/layout.h"
 #include "quant/transform.h"
@@ -213,6 +214,28 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     return LM_OK;
 }
 
+/* SSM mode pot8: every block's integer parameters, its sites calibrated on one sample of
+ * SYNTH_CALIB_LEN tokens drawn from the seed, run through the model itself (integer in_proj and
+ * out_proj): the ranges of random weights, which is all a speed measurement needs; the integer
+ * datapath does the same work whatever they are. m->int_layers [n_layer] is the caller's to free. */
+enum { SYNTH_CALIB_LEN = 128 };
+static lm_status build_int_layers(lm_model *m, uint64_t seed, int n_threads) {
+    const lm_config *c = &m->cfg;
+    int32_t ids[SYNTH_CALIB_LEN];
+    for (int i = 0; i < SYNTH_CALIB_LEN; i++)
+        ids[i] = (int32_t)(splitmix64(tensor_stream(seed, "calibration") + (uint64_t)i) % (uint64_t)c->vocab_size);
+    lm_int_calib *cal = NULL;
+    lm_int_layer *layers = NULL;
+    lm_status s = lm_calloc(&cal, (size_t)c->n_layer, sizeof *cal, "integer calibration");
+    if (!s) s = lm_int_calibrate(m, ids, SYNTH_CALIB_LEN, 1, SYNTH_CALIB_LEN, n_threads, cal, NULL, NULL);
+    if (!s) s = lm_calloc(&layers, (size_t)c->n_layer, sizeof *layers, "integer layers");
+    if (!s) s = lm_int_build_layers(layers, m, cal, m->quant.abits, 0);
+    if (!s) m->int_layers = layers;
+    else free(layers);
+    free(cal);
+    return s;
+}
+
 /* The bundled GPT-NeoX tokenizer.json, embedded in or written beside every synthetic model. */
 static lm_status read_bundled_tokenizer(char **json, size_t *len) {
     char *path = NULL;
@@ -231,14 +254,19 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
         return lm_fail(LM_ERR_ARG, "synth: W%dA%d is not supported (W4A4, W4A8 or W8A8)", q->wbits, q->abits);
     if (q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4)
         return lm_fail(LM_ERR_ARG, "synth: head format %d: 0 (float16), 8 or 4 bits", q->head_bits);
-    if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "synth: only the float SSM is supported");
+    if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
+        return lm_fail(LM_ERR_UNSUPPORTED, "synth: SSM mode %d is not supported", (int)q->ssm_mode);
+    if (q->datapath || q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)
+        return lm_fail(LM_ERR_UNSUPPORTED, "synth: only our datapath and the hardware's activation format");
     lm_model *m;
     LM_TRY(lm_calloc(&m, 1, sizeof *m, "model"));
     m->cfg = *c;
     m->quant = *q;
     m->quant.rotated = q->method == LM_QUANT_LIGHTMAMBA;
     m->quant.gptq = 0;
-    m->quant.calib_samples = m->quant.calib_len = 0;
+    const int pot8 = q->ssm_mode == LM_SSM_POT8;
+    m->quant.calib_samples = pot8 ? 1 : 0;
+    m->quant.calib_len = pot8 ? SYNTH_CALIB_LEN : 0;
     qbuild b = {m, &m->quant, seed, NULL, NULL};
     const size_t E = 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads;
     size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
@@ -254,7 +282,11 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     if (!s && c->tie_embeddings)
         m->lm_head = (lm_linear){.kind = m->embedding_q.q ? LM_LINEAR_INT : LM_LINEAR_F32, .rows = c->vocab_size,
                                  .cols = c->d_model, .w = m->embedding, .q = m->embedding_q, .abits = LM_HEAD_ABITS};
+    if (!s && pot8) s = build_int_layers(m, seed, n_threads);
     if (!s) s = lm_qfile_write(path, m, tok, tok_len);
+    for (int l = 0; m->int_layers && l < c->n_layer; l++) lm_int_layer_free(&m->int_layers[l]);
+    free(m->int_layers);
+    m->int_layers = NULL;
     free(tok);
     lm_pool_free(b.pool);
     free(b.scratch);
