@@ -4,7 +4,7 @@
  * checksum recomputed, as a crafted file would have it) a tensor outside the file, an unknown
  * dtype, an out-of-range weight or exponent or activation format. The default settings are
  * written as version 1, the research activation formats as version 2, and both round-trip.
- * The integer embedding and lm_head (head_bits 8, 4; version 2): they round-trip byte for byte,
+ * The integer embedding and lm_head (embedding_bits, head_bits 8, 4; version 2): they round-trip byte for byte,
  * lm_head's logits equal the exact product of its quantized input and dequantized weights and lie
  * within one activation step of the float input's, the embedding rows within half a weight step of
  * the float16 ones, and bad head settings are refused. */
@@ -151,23 +151,29 @@ static void check_integer_embedding(const lm_model *qm, const lm_model *f16m) {
     free(row), free(q);
 }
 
-/* Head formats 8 and 4: written as version 2 with the head format at offset 164, the integer
- * tensors named prefix.qweight/.scales/.e0; loaded, the model runs and writes the same bytes back;
- * damaged head settings or tensors are refused. */
+/* lm_head and embedding formats 8/8 (lightmamba: untied by the rotation), 4/4 (rtn: tied) and 4/8 (rtn:
+ * untied, the formats differ): written as version 2 with the formats at offsets 164 and 168, the
+ * integer tensors named prefix.qweight/.scales/.e0; loaded, the model runs and writes the same bytes
+ * back; damaged format settings or tensors are refused. */
 static void check_head_formats(const lm_model *fm, const lm_model *f16m, const char *path, const char *path2) {
-    for (int hb = 8; hb >= 4; hb -= 4) {
+    const int formats[3][2] = {{8, 8}, {4, 4}, {4, 8}};
+    for (int i = 0; i < 3; i++) {
+        const int hb = formats[i][0], eb = formats[i][1];
         lm_quant_settings h = lm_quant_defaults();
         h.head_bits = hb;
-        if (hb == 4) h.method = LM_QUANT_RTN; /* the embedding stays tied to lm_head */
+        h.embedding_bits = eb;
+        if (i) h.method = LM_QUANT_RTN; /* the float model is tied */
         lm_model *hm = NULL;
         CHECK_OK(lm_quantize(fm, &h, NULL, 2, path, NULL, NULL));
         CHECK_OK(lm_model_init(&hm, path));
         if (!hm) return;
-        CHECK(lm_model_quant(hm)->head_bits == hb, "head format %d did not round-trip", hb);
-        CHECK(hm->embedding_q.q && hm->embedding_q.wbits == hb, "embedding is not %d-bit", hb);
+        CHECK(lm_model_quant(hm)->head_bits == hb && lm_model_quant(hm)->embedding_bits == eb,
+              "formats %d/%d did not round-trip", hb, eb);
+        CHECK(hm->embedding_q.q && hm->embedding_q.wbits == eb, "embedding is not %d-bit", eb);
         check_integer_head(hm, hb);
-        if (hb == 8) check_integer_embedding(hm, f16m);
-        else CHECK(hm->cfg.tie_embeddings && hm->lm_head.q.q == hm->embedding_q.q, "the tied 4-bit lm_head is not the embedding");
+        if (i == 0) check_integer_embedding(hm, f16m);
+        if (i == 1) CHECK(hm->cfg.tie_embeddings && hm->lm_head.q.q == hm->embedding_q.q, "the tied 4-bit lm_head is not the embedding");
+        if (i == 2) CHECK(!hm->cfg.tie_embeddings && hm->lm_head.q.q != hm->embedding_q.q, "lm_head 4 / embedding 8 not untied");
         lm_session *s;
         float *logits = malloc(sizeof(float) * (size_t)hm->cfg.vocab_size);
         CHECK_OK(test_session(&s, hm, 1));
@@ -183,9 +189,13 @@ static void check_head_formats(const lm_model *fm, const lm_model *f16m, const c
         CHECK_OK(lm_read_file(path2, &b, &nb));
         CHECK(a && b && na == nb && !memcmp(a, b, na), "head %d: the loaded model does not write the same bytes", hb);
         unsigned char *d = (unsigned char *)a;
-        CHECK(d[8] == 2 && d[164] == hb, "head %d: version %d, field 164 = %d", hb, d[8], d[164]);
+        CHECK(d[8] == 2 && d[164] == hb && d[168] == eb, "formats %d/%d: version %d, fields %d, %d", hb, eb, d[8], d[164], d[168]);
         lm_model_free(hm);
-        if (!a || hb != 8) {
+        if (a && i == 1) { /* tied: the formats must agree */
+            d[168] = 8; fix_crc(d, na);
+            expect_refused(d, na, "tied lm_head (format 4) must have the embedding's format (8)", "tied, formats differ");
+        }
+        if (!a || i != 0) {
             free(a), free(b);
             continue;
         }
@@ -195,11 +205,13 @@ static void check_head_formats(const lm_model *fm, const lm_model *f16m, const c
         expect_refused(d, na, "head format 5", "head format 5");
         memcpy(d, orig, na); d[164] = 4; fix_crc(d, na); /* 4 bits said, Q8 stored */
         expect_refused(d, na, "wrong dtype or shape", "head format against the stored dtype");
-        memcpy(d, orig, na); d[164] = 0; fix_crc(d, na);
+        memcpy(d, orig, na); d[168] = 6; fix_crc(d, na);
+        expect_refused(d, na, "embedding format 6", "embedding format 6");
+        memcpy(d, orig, na); d[168] = 0; fix_crc(d, na);
         expect_refused(d, na, "embeddings.weight is missing", "integer embedding read as float16");
-        memcpy(d, orig, na); d[8] = 1; d[156] = 0; d[164] = 0; fix_crc(d, na);
+        memcpy(d, orig, na); d[8] = 1; d[156] = 0; d[164] = 0; d[168] = 0; fix_crc(d, na);
         expect_refused(d, na, "embeddings.weight is missing", "version 1 with integer tensors");
-        memcpy(d, orig, na); d[8] = 1; d[156] = 0; fix_crc(d, na);
+        memcpy(d, orig, na); d[8] = 1; d[156] = 0; d[168] = 0; fix_crc(d, na);
         expect_refused(d, na, "reserved settings", "a version-1 file with a head format");
         const size_t qw = entry_of(orig, "lm_head.qweight");
         memcpy(d, orig, na); memset(d + qw, 0, 80); strcpy((char *)d + qw, "lm_head.weight"); fix_crc(d, na);
@@ -211,6 +223,9 @@ static void check_head_formats(const lm_model *fm, const lm_model *f16m, const c
     lm_quant_settings bad = lm_quant_defaults();
     bad.head_bits = 6;
     CHECK(lm_quantize(fm, &bad, NULL, 1, path, NULL, NULL) == LM_ERR_ARG, "head format 6 accepted");
+    bad = lm_quant_defaults();
+    bad.embedding_bits = 2;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, path, NULL, NULL) == LM_ERR_ARG, "embedding format 2 accepted");
 }
 
 int main(void) {

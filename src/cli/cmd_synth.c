@@ -51,7 +51,8 @@ static int run_synth(int argc, char **argv) {
     if (q.wbits != 4 && q.wbits != 8 && q.wbits != 32) return cli_error("synth: --wbits must be 4, 8 or 32");
     if (q.abits != 4 && q.abits != 8) return cli_error("synth: --abits must be 4 or 8");
     if (q.wbits == 8 && q.abits == 4) return cli_error("synth: W8A4 is not supported by the integer kernels (W4A4, W4A8 or W8A8)");
-    if (cli_parse_head("synth", head, &q)) return 1;
+    if (cli_parse_bits("synth", "--head", head, &q.head_bits)) return 1;
+    q.embedding_bits = q.head_bits;
     if (q.head_bits && q.wbits == 32) return cli_error("synth: --head applies to quantized models, not --wbits 32");
     if (!strcmp(ssm, "pot8"))
         q.ssm_mode = LM_SSM_POT8;
@@ -77,7 +78,7 @@ static int run_synth(int argc, char **argv) {
         struct stat st;
         long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
         printf("wrote %s: %s W%dA%d%s, embedding and lm_head %s, d_model %d, %d layers, %lld bytes, in %.1f s\n", out,
-               method, q.wbits, q.abits, q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", cli_head_name(q.head_bits), c.d_model,
+               method, q.wbits, q.abits, q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", cli_bits_name(q.head_bits), c.d_model,
                c.n_layer, bytes, cli_now_seconds() - t0);
     }
     return 0;

@@ -20,7 +20,7 @@
 
 /* The file's own header fields (after the container's common ones). */
 enum { H_TOK_OFFSET = 40, H_TOK_BYTES = 48, H_CONFIG = 56, H_SETTINGS = 116 };
-enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 13 };
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 14 };
 
 /* The settings as header fields; returns the format version they need. */
 static uint32_t settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
@@ -33,16 +33,18 @@ static uint32_t settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTING
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    /* f[9..12]: version 2; version 1 (our datapath, the hardware's activations, a float16 embedding
+    /* f[9..13]: version 2; version 1 (our datapath, the hardware's activations, a float16 embedding
      * and lm_head) has them zero */
-    if (!q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2 && !q->head_bits) {
-        f[9] = f[10] = f[11] = f[12] = 0;
+    if (!q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2 && !q->head_bits &&
+        !q->embedding_bits) {
+        f[9] = f[10] = f[11] = f[12] = f[13] = 0;
         return LM_QFILE_VERSION_OURS;
     }
     f[9] = (uint32_t)q->datapath;
     f[10] = (uint32_t)q->act_group;
     f[11] = (uint32_t)q->act_scale;
     f[12] = (uint32_t)q->head_bits;
+    f[13] = (uint32_t)q->embedding_bits;
     return LM_QFILE_VERSION;
 }
 
@@ -244,11 +246,11 @@ static lm_status add_tensor(void *ctx, const lm_tensor_desc *t) {
 
 lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokenizer_json, size_t tokenizer_len) {
     const lm_config *c = &m->cfg;
-    /* the header's head_bits must say how the embedding and lm_head are stored, or no reader could bind them */
-    const int hb = m->quant.head_bits;
-    if (hb ? !(m->embedding_q.q && m->embedding_q.wbits == hb && m->lm_head.kind == LM_LINEAR_INT && m->lm_head.q.wbits == hb)
-           : m->embedding_q.q || m->lm_head.kind == LM_LINEAR_INT)
-        return lm_fail(LM_ERR_ARG, "the embedding and lm_head are not held as the head format %d says", hb);
+    /* the header's formats must say how the embedding and lm_head are stored, or no reader could bind them */
+    const int hb = m->quant.head_bits, eb = m->quant.embedding_bits;
+    if ((hb ? !(m->lm_head.kind == LM_LINEAR_INT && m->lm_head.q.wbits == hb) : m->lm_head.kind == LM_LINEAR_INT) ||
+        (eb ? !(m->embedding_q.q && m->embedding_q.wbits == eb) : m->embedding_q.q != NULL) || (c->tie_embeddings && hb != eb))
+        return lm_fail(LM_ERR_ARG, "the embedding and lm_head are not held as their formats %d, %d say", eb, hb);
     tensor_list L = {.m = m};
     lm_status s = lm_layout_head(c, add_tensor, &L);
     for (int l = 0; l < c->n_layer && !s; l++) {
@@ -319,8 +321,10 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q, ui
                                          : q->datapath & ~LM_DP_RELEASE || (q->datapath && q->ssm_mode != LM_SSM_POT8))
         return lm_fail(LM_ERR_FORMAT, "%s: datapath flags 0x%x do not fit format version %" PRIu32 " (SSM mode %d)", path,
                        (unsigned)q->datapath, version, (int)q->ssm_mode);
-    if (q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4)
-        return lm_fail(LM_ERR_FORMAT, "%s: head format %d (must be 0 = float16, 8 or 4 bits)", path, q->head_bits);
+    if ((q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4) ||
+        (q->embedding_bits != 0 && q->embedding_bits != 8 && q->embedding_bits != 4))
+        return lm_fail(LM_ERR_FORMAT, "%s: lm_head format %d, embedding format %d (each 0 = float16, 8 or 4 bits)", path,
+                       q->head_bits, q->embedding_bits);
     if (!lm_act_format_valid(q->act_group, q->act_scale) ||
         (q->ssm_mode == LM_SSM_POT8 && (q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)))
         return lm_fail(LM_ERR_FORMAT, "%s: activation group %d, scale type %d (the group must be 8, 16, 32, 64, 128 or 0 "
@@ -619,9 +623,9 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     char name[sizeof t->name];
     switch (t->role) {
     case LM_T_EMBEDDING:
-        if (!m->quant.head_bits) return take_f16_or_f32(L, t->name, SHAPE(rows, cols), &m->embedding, &m->embedding_f16);
+        if (!m->quant.embedding_bits) return take_f16_or_f32(L, t->name, SHAPE(rows, cols), &m->embedding, &m->embedding_f16);
         linear_prefix(t, name, sizeof name);
-        return take_qweight(L, name, m->quant.head_bits, t->rows, t->cols, &m->embedding_q);
+        return take_qweight(L, name, m->quant.embedding_bits, t->rows, t->cols, &m->embedding_q);
     case LM_T_IN_PROJ: case LM_T_OUT_PROJ:
         /* every in_proj and out_proj has the file's weight and activation bits */
         linear_prefix(t, name, sizeof name);
@@ -701,12 +705,16 @@ lm_status lm_qfile_load_memory(lm_model *m, const void *data, size_t size, const
     /* version 1 had no activation format and no head format (reserved zeros there): the hardware's,
      * and a float16 embedding and lm_head */
     const int v1 = r.version == LM_QFILE_VERSION_OURS;
-    if (v1 && (sf[10] || sf[11] || sf[12]))
+    if (v1 && (sf[10] || sf[11] || sf[12] || sf[13]))
         return lm_fail(LM_ERR_FORMAT, "%s: reserved settings are not zero in format version 1", path);
     q->act_group = v1 ? LM_ACT_GROUP : (int)sf[10];
     q->act_scale = v1 ? LM_ACT_SCALE_POW2 : (lm_act_scale)sf[11];
     q->head_bits = (int)sf[12];
+    q->embedding_bits = (int)sf[13];
     LM_TRY(check_settings(path, q, r.version));
+    if (c->tie_embeddings && q->head_bits != q->embedding_bits)
+        return lm_fail(LM_ERR_FORMAT, "%s: a tied lm_head (format %d) must have the embedding's format (%d)", path,
+                       q->head_bits, q->embedding_bits);
     if (q->rotated) LM_TRY(lm_hadamard_init(&m->rot_inner, c->d_inner));
 
     qloader L = {m, path, NULL, 0, NULL};

@@ -197,7 +197,7 @@ static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, int wbits,
 
 static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     qbuild *b = ctx;
-    const int hb = b->q->head_bits;
+    const int hb = b->q->head_bits; /* == embedding_bits */
     if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ)
         return quantized_linear(b, t, b->q->wbits, b->q->abits, lm_tensor_linear(b->m, t));
     if (hb && t->role == LM_T_EMBEDDING) return quantized_matrix(b, t, hb, &b->m->embedding_q);
@@ -252,8 +252,9 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
         return lm_fail(LM_ERR_ARG, "synth: method must be rtn or lightmamba");
     if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8) || (q->wbits == 8 && q->abits == 4))
         return lm_fail(LM_ERR_ARG, "synth: W%dA%d is not supported (W4A4, W4A8 or W8A8)", q->wbits, q->abits);
-    if (q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4)
-        return lm_fail(LM_ERR_ARG, "synth: head format %d: 0 (float16), 8 or 4 bits", q->head_bits);
+    if ((q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4) || q->embedding_bits != q->head_bits)
+        return lm_fail(LM_ERR_ARG, "synth: embedding and lm_head format %d, %d: one of 0 (float16), 8 or 4 bits for both",
+                       q->embedding_bits, q->head_bits);
     if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
         return lm_fail(LM_ERR_UNSUPPORTED, "synth: SSM mode %d is not supported", (int)q->ssm_mode);
     if (q->datapath || q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)
