@@ -8,7 +8,10 @@
 # Environment: THREADS (default: all cores), RUNS (3), PROMPT (512), GEN (128), PROFILE (1: under each
 #   row, the best run's decode time per stage, from `bench --profile`),
 #   MODELS ("mamba2-130m mamba2-1.3b mamba2-2.7b"), FLOAT ("mamba2-130m mamba2-1.3b": float32 rows;
-#   mamba2-2.7b float32 is 10.8 GB of disk and memory and several minutes to write: add it if wanted).
+#   mamba2-2.7b float32 is 10.8 GB of disk and memory and several minutes to write: add it if wanted),
+#   HEADS ("": W4A4 rows with the embedding and lm_head quantized too, e.g. HEADS="8 4": synth --head,
+#   docs/quantized-format.md), POT8 ("": the models, e.g. POT8="mamba2-130m mamba2-2.7b", that also get
+#   a LightMamba* row: synth --ssm pot8, every block in integers).
 # Uses $LM_BIN if set, else build/lightmamba.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,8 @@ PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
 MODELS=${MODELS:-"mamba2-130m mamba2-1.3b mamba2-2.7b"}
 FLOAT=${FLOAT-"mamba2-130m mamba2-1.3b"}  # FLOAT="" : no float32 rows
+HEADS=${HEADS:-}
+POT8=${POT8:-}
 BIN=${LM_BIN:-build/lightmamba}
 [ -x "$BIN" ] || BIN=$(bash scripts/setup.sh | tail -n 1)/lightmamba
 mkdir -p "$DIR"
@@ -65,6 +70,14 @@ printf '%-12s %-8s %9s %13s %10s %9s %8s %8s %8s %8s\n' model weights "decode/s"
 for m in $MODELS; do
     synth "$m" "$DIR/$m-w4a4.lmq"
     row "$m" "$DIR/$m-w4a4.lmq" W4A4
+    for h in $HEADS; do
+        synth "$m" "$DIR/$m-w4a4-head$h.lmq" --head "$h"
+        row "$m" "$DIR/$m-w4a4-head$h.lmq" "W4A4 h$h"
+    done
+    if [[ " $POT8 " == *" $m "* ]]; then
+        synth "$m" "$DIR/$m-w4a4-pot8.lmq" --ssm pot8
+        row "$m" "$DIR/$m-w4a4-pot8.lmq" "pot8"
+    fi
     if [[ " $FLOAT " == *" $m "* ]]; then
         synth "$m" "$DIR/$m-f32" --wbits 32
         row "$m" "$DIR/$m-f32" float32

@@ -2,6 +2,8 @@
 # Quantization quality (the paper's Table III on our models): WikiText-2 test perplexity of
 # mamba2-tiny (bundled) and mamba2-small (../shared/models, skipped when absent) as FP16 (the
 # float checkpoint), RTN, SmoothQuant and LightMamba at W8A8 and W4A4, LightMamba W4A4 with GPTQ, and
+# LightMamba W4A4 with the embedding and lm_head at 8 and 4 bits (--head, --embedding,
+# docs/quantized-format.md),
 # LightMamba* (every block in integers: --ssm pot8) at W8A8 and W4A4, the latter also with the
 # authors' released datapath and with each of its choices alone (--datapath, docs/release-datapath.md);
 # for each also the KL divergence from the float model (mean and 99th percentile over the scored
@@ -94,6 +96,9 @@ configs=(
     "SmoothQuant W4A4|--method smoothquant --wbits 4 --abits 4"
     "LightMamba W4A4|--method lightmamba --wbits 4 --abits 4"
     "LightMamba W4A4 GPTQ|--method lightmamba --wbits 4 --abits 4 --gptq"
+    "LightMamba W4A4, head 8-bit|--method lightmamba --wbits 4 --abits 4 --head 8"
+    "LightMamba W4A4, head 4-bit|--method lightmamba --wbits 4 --abits 4 --head 4"
+    "LightMamba W4A4, head 4-bit, embedding 8-bit|--method lightmamba --wbits 4 --abits 4 --head 4 --embedding 8"
     "LightMamba* W8A8 (pot8 SSM)|--method lightmamba --wbits 8 --abits 8 --ssm pot8"
     "LightMamba* W4A4 (pot8 SSM)|--method lightmamba --wbits 4 --abits 4 --ssm pot8"
     "LightMamba* W4A4, release datapath|--method lightmamba --wbits 4 --abits 4 --ssm pot8 --datapath release"

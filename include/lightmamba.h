@@ -380,7 +380,8 @@ LM_API lm_status lm_loglikelihood(lm_session *s, const int32_t *context, size_t 
  * lm_model_init then loads like a model directory. in_proj and out_proj become integer
  * linear layers (src/kernels/kernels.h: weights wbits with a 2^e0 (2^s1 + 2^s2) scale per
  * row and 128 inputs; activations abits, dynamic per token, a power-of-two exponent per 8
- * channels); embedding, conv, SSM, norms and lm_head stay float.
+ * channels); conv, SSM and norms stay float, the embedding and lm_head float16 unless embedding_bits,
+ * head_bits.
  *   rtn          round to nearest, nothing else
  *   smoothquant  per-channel smoothing s_j = max|X_j|^alpha / max|W_j|^(1-alpha) from calibration,
  *                folded into the preceding norm weights
@@ -426,6 +427,10 @@ typedef struct {
     int datapath;              /* pot8: 0 ours, or LM_DP_* flags (LM_DP_RELEASE: the authors' release) */
     int act_group;             /* 8, 16, 32, 64, 128 or LM_ACT_PER_TOKEN; pot8 needs 8 */
     lm_act_scale act_scale;    /* pot8 needs LM_ACT_SCALE_POW2 */
+    int head_bits;             /* lm_head: 0 float16 (default), 8 or 4 bits in the weight format of in_proj,
+                                * run on the integer kernels with 8-bit activations per 8 channels */
+    int embedding_bits;        /* the embedding: 0 float16 (default), 8 or 4 bits, the same format (its row
+                                * dequantized); a tied lm_head of another format is stored untied */
     int calib_samples;         /* calibration: samples of calib_len consecutive tokens */
     int calib_len;
     int rotated;               /* set by lm_quantize: Hadamard rotations applied (lightmamba) */

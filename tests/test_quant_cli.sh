@@ -1,6 +1,7 @@
 # lightmamba quantize on the bundled tiny model, end to end through the CLI: the quantized
 # file works with info, generate and perplexity; W8A8 LightMamba stays within 2 % of the float
-# perplexity and W4A4 within a sane bound (on the first 40 kB of WikiText-2 test, ctx 1024);
+# perplexity and W4A4 within a sane bound (on the first 40 kB of WikiText-2 test, ctx 1024), and
+# W4A4 with an 8-bit embedding and lm_head (--head 8) within 1 % of W4A4's;
 # bad options are refused with one error line and no output file.
 set -euo pipefail
 : "${LM_BIN:?}" "${LM_ROOT:?}"
@@ -50,9 +51,22 @@ expect_error "already quantized" -m "$tmp/w4a4.lmq" -o "$tmp/bad.lmq"
 expect_error "--act-group '24'" -m "$model" -o "$tmp/bad.lmq" --act-group 24
 expect_error "--act-scale 'fp16'" -m "$model" -o "$tmp/bad.lmq" --act-scale fp16
 expect_error "pot8.*hardware's activation format" -m "$model" -o "$tmp/bad.lmq" --ssm pot8 --act-group token
+expect_error "--head '6': f16, 8 or 4" -m "$model" -o "$tmp/bad.lmq" --head 6
+expect_error "--head 'int8': f16, 8 or 4" -m "$model" -o "$tmp/bad.lmq" --head int8
+expect_error "--head needs a value" -m "$model" -o "$tmp/bad.lmq" --head
+expect_error "--embedding '16': f16, 8 or 4" -m "$model" -o "$tmp/bad.lmq" --head 4 --embedding 16
+# The head format is recorded and shown by info; an 8-bit head costs little perplexity.
+"$LM_BIN" quantize -m "$model" -o "$tmp/h8.lmq" --head 8 --threads 2 2> /dev/null > "$tmp/out.txt"
+grep -q "embedding 8-bit, lm_head 8-bit" "$tmp/out.txt" || fail "no head format in the summary: $(cat "$tmp/out.txt")"
+"$LM_BIN" info -m "$tmp/h8.lmq" > "$tmp/info8.txt"
+grep -q "^quantization: lightmamba W4A4, .*, embedding 8-bit, lm_head 8-bit$" "$tmp/info8.txt" || fail "info does not show the head format"
+grep -q "lm_head.qweight .*Q8" "$tmp/info8.txt" || fail "info does not list the Q8 lm_head"
+h8=$(ppl "$tmp/h8.lmq")
+echo "ppl on 40 kB: lightmamba W4A4 with an 8-bit embedding and lm_head $h8"
+awk -v f="$q4" -v q="$h8" 'BEGIN { exit !(q > 0 && q < f * 1.01 && q > f * 0.99) }' || fail "head 8 ppl $h8 not within 1 % of $q4"
 # A research activation format is recorded and shown by info.
 "$LM_BIN" quantize -m "$model" -o "$tmp/g32.lmq" --act-group 32 --act-scale real --threads 2 > /dev/null 2>&1
 "$LM_BIN" info -m "$tmp/g32.lmq" > "$tmp/info32.txt"
-grep -q "^quantization: lightmamba W4A4, GPTQ no, SSM float, activations 32 channels, real$" "$tmp/info32.txt" ||
+grep -q "^quantization: lightmamba W4A4, GPTQ no, SSM float, activations 32 channels, real, embedding f16, lm_head f16$" "$tmp/info32.txt" ||
     fail "info does not show the activation format"
 echo "ok"

@@ -3,7 +3,12 @@
  * or in the header, a truncated file, trailing bytes, a bad magic or version, and (with the
  * checksum recomputed, as a crafted file would have it) a tensor outside the file, an unknown
  * dtype, an out-of-range weight or exponent or activation format. The default settings are
- * written as version 1, the research activation formats as version 2, and both round-trip. */
+ * written as version 1, the research activation formats as version 2, and both round-trip.
+ * The integer embedding and lm_head (embedding_bits, head_bits 8, 4; version 2): they round-trip byte for byte,
+ * lm_head's logits equal the exact product of its quantized input and dequantized weights and lie
+ * within one activation step of the float input's, the embedding rows within half a weight step of
+ * the float16 ones, and bad head settings are refused. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +17,8 @@
 #include "common/file.h"
 #include "model/model.h"
 #include "common/crc32c.h"
+#include "common/half.h"
+#include "model/ops.h"
 #include "model/qfile.h"
 
 static char tmp_path[256];
@@ -59,10 +66,173 @@ static size_t entry_of(const unsigned char *d, const char *name) {
     exit(1);
 }
 
+/* An integer lm_head on T tokens of random activations (a few outliers, as a rotated residual has
+ * none but a smooth one has): each logit equals, bit for bit, the float rounding of the exact sum
+ * over k of the quantized input (the contract: 8 bits per 8 channels, exponents no lower than the
+ * token's largest minus 7) times the dequantized weight, and differs from the dequantized weights
+ * times the float input by at most one activation step per channel. */
+static void check_integer_head(const lm_model *qm, int wbits) {
+    const lm_linear *head = &qm->lm_head;
+    const int V = head->rows, D = head->cols, T = 3, G8 = (D + 7) / 8;
+    CHECK(head->kind == LM_LINEAR_INT && head->q.wbits == wbits && head->abits == 8, "lm_head is not integer W%dA8", wbits);
+    if (head->kind != LM_LINEAR_INT) return;
+    float *x = malloc(sizeof(float) * T * D), *y = malloc(sizeof(float) * T * V), *w = malloc(sizeof(float) * D);
+    double *xq = malloc(sizeof(double) * D), *step = malloc(sizeof(double) * D);
+    uint32_t r = 12345;
+    for (int i = 0; i < T * D; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * (i % 37 == 5 ? 40.0f : 2.0f);
+    }
+    lm_qact act;
+    CHECK_OK(lm_qact_init(&act, T, D, 8, wbits));
+    linear_forward(y, x, head, T, NULL, &act);
+    int exact = 1;
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        int e_max = LM_ACT_EXP_ZERO;
+        for (int g = 0; g < G8; g++) {
+            float m = 0;
+            for (int k = 8 * g; k < D && k < 8 * g + 8; k++) m = fmaxf(m, fabsf(xt[k]));
+            int e = lm_act_exponent(m, 8);
+            if (e > e_max) e_max = e;
+        }
+        for (int g = 0; g < G8; g++) {
+            float m = 0;
+            for (int k = 8 * g; k < D && k < 8 * g + 8; k++) m = fmaxf(m, fabsf(xt[k]));
+            int e = lm_act_exponent(m, 8);
+            if (e < e_max - 7) e = e_max - 7;
+            for (int k = 8 * g; k < D && k < 8 * g + 8; k++) {
+                xq[k] = ldexp(lm_act_quantize(xt[k], e, 8), e);
+                step[k] = ldexp(1, e);
+            }
+        }
+        for (int o = 0; o < V; o++) {
+            lm_qweight_dequantize_rows(&head->q, o, o + 1, w);
+            double sum_q = 0, sum_x = 0, bound = 0;
+            for (int k = 0; k < D; k++) {
+                sum_q += xq[k] * w[k]; /* exact: both are short multiples of powers of two */
+                sum_x += (double)xt[k] * w[k];
+                bound += fabs(w[k]) * step[k];
+            }
+            const float got = y[(size_t)t * V + o];
+            if (got != (float)sum_q) exact = 0;
+            const double dev = fabs(got - sum_x) - bound - 1e-6 * fabs(sum_x);
+            if (dev > worst) worst = dev;
+        }
+    }
+    CHECK(exact, "W%dA8 lm_head: a logit differs from the exact product of its quantized operands", wbits);
+    CHECK(worst <= 0, "W%dA8 lm_head: a logit lies %g beyond one activation step of the float input's", wbits, worst);
+    lm_qact_free(&act);
+    free(x), free(y), free(w), free(xq), free(step);
+}
+
+/* Every row of qm's integer embedding lies within half a weight step (plus float16 rounding) of the
+ * float16 embedding of f16m, computed from the same float weights, where it is not clipped at qmax. */
+static void check_integer_embedding(const lm_model *qm, const lm_model *f16m) {
+    const lm_qweight *e = &qm->embedding_q;
+    CHECK(e->q && !qm->embedding && !qm->embedding_f16 && f16m->embedding_f16, "embeddings not held as expected");
+    if (!e->q || !f16m->embedding_f16) return;
+    const int V = e->rows, D = e->cols, qmax = lm_qmax(e->wbits);
+    float *row = malloc(sizeof(float) * D);
+    int8_t *q = malloc((size_t)D);
+    int bad = 0;
+    for (int32_t v = 0; v < V; v += 7) {
+        embedding_forward(row, qm, &v, 1);
+        lm_qweight_row(e, v, q);
+        for (int k = 0; k < D; k++) {
+            const float ref = lm_f16_to_f32(f16m->embedding_f16[(size_t)v * D + k]);
+            const float s = lm_qweight_scale(e, v, k / LM_WEIGHT_GROUP);
+            if (row[k] != q[k] * s) bad++;
+            else if (abs(q[k]) < qmax && fabsf(row[k] - ref) > 0.5f * s + fabsf(ref) * 0x1p-10f) bad++;
+        }
+    }
+    CHECK(!bad, "%d embedding values off their float16 value by more than half a step", bad);
+    free(row), free(q);
+}
+
+/* lm_head and embedding formats 8/8 (lightmamba: untied by the rotation), 4/4 (rtn: tied) and 4/8 (rtn:
+ * untied, the formats differ): written as version 2 with the formats at offsets 164 and 168, the
+ * integer tensors named prefix.qweight/.scales/.e0; loaded, the model runs and writes the same bytes
+ * back; damaged format settings or tensors are refused. */
+static void check_head_formats(const lm_model *fm, const lm_model *f16m, const char *path, const char *path2) {
+    const int formats[3][2] = {{8, 8}, {4, 4}, {4, 8}};
+    for (int i = 0; i < 3; i++) {
+        const int hb = formats[i][0], eb = formats[i][1];
+        lm_quant_settings h = lm_quant_defaults();
+        h.head_bits = hb;
+        h.embedding_bits = eb;
+        if (i) h.method = LM_QUANT_RTN; /* the float model is tied */
+        lm_model *hm = NULL;
+        CHECK_OK(lm_quantize(fm, &h, NULL, 2, path, NULL, NULL));
+        CHECK_OK(lm_model_init(&hm, path));
+        if (!hm) return;
+        CHECK(lm_model_quant(hm)->head_bits == hb && lm_model_quant(hm)->embedding_bits == eb,
+              "formats %d/%d did not round-trip", hb, eb);
+        CHECK(hm->embedding_q.q && hm->embedding_q.wbits == eb, "embedding is not %d-bit", eb);
+        check_integer_head(hm, hb);
+        if (i == 0) check_integer_embedding(hm, f16m);
+        if (i == 1) CHECK(hm->cfg.tie_embeddings && hm->lm_head.q.q == hm->embedding_q.q, "the tied 4-bit lm_head is not the embedding");
+        if (i == 2) CHECK(!hm->cfg.tie_embeddings && hm->lm_head.q.q != hm->embedding_q.q, "lm_head 4 / embedding 8 not untied");
+        lm_session *s;
+        float *logits = malloc(sizeof(float) * (size_t)hm->cfg.vocab_size);
+        CHECK_OK(test_session(&s, hm, 1));
+        CHECK_OK(lm_session_forward(s, (const int32_t[]){510, 3100, 13}, 3, NULL, logits));
+        CHECK(isfinite(logits[0]) && isfinite(logits[hm->cfg.vocab_size - 1]), "non-finite logits");
+        lm_session_free(s);
+        free(logits);
+        /* the loaded model written again: the same bytes */
+        char *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CHECK_OK(lm_qfile_write(path2, hm, hm->tokenizer_json, hm->tokenizer_json_len));
+        CHECK_OK(lm_read_file(path, &a, &na));
+        CHECK_OK(lm_read_file(path2, &b, &nb));
+        CHECK(a && b && na == nb && !memcmp(a, b, na), "head %d: the loaded model does not write the same bytes", hb);
+        unsigned char *d = (unsigned char *)a;
+        CHECK(d[8] == 2 && d[164] == hb && d[168] == eb, "formats %d/%d: version %d, fields %d, %d", hb, eb, d[8], d[164], d[168]);
+        lm_model_free(hm);
+        if (a && i == 1) { /* tied: the formats must agree */
+            d[168] = 8; fix_crc(d, na);
+            expect_refused(d, na, "tied lm_head (format 4) must have the embedding's format (8)", "tied, formats differ");
+        }
+        if (!a || i != 0) {
+            free(a), free(b);
+            continue;
+        }
+        unsigned char *orig = malloc(na);
+        memcpy(orig, d, na);
+        d[164] = 5; fix_crc(d, na);
+        expect_refused(d, na, "head format 5", "head format 5");
+        memcpy(d, orig, na); d[164] = 4; fix_crc(d, na); /* 4 bits said, Q8 stored */
+        expect_refused(d, na, "wrong dtype or shape", "head format against the stored dtype");
+        memcpy(d, orig, na); d[168] = 6; fix_crc(d, na);
+        expect_refused(d, na, "embedding format 6", "embedding format 6");
+        memcpy(d, orig, na); d[168] = 0; fix_crc(d, na);
+        expect_refused(d, na, "embeddings.weight is missing", "integer embedding read as float16");
+        memcpy(d, orig, na); d[8] = 1; d[156] = 0; d[164] = 0; d[168] = 0; fix_crc(d, na);
+        expect_refused(d, na, "embeddings.weight is missing", "version 1 with integer tensors");
+        memcpy(d, orig, na); d[8] = 1; d[156] = 0; d[168] = 0; fix_crc(d, na);
+        expect_refused(d, na, "reserved settings", "a version-1 file with a head format");
+        const size_t qw = entry_of(orig, "lm_head.qweight");
+        memcpy(d, orig, na); memset(d + qw, 0, 80); strcpy((char *)d + qw, "lm_head.weight"); fix_crc(d, na);
+        expect_refused(d, na, "lm_head.qweight is missing", "a float lm_head name under head format 8");
+        memcpy(d, orig, na); d[get_u64(orig + qw + 120) + 3] = 0x80; fix_crc(d, na);
+        expect_refused(d, na, "outside [-127, 127]", "lm_head weight -128");
+        free(orig), free(a), free(b);
+    }
+    lm_quant_settings bad = lm_quant_defaults();
+    bad.head_bits = 6;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, path, NULL, NULL) == LM_ERR_ARG, "head format 6 accepted");
+    bad = lm_quant_defaults();
+    bad.embedding_bits = 2;
+    CHECK(lm_quantize(fm, &bad, NULL, 1, path, NULL, NULL) == LM_ERR_ARG, "embedding format 2 accepted");
+}
+
 int main(void) {
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char qpath[256];
+    char qpath[256], qpath2[256];
     snprintf(qpath, sizeof qpath, "%s/lm_test_qfile_%d.lmq", tmp, (int)getpid());
+    snprintf(qpath2, sizeof qpath2, "%s/lm_test_qfile_again_%d.lmq", tmp, (int)getpid());
     snprintf(tmp_path, sizeof tmp_path, "%s/lm_test_qfile_bad_%d.lmq", tmp, (int)getpid());
     char *dir = lm_path_join(test_root(), "models/mamba2-tiny");
     lm_model *fm = NULL, *qm = NULL;
@@ -228,6 +398,8 @@ int main(void) {
     bad.act_scale = LM_ACT_SCALE_REAL;
     CHECK(lm_quantize(fm, &bad, NULL, 1, tmp_path, NULL, NULL) == LM_ERR_UNSUPPORTED, "pot8 with real scales accepted");
 
+    check_head_formats(fm, qm, tmp_path, qpath2);
+
     /* A quantized model is not quantized again. */
     CHECK(lm_quantize(qm, &q, NULL, 1, tmp_path, NULL, NULL) != LM_OK, "re-quantizing accepted");
     /* A failed write leaves no file. */
@@ -235,6 +407,7 @@ int main(void) {
           "write into a missing directory");
 
     unlink(qpath);
+    unlink(qpath2);
     unlink(tmp_path);
     free(d), free(raw), free(dir);
     lm_model_free(qm);

@@ -89,6 +89,18 @@ int cli_parse_act_format(const char *group, const char *scale, lm_quant_settings
     return 0;
 }
 
+int cli_parse_bits(const char *command, const char *option, const char *value, int *bits) {
+    if (!strcmp(value, "f16"))
+        *bits = 0;
+    else if (!strcmp(value, "8") || !strcmp(value, "4"))
+        *bits = value[0] - '0';
+    else
+        return cli_error("%s: %s '%s': f16, 8 or 4", command, option, value);
+    return 0;
+}
+
+const char *cli_bits_name(int bits) { return bits == 8 ? "8-bit" : bits == 4 ? "4-bit" : "f16"; }
+
 const char *cli_act_format_name(const lm_quant_settings *q, char *buf, size_t n) {
     if (q->act_group == LM_ACT_PER_TOKEN)
         snprintf(buf, n, "per token, %s", q->act_scale == LM_ACT_SCALE_REAL ? "real" : "power of two");

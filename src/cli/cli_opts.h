@@ -42,6 +42,11 @@ int cli_parse(const char *command, int argc, char **argv, const cli_opt *opts, i
 /* The activation format options of quantize: --act-group 8|16|32|64|128|token and
  * --act-scale pow2|real into q; a one-line error and 1 for anything else. */
 int cli_parse_act_format(const char *group, const char *scale, lm_quant_settings *q);
+/* A format of the embedding or lm_head (--head, --embedding of quantize and synth: command and
+ * option name the caller), f16|8|4, into *bits (0, 8, 4); a one-line error and 1 for anything else.
+ * cli_bits_name: "f16", "8-bit", "4-bit". */
+int cli_parse_bits(const char *command, const char *option, const char *value, int *bits);
+const char *cli_bits_name(int bits);
 /* "8 channels, power of two", "per token, real", ... into buf. */
 const char *cli_act_format_name(const lm_quant_settings *q, char *buf, size_t n);
 

@@ -21,9 +21,9 @@ static void print_info(const char *path, const lm_model *m) {
     const lm_quant_settings *q = lm_model_quant(m);
     if (q->method != LM_QUANT_NONE) {
         char act[48];
-        printf("quantization: %s W%dA%d, GPTQ %s, SSM %s, activations %s\n", lm_quant_method_name(q->method), q->wbits,
-               q->abits, yes_no(q->gptq), q->ssm_mode == LM_SSM_POT8 ? "pot8" : "float",
-               cli_act_format_name(q, act, sizeof act));
+        printf("quantization: %s W%dA%d, GPTQ %s, SSM %s, activations %s, embedding %s, lm_head %s\n",
+               lm_quant_method_name(q->method), q->wbits, q->abits, yes_no(q->gptq), q->ssm_mode == LM_SSM_POT8 ? "pot8" : "float",
+               cli_act_format_name(q, act, sizeof act), cli_bits_name(q->embedding_bits), cli_bits_name(q->head_bits));
     }
     uint64_t params = lm_model_n_params(m);
     printf("parameters: %llu (%.2f M)\n", (unsigned long long)params, params / 1e6);

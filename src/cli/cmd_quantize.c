@@ -14,6 +14,7 @@ static const char usage[] =
     "                           [--gptq] [--calib TEXT] [--calib-samples N] [--calib-len L] [--alpha A] [--threads K]\n"
     "                           [--ssm float|pot8 [--datapath ours|release|FLAGS]]\n"
     "                           [--act-group 8|16|32|64|128|token] [--act-scale pow2|real]\n"
+    "                           [--head f16|8|4] [--embedding f16|8|4]\n"
     "  -m, --model DIR       float model directory (config.json + model.safetensors)\n"
     "  -o, --output FILE     the quantized model file to write (atomically)\n"
     "  --method M            lightmamba (default): Hadamard rotations, fused offline plus one online\n"
@@ -37,9 +38,14 @@ static const char usage[] =
     "                        128, or token (one scale per token); recorded in the file (research)\n"
     "  --act-scale S         pow2 (default, the hardware's: the integer kernels) or real (absmax /\n"
     "                        qmax, run by a slower float reference path)\n"
+    "  --head H              lm_head: f16 (default, float16), 8 or 4 bits in the weight format above\n"
+    "                        (round to nearest), run on the integer kernels with 8-bit inputs per 8\n"
+    "                        channels (recorded in the file)\n"
+    "  --embedding E         the embedding: f16, 8 or 4 bits, the same format (default: as --head; 8 with\n"
+    "                        --head 4 costs far less perplexity and reads one row per token either way)\n"
     "Weights: symmetric, a scale 2^e0 (2^s1 + 2^s2) per output row and 128 inputs. Activations:\n"
     "dynamic per token, a power-of-two exponent per 8 channels (unless --act-group/--act-scale say\n"
-    "otherwise). Embedding, conv, SSM, norms and lm_head stay float. The file embeds the tokenizer;\n"
+    "otherwise). Conv, SSM and norms stay float, embedding and lm_head float16 (unless --head, --embedding). The file embeds the tokenizer;\n"
     "info, generate and perplexity take it as -m.\n";
 
 /* On a terminal one line redrawn in place; otherwise a line per tenth of each stage. */
@@ -65,7 +71,7 @@ static int parse_method(const char *name, lm_quant_method *m) {
 
 static int run_quantize(int argc, char **argv) {
     const char *model_path = NULL, *out = NULL, *method = "lightmamba", *calib = NULL, *ssm = "float", *datapath = NULL;
-    const char *act_group = "8", *act_scale = "pow2";
+    const char *act_group = "8", *act_scale = "pow2", *head = "f16", *embedding = NULL;
     lm_quant_settings q = lm_quant_defaults();
     int n_threads = 0;
     const cli_opt opts[] = {
@@ -84,6 +90,8 @@ static int run_quantize(int argc, char **argv) {
         {NULL, "--datapath", CLI_STRING, &datapath, 0, 0},
         {NULL, "--act-group", CLI_STRING, &act_group, 0, 0},
         {NULL, "--act-scale", CLI_STRING, &act_scale, 0, 0},
+        {NULL, "--head", CLI_STRING, &head, 0, 0},
+        {NULL, "--embedding", CLI_STRING, &embedding, 0, 0},
     };
     if (cli_parse("quantize", argc, argv, opts, CLI_COUNT(opts))) return 1;
     if (!model_path) return cli_error("quantize: -m MODEL is required (see 'lightmamba help quantize')");
@@ -100,6 +108,9 @@ static int run_quantize(int argc, char **argv) {
     if ((q.wbits != 4 && q.wbits != 8) || (q.abits != 4 && q.abits != 8))
         return cli_error("quantize: --wbits and --abits must be 4 or 8");
     if (cli_parse_act_format(act_group, act_scale, &q)) return 1;
+    if (cli_parse_bits("quantize", "--head", head, &q.head_bits) ||
+        cli_parse_bits("quantize", "--embedding", embedding ? embedding : head, &q.embedding_bits))
+        return 1;
 
     double t0 = lm_now_seconds();
     lm_model *m;
@@ -110,10 +121,11 @@ static int run_quantize(int argc, char **argv) {
     struct stat st;
     long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
     char dp[64], act[48];
-    printf("wrote %s: %s W%dA%d%s%s%s%s, activations %s, %lld bytes, in %.1f s\n", out, lm_quant_method_name(q.method),
-           q.wbits, q.abits, q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "",
+    printf("wrote %s: %s W%dA%d%s%s%s%s, activations %s, embedding %s, lm_head %s, %lld bytes, in %.1f s\n", out,
+           lm_quant_method_name(q.method), q.wbits, q.abits, q.gptq ? " gptq" : "", q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "",
            q.datapath ? " datapath " : "", q.datapath ? lm_datapath_name(q.datapath, dp, sizeof dp) : "",
-           cli_act_format_name(&q, act, sizeof act), bytes, lm_now_seconds() - t0);
+           cli_act_format_name(&q, act, sizeof act), cli_bits_name(q.embedding_bits), cli_bits_name(q.head_bits), bytes,
+           lm_now_seconds() - t0);
     return 0;
 }
 

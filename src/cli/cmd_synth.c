@@ -12,7 +12,7 @@
 
 static const char usage[] =
     "usage: lightmamba synth --config NAME|FILE -o OUT [--wbits 4|8|32] [--abits 4|8] [--method lightmamba|rtn]\n"
-    "                        [--ssm fp] [--seed S] [--threads K]\n"
+    "                        [--ssm fp|pot8] [--head f16|8|4] [--seed S] [--threads K]\n"
     "  --config C        mamba2-130m, mamba2-370m, mamba2-780m, mamba2-1.3b, mamba2-2.7b, or a config.json\n"
     "                    (or a model directory holding one)\n"
     "  -o, --output OUT  the quantized model file to write (atomically); with --wbits 32, a model directory\n"
@@ -21,7 +21,9 @@ static const char usage[] =
     "  --abits B         activation bits, 4 (default) or 8 (W8A4 is not supported)\n"
     "  --method M        lightmamba (default: the online Hadamard before out_proj, as a real LightMamba\n"
     "                    model computes) or rtn (no rotation)\n"
-    "  --ssm fp          the SSM mode: fp (float32; the only mode of this version)\n"
+    "  --ssm MODE        fp (default: conv, SSM and norms in float32) or pot8 (LightMamba*: every block in\n"
+    "                    integers, as quantize --ssm pot8; its sites calibrated on 128 tokens drawn from the seed)\n"
+    "  --head H          the embedding and lm_head: f16 (default), 8 or 4 bits (as quantize --head)\n"
     "  --seed S          random seed (default 1); the same seed gives the same weights at any thread count\n"
     "  --threads K       worker threads (default: all cores)\n"
     "Weights are drawn like Mamba2's initialisation (linear layers N(0, 1/fan_in), norms near 1, A_log, dt_bias,\n"
@@ -29,7 +31,7 @@ static const char usage[] =
     "nearest, a scale per 128 inputs): memory stays near the size of the quantized model.\n";
 
 static int run_synth(int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *method = "lightmamba", *ssm = "fp";
+    const char *config = NULL, *out = NULL, *method = "lightmamba", *ssm = "fp", *head = "f16";
     lm_quant_settings q = lm_quant_defaults();
     uint64_t seed = 1;
     int n_threads = 0;
@@ -40,6 +42,7 @@ static int run_synth(int argc, char **argv) {
         {NULL, "--abits", CLI_INT, &q.abits, 4, 8},
         {NULL, "--method", CLI_STRING, &method, 0, 0},
         {NULL, "--ssm", CLI_STRING, &ssm, 0, 0},
+        {NULL, "--head", CLI_STRING, &head, 0, 0},
         {NULL, "--seed", CLI_U64, &seed, 0, 0},
         {NULL, "--threads", CLI_INT, &n_threads, 0, 4096},
     };
@@ -49,7 +52,14 @@ static int run_synth(int argc, char **argv) {
     if (q.wbits != 4 && q.wbits != 8 && q.wbits != 32) return cli_error("synth: --wbits must be 4, 8 or 32");
     if (q.abits != 4 && q.abits != 8) return cli_error("synth: --abits must be 4 or 8");
     if (q.wbits == 8 && q.abits == 4) return cli_error("synth: W8A4 is not supported by the integer kernels (W4A4, W4A8 or W8A8)");
-    if (strcmp(ssm, "fp")) return cli_error("synth: --ssm '%s' is not supported (this version has only fp)", ssm);
+    if (cli_parse_bits("synth", "--head", head, &q.head_bits)) return 1;
+    q.embedding_bits = q.head_bits;
+    if (q.head_bits && q.wbits == 32) return cli_error("synth: --head applies to quantized models, not --wbits 32");
+    if (!strcmp(ssm, "pot8"))
+        q.ssm_mode = LM_SSM_POT8;
+    else if (strcmp(ssm, "fp"))
+        return cli_error("synth: --ssm '%s': fp or pot8", ssm);
+    if (q.ssm_mode == LM_SSM_POT8 && q.wbits == 32) return cli_error("synth: --ssm pot8 needs a quantized model, not --wbits 32");
     if (!strcmp(method, "lightmamba"))
         q.method = LM_QUANT_LIGHTMAMBA;
     else if (!strcmp(method, "rtn"))
@@ -68,8 +78,9 @@ static int run_synth(int argc, char **argv) {
     else {
         struct stat st;
         long long bytes = stat(out, &st) == 0 ? (long long)st.st_size : -1;
-        printf("wrote %s: %s W%dA%d, d_model %d, %d layers, %lld bytes, in %.1f s\n", out, method, q.wbits, q.abits,
-               c.d_model, c.n_layer, bytes, lm_now_seconds() - t0);
+        printf("wrote %s: %s W%dA%d%s, embedding and lm_head %s, d_model %d, %d layers, %lld bytes, in %.1f s\n", out,
+               method, q.wbits, q.abits, q.ssm_mode == LM_SSM_POT8 ? " ssm pot8" : "", cli_bits_name(q.head_bits), c.d_model,
+               c.n_layer, bytes, lm_now_seconds() - t0);
     }
     return 0;
 }

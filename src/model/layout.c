@@ -67,8 +67,9 @@ lm_status lm_layout_bind(lm_model *m, int n_tensors, const char *what, lm_tensor
     LM_TRY(lm_calloc(&m->layers, (size_t)c->n_layer, sizeof *m->layers, "layers"));
     LM_TRY(lm_layout_walk(c, bind, ctx));
     if (c->tie_embeddings)
-        m->lm_head = (lm_linear){.kind = m->embedding_f16 ? LM_LINEAR_F16 : LM_LINEAR_F32, .rows = c->vocab_size,
-                                 .cols = c->d_model, .w = m->embedding, .w16 = m->embedding_f16};
+        m->lm_head = (lm_linear){.kind = m->embedding_q.q ? LM_LINEAR_INT : m->embedding_f16 ? LM_LINEAR_F16 : LM_LINEAR_F32,
+                                 .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding, .w16 = m->embedding_f16,
+                                 .q = m->embedding_q, .abits = LM_HEAD_ABITS};
     return LM_OK;
 }
 

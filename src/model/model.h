@@ -14,6 +14,10 @@
 
 typedef enum { LM_LINEAR_F32 = 0, LM_LINEAR_INT, LM_LINEAR_F16 } lm_linear_kind;
 
+/* An integer lm_head (head_bits 8 or 4) quantizes its input to 8 bits per 8 channels, whatever the
+ * blocks' abits: an 8-bit head has no 4-bit-input kernel (W8A4), and the input bits cost no bytes. */
+#define LM_HEAD_ABITS 8
+
 /* y = W x (+ bias): a linear layer in float32, IEEE float16 or the integer format of kernels.h. */
 typedef struct {
     lm_linear_kind kind;
@@ -39,12 +43,16 @@ typedef struct {
 
 struct lm_model {
     lm_config cfg;
-    /* [vocab_size, d_model], exactly one of the two: float32, or IEEE half bits (quantized
-     * files); read a row with embedding_forward (model/ops.h) */
+    /* [vocab_size, d_model], exactly one of the three: float32, IEEE half bits (quantized files),
+     * or integer rows in the format of kernels.h (quantized files with head_bits 8 or 4: q.q set);
+     * read a row with embedding_forward (model/ops.h) */
     const float *embedding;
     const uint16_t *embedding_f16;
+    lm_qweight embedding_q;
     const float *norm_f;     /* [d_model] */
-    lm_linear lm_head;       /* [vocab_size, d_model]; tied: w == embedding (F32) or w16 == embedding_f16 (F16) */
+    /* [vocab_size, d_model]; tied: w == embedding (F32), w16 == embedding_f16 (F16) or q == embedding_q
+     * (INT, abits LM_HEAD_ABITS) */
+    lm_linear lm_head;
     lm_layer *layers;        /* [n_layer] */
     /* The tokenizer: embedded bytes (a quantized file's, in its map), else the file at tokenizer_path,
      * else (both NULL) the bundled one. tokenizer_path also names the source for `info`. */

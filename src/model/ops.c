@@ -78,7 +78,9 @@ void embedding_forward(float *x, const lm_model *m, const int32_t *tokens, int T
     const size_t D = (size_t)m->cfg.d_model;
     for (int t = 0; t < T; t++) {
         assert(tokens[t] >= 0 && tokens[t] < m->cfg.vocab_size);
-        if (m->embedding_f16) {
+        if (m->embedding_q.q) {
+            lm_qweight_dequantize_rows(&m->embedding_q, tokens[t], tokens[t] + 1, x + t * D);
+        } else if (m->embedding_f16) {
             const uint16_t *row = m->embedding_f16 + (size_t)tokens[t] * D;
             for (size_t i = 0; i < D; i++) x[t * D + i] = lm_f16_to_f32(row[i]);
         } else {

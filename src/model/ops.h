@@ -11,7 +11,7 @@
 /* out[t] = x[t] / sqrt(mean_i x[t][i]^2 + eps) * w          x, out [T, D], w [D]; out may be x */
 void rmsnorm_forward(float *out, const float *x, const float *w, int T, int D, float eps);
 
-/* x[t] = embedding row tokens[t] as float32 (exact from float16)   x [T, D]; tokens in [0, vocab) */
+/* x[t] = embedding row tokens[t] as float32 (exact from float16 or integer rows)   x [T, D]; tokens in [0, vocab) */
 void embedding_forward(float *x, const lm_model *m, const int32_t *tokens, int T);
 
 /* y[t] = W x[t] (+ bias)                                      x [T, K], y [T, O]

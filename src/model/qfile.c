@@ -20,7 +20,7 @@
 
 /* The file's own header fields (after the container's common ones). */
 enum { H_TOK_OFFSET = 40, H_TOK_BYTES = 48, H_CONFIG = 56, H_SETTINGS = 116 };
-enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 12 };
+enum { N_CONFIG = LM_CONFIG_FIELDS, N_SETTINGS = 14 };
 
 /* The settings as header fields; returns the format version they need. */
 static uint32_t settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTINGS]) {
@@ -33,14 +33,18 @@ static uint32_t settings_fields(const lm_quant_settings *q, uint32_t f[N_SETTING
     memcpy(&f[6], &q->alpha, 4);
     f[7] = (uint32_t)q->calib_samples;
     f[8] = (uint32_t)q->calib_len;
-    /* f[9..11]: version 2; version 1 (our datapath, the hardware's activations) has them zero */
-    if (!q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2) {
-        f[9] = f[10] = f[11] = 0;
+    /* f[9..13]: version 2; version 1 (our datapath, the hardware's activations, a float16 embedding
+     * and lm_head) has them zero */
+    if (!q->datapath && q->act_group == LM_ACT_GROUP && q->act_scale == LM_ACT_SCALE_POW2 && !q->head_bits &&
+        !q->embedding_bits) {
+        f[9] = f[10] = f[11] = f[12] = f[13] = 0;
         return LM_QFILE_VERSION_OURS;
     }
     f[9] = (uint32_t)q->datapath;
     f[10] = (uint32_t)q->act_group;
     f[11] = (uint32_t)q->act_scale;
+    f[12] = (uint32_t)q->head_bits;
+    f[13] = (uint32_t)q->embedding_bits;
     return LM_QFILE_VERSION;
 }
 
@@ -113,16 +117,23 @@ static void list_add_f16(tensor_list *L, const char *name, int ndim, const uint6
     list_add(L, name, LM_CT_F16, ndim, shape, h);
 }
 
+/* An integer matrix as prefix.qweight, prefix.scales, prefix.e0. */
+static void list_add_qweight(tensor_list *L, const char *prefix, const lm_qweight *w) {
+    char name[LM_CT_NAME_BYTES + 32];
+    const uint64_t O = (uint64_t)w->rows, K = (uint64_t)w->cols;
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    list_add(L, name, w->wbits == 4 ? LM_CT_Q4 : LM_CT_Q8, SHAPE(O, K), w->q);
+    snprintf(name, sizeof name, "%s.scales", prefix);
+    list_add(L, name, LM_CT_U8, SHAPE(O, (uint64_t)lm_wgroups(w->cols)), w->scale);
+    snprintf(name, sizeof name, "%s.e0", prefix);
+    list_add(L, name, LM_CT_I8, SHAPE(O), w->e0);
+}
+
 static void list_add_linear(tensor_list *L, const char *prefix, const lm_linear *lin) {
     char name[LM_CT_NAME_BYTES + 32];
     const uint64_t O = (uint64_t)lin->rows, K = (uint64_t)lin->cols;
     if (lin->kind == LM_LINEAR_INT) {
-        snprintf(name, sizeof name, "%s.qweight", prefix);
-        list_add(L, name, lin->q.wbits == 4 ? LM_CT_Q4 : LM_CT_Q8, SHAPE(O, K), lin->q.q);
-        snprintf(name, sizeof name, "%s.scales", prefix);
-        list_add(L, name, LM_CT_U8, SHAPE(O, (uint64_t)lm_wgroups(lin->cols)), lin->q.scale);
-        snprintf(name, sizeof name, "%s.e0", prefix);
-        list_add(L, name, LM_CT_I8, SHAPE(O), lin->q.e0);
+        list_add_qweight(L, prefix, &lin->q);
     } else {
         snprintf(name, sizeof name, "%s.weight", prefix);
         list_add(L, name, LM_CT_F32, SHAPE(O, K), lin->w);
@@ -191,25 +202,35 @@ static void list_add_int_layer(tensor_list *L, int layer, const lm_int_layer *IL
 }
 
 /* One tensor of the layout as the file stores it: the embedding and an untied lm_head in float16
- * (the checkpoints' own precision), in_proj/out_proj as the model holds them (with their biases),
- * A = -exp(A_log) itself (named A), the conv weight as [CD, W], the rest float32. */
+ * (the checkpoints' own precision) or, with head_bits, as integer matrices (prefix.qweight,
+ * .scales, .e0), in_proj/out_proj as the model holds them (with their biases), A = -exp(A_log)
+ * itself (named A), the conv weight as [CD, W], the rest float32. */
 static lm_status add_tensor(void *ctx, const lm_tensor_desc *t) {
     tensor_list *L = ctx;
     const lm_model *m = L->m;
     const uint64_t rows = (uint64_t)t->rows, cols = (uint64_t)t->cols;
     char name[sizeof t->name];
     switch (t->role) {
-    case LM_T_EMBEDDING: list_add_f16(L, t->name, SHAPE(rows, cols), m->embedding_f16, m->embedding); break;
+    case LM_T_EMBEDDING:
+        if (m->embedding_q.q) {
+            linear_prefix(t, name, sizeof name);
+            list_add_qweight(L, name, &m->embedding_q);
+        } else {
+            list_add_f16(L, t->name, SHAPE(rows, cols), m->embedding_f16, m->embedding);
+        }
+        break;
     case LM_T_IN_PROJ: case LM_T_OUT_PROJ:
         linear_prefix(t, name, sizeof name);
         list_add_linear(L, name, lm_tensor_linear((lm_model *)m, t));
         break;
     case LM_T_IN_PROJ_BIAS: case LM_T_OUT_PROJ_BIAS: break; /* with their linear layer */
     case LM_T_LM_HEAD:
-        if (m->lm_head.kind == LM_LINEAR_INT)
-            L->status = lm_fail(LM_ERR_UNSUPPORTED, "an integer lm_head cannot be stored (format version 1)");
-        else
+        if (m->lm_head.kind == LM_LINEAR_INT) {
+            linear_prefix(t, name, sizeof name);
+            list_add_qweight(L, name, &m->lm_head.q);
+        } else {
             list_add_f16(L, t->name, SHAPE(rows, cols), m->lm_head.w16, m->lm_head.w);
+        }
         break;
     case LM_T_A_LOG:
         snprintf(name, sizeof name, "%.*s", (int)(strlen(t->name) - strlen("_log")), t->name);
@@ -225,6 +246,11 @@ static lm_status add_tensor(void *ctx, const lm_tensor_desc *t) {
 
 lm_status lm_qfile_write(const char *path, const lm_model *m, const char *tokenizer_json, size_t tokenizer_len) {
     const lm_config *c = &m->cfg;
+    /* the header's formats must say how the embedding and lm_head are stored, or no reader could bind them */
+    const int hb = m->quant.head_bits, eb = m->quant.embedding_bits;
+    if ((hb ? !(m->lm_head.kind == LM_LINEAR_INT && m->lm_head.q.wbits == hb) : m->lm_head.kind == LM_LINEAR_INT) ||
+        (eb ? !(m->embedding_q.q && m->embedding_q.wbits == eb) : m->embedding_q.q != NULL) || (c->tie_embeddings && hb != eb))
+        return lm_fail(LM_ERR_ARG, "the embedding and lm_head are not held as their formats %d, %d say", eb, hb);
     tensor_list L = {.m = m};
     lm_status s = lm_layout_head(c, add_tensor, &L);
     for (int l = 0; l < c->n_layer && !s; l++) {
@@ -295,6 +321,10 @@ static lm_status check_settings(const char *path, const lm_quant_settings *q, ui
                                          : q->datapath & ~LM_DP_RELEASE || (q->datapath && q->ssm_mode != LM_SSM_POT8))
         return lm_fail(LM_ERR_FORMAT, "%s: datapath flags 0x%x do not fit format version %" PRIu32 " (SSM mode %d)", path,
                        (unsigned)q->datapath, version, (int)q->ssm_mode);
+    if ((q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4) ||
+        (q->embedding_bits != 0 && q->embedding_bits != 8 && q->embedding_bits != 4))
+        return lm_fail(LM_ERR_FORMAT, "%s: lm_head format %d, embedding format %d (each 0 = float16, 8 or 4 bits)", path,
+                       q->head_bits, q->embedding_bits);
     if (!lm_act_format_valid(q->act_group, q->act_scale) ||
         (q->ssm_mode == LM_SSM_POT8 && (q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)))
         return lm_fail(LM_ERR_FORMAT, "%s: activation group %d, scale type %d (the group must be 8, 16, 32, 64, 128 or 0 "
@@ -392,42 +422,50 @@ static int weights_in_range(const lm_ct_array *t) {
     return 1;
 }
 
-/* A linear layer: integer (qweight, scales, e0, and the bias when use_bias) when `integer`, else
- * float16 or float32 (weight). */
-static lm_status take_linear(qloader *L, const char *prefix, int integer, int rows, int cols, lm_linear *lin) {
+/* An integer matrix of wbits (prefix.qweight, .scales, .e0), used in place from the map: weights in
+ * [-qmax, qmax], scale exponents in [0, 7]. */
+static lm_status take_qweight(qloader *L, const char *prefix, int wbits, int rows, int cols, lm_qweight *w) {
     char name[LM_CT_NAME_BYTES + 32];
     const uint64_t O = (uint64_t)rows, K = (uint64_t)cols;
-    lin->rows = rows;
-    lin->cols = cols;
     const lm_ct_array *q, *sc, *e0;
-    if (!integer) {
-        snprintf(name, sizeof name, "%s.weight", prefix);
-        LM_TRY(take_f16_or_f32(L, name, SHAPE(O, K), &lin->w, &lin->w16));
-        lin->kind = lin->w16 ? LM_LINEAR_F16 : LM_LINEAR_F32;
-        return LM_OK;
-    }
-    /* Version 1: every in_proj and out_proj has the file's weight bits. */
-    const unsigned dtype = L->m->quant.wbits == 4 ? 1u << LM_CT_Q4 : 1u << LM_CT_Q8;
     snprintf(name, sizeof name, "%s.qweight", prefix);
-    LM_TRY(take(L, name, 0, dtype, SHAPE(O, K), &q));
+    LM_TRY(take(L, name, 0, wbits == 4 ? 1u << LM_CT_Q4 : 1u << LM_CT_Q8, SHAPE(O, K), &q));
     if (!weights_in_range(q))
-        return lm_fail(LM_ERR_FORMAT, "%s: tensor %s holds a weight outside [-%d, %d]", L->path, name,
-                       lm_qmax(L->m->quant.wbits), lm_qmax(L->m->quant.wbits));
-    lin->kind = LM_LINEAR_INT;
-    lin->abits = L->m->quant.abits;
+        return lm_fail(LM_ERR_FORMAT, "%s: tensor %s holds a weight outside [-%d, %d]", L->path, name, lm_qmax(wbits),
+                       lm_qmax(wbits));
     snprintf(name, sizeof name, "%s.scales", prefix);
     LM_TRY(take(L, name, 0, 1u << LM_CT_U8, SHAPE(O, (uint64_t)lm_wgroups(cols)), &sc));
     snprintf(name, sizeof name, "%s.e0", prefix);
     LM_TRY(take(L, name, 0, 1u << LM_CT_I8, SHAPE(O), &e0));
-    const int wbits = q->dtype == LM_CT_Q4 ? 4 : 8;
-    lin->q = (lm_qweight){.rows = rows, .cols = cols, .wbits = wbits, .q = q->data,
-                          .row_stride = wbits == 4 ? (K + 1) / 2 : K, .scale = sc->data, .e0 = e0->data};
+    *w = (lm_qweight){.rows = rows, .cols = cols, .wbits = wbits, .q = q->data,
+                      .row_stride = wbits == 4 ? (K + 1) / 2 : K, .scale = sc->data, .e0 = e0->data};
     /* Exponents beyond the contract's range would shift out of the accumulator. */
     const unsigned char *s = sc->data;
     for (uint64_t i = 0; i < sc->nbytes; i++)
         if ((s[i] & 15) > LM_WEXP_MAX || (s[i] >> 4) > LM_WEXP_MAX)
             return lm_fail(LM_ERR_FORMAT, "%s: tensor %s.scales has an exponent above %d", L->path, prefix, LM_WEXP_MAX);
-    if (!L->m->cfg.proj_bias) return LM_OK; /* use_bias: in_proj and out_proj (the integer layers) only */
+    return LM_OK;
+}
+
+/* A linear layer: integer (qweight, scales, e0) of wbits with abits inputs when wbits is 4 or 8,
+ * else (wbits 0) float16 or float32 (weight); the bias when use_bias, for in_proj and out_proj
+ * (`biased`) only. */
+static lm_status take_linear(qloader *L, const char *prefix, int wbits, int abits, int biased, int rows, int cols,
+                             lm_linear *lin) {
+    char name[LM_CT_NAME_BYTES + 32];
+    const uint64_t O = (uint64_t)rows;
+    lin->rows = rows;
+    lin->cols = cols;
+    if (!wbits) {
+        snprintf(name, sizeof name, "%s.weight", prefix);
+        LM_TRY(take_f16_or_f32(L, name, SHAPE(O, (uint64_t)cols), &lin->w, &lin->w16));
+        lin->kind = lin->w16 ? LM_LINEAR_F16 : LM_LINEAR_F32;
+        return LM_OK;
+    }
+    LM_TRY(take_qweight(L, prefix, wbits, rows, cols, &lin->q));
+    lin->kind = LM_LINEAR_INT;
+    lin->abits = abits;
+    if (!biased || !L->m->cfg.proj_bias) return LM_OK; /* use_bias: in_proj and out_proj only */
     snprintf(name, sizeof name, "%s.bias", prefix);
     return take_float(L, name, SHAPE(O), &lin->bias);
 }
@@ -584,12 +622,17 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     const uint64_t rows = (uint64_t)t->rows, cols = (uint64_t)t->cols;
     char name[sizeof t->name];
     switch (t->role) {
-    case LM_T_EMBEDDING: return take_f16_or_f32(L, t->name, SHAPE(rows, cols), &m->embedding, &m->embedding_f16);
-    case LM_T_IN_PROJ: case LM_T_OUT_PROJ:
+    case LM_T_EMBEDDING:
+        if (!m->quant.embedding_bits) return take_f16_or_f32(L, t->name, SHAPE(rows, cols), &m->embedding, &m->embedding_f16);
         linear_prefix(t, name, sizeof name);
-        return take_linear(L, name, 1, t->rows, t->cols, lm_tensor_linear(m, t));
+        return take_qweight(L, name, m->quant.embedding_bits, t->rows, t->cols, &m->embedding_q);
+    case LM_T_IN_PROJ: case LM_T_OUT_PROJ:
+        /* every in_proj and out_proj has the file's weight and activation bits */
+        linear_prefix(t, name, sizeof name);
+        return take_linear(L, name, m->quant.wbits, m->quant.abits, 1, t->rows, t->cols, lm_tensor_linear(m, t));
     case LM_T_IN_PROJ_BIAS: case LM_T_OUT_PROJ_BIAS: return LM_OK; /* with their linear layer */
-    case LM_T_LM_HEAD: return take_linear(L, "lm_head", 0, t->rows, t->cols, &m->lm_head);
+    case LM_T_LM_HEAD:
+        return take_linear(L, "lm_head", m->quant.head_bits, LM_HEAD_ABITS, 0, t->rows, t->cols, &m->lm_head);
     case LM_T_A_LOG:
         snprintf(name, sizeof name, "%.*s", (int)(strlen(t->name) - strlen("_log")), t->name);
         return take_float(L, name, SHAPE(rows), lm_tensor_slot(m, t));
@@ -653,13 +696,19 @@ lm_status lm_qfile_load_memory(lm_model *m, const void *data, size_t size, const
     q->calib_samples = (int)sf[7];
     q->calib_len = (int)sf[8];
     q->datapath = (int)sf[9];
-    /* version 1 had no activation format (reserved zeros there): the hardware's */
+    /* version 1 had no activation format and no head format (reserved zeros there): the hardware's,
+     * and a float16 embedding and lm_head */
     const int v1 = r.version == LM_QFILE_VERSION_OURS;
-    if (v1 && (sf[10] || sf[11]))
+    if (v1 && (sf[10] || sf[11] || sf[12] || sf[13]))
         return lm_fail(LM_ERR_FORMAT, "%s: reserved settings are not zero in format version 1", path);
     q->act_group = v1 ? LM_ACT_GROUP : (int)sf[10];
     q->act_scale = v1 ? LM_ACT_SCALE_POW2 : (lm_act_scale)sf[11];
+    q->head_bits = (int)sf[12];
+    q->embedding_bits = (int)sf[13];
     LM_TRY(check_settings(path, q, r.version));
+    if (c->tie_embeddings && q->head_bits != q->embedding_bits)
+        return lm_fail(LM_ERR_FORMAT, "%s: a tied lm_head (format %d) must have the embedding's format (%d)", path,
+                       q->head_bits, q->embedding_bits);
     if (q->rotated) LM_TRY(lm_hadamard_init(&m->rot_inner, c->d_inner));
 
     qloader L = {m, path, NULL, 0, NULL};

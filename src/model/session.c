@@ -60,6 +60,8 @@ lm_status lm_session_init(lm_session **out, const lm_model *m, const lm_session_
     if (st == LM_OK && out0->kind == LM_LINEAR_INT)
         st = lm_qact_init(&s->act_out, (int)T, c->d_inner, out0->abits, out0->q.wbits);
     if (st == LM_OK && out0->kind == LM_LINEAR_INT) st = lm_qact_set_format(&s->act_out, m->quant.act_group, m->quant.act_scale);
+    if (st == LM_OK && m->lm_head.kind == LM_LINEAR_INT)
+        st = lm_qact_init(&s->act_head, (int)T, c->d_model, m->lm_head.abits, m->lm_head.q.wbits);
     if (st == LM_OK && m->int_layers) st = lm_int_session_init(&s->int_s, m, s->pool, (int)T);
     if (st != LM_OK) {
         lm_session_free(s);
@@ -84,6 +86,7 @@ void lm_session_free(lm_session *s) {
     free(s->ssd_scratch);
     lm_qact_free(&s->act_in);
     lm_qact_free(&s->act_out);
+    lm_qact_free(&s->act_head);
     lm_int_session_free(s->int_s);
     free(s);
 }
@@ -243,7 +246,7 @@ static void head_forward(lm_session *s, int r0, int n, float *logits) {
     const lm_config *c = &s->m->cfg;
     rmsnorm_forward(s->xn, s->x + (size_t)r0 * c->d_model, s->m->norm_f, n, c->d_model, c->eps);
     stage_done(s, LM_STAGE_NORM);
-    linear_forward(logits, s->xn, &s->m->lm_head, n, s->pool, NULL);
+    linear_forward(logits, s->xn, &s->m->lm_head, n, s->pool, &s->act_head);
     stage_done(s, LM_STAGE_HEAD);
 }
 

@@ -36,6 +36,8 @@ struct lm_session {
     /* quantized activations of the integer in_proj (K = d_model) and out_proj (K = d_inner)
      * inputs; allocated only for a quantized model */
     lm_qact act_in, act_out;
+    /* an integer lm_head's input (K = d_model, the hardware's activation format, LM_HEAD_ABITS) */
+    lm_qact act_head;
     /* SSM mode pot8 (LightMamba*): the integer blocks' state and scratch (model/int_forward.h);
      * NULL otherwise. conv_state/ssm_state are then unused. */
     struct lm_int_session *int_s;

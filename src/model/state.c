@@ -105,9 +105,11 @@ static uint32_t model_identity(const lm_model *m) {
     const lm_config *c = &m->cfg;
     const uint64_t D = (uint64_t)c->d_model, H = (uint64_t)c->n_heads, f = sizeof(float);
     const uint64_t conv_dim = (uint64_t)c->d_inner + 2 * (uint64_t)c->n_groups * c->d_state;
-    /* the embedding as held: float32, or the float16 bits of a quantized file */
-    uint32_t crc = m->embedding_f16 ? hash_tensor(0, m->embedding_f16, (uint64_t)c->vocab_size * D * 2)
-                                    : hash_tensor(0, m->embedding, (uint64_t)c->vocab_size * D * f);
+    /* the embedding as held: float32, or the float16 bits or integer rows of a quantized file */
+    const lm_linear embedding_q = {.kind = LM_LINEAR_INT, .rows = c->vocab_size, .cols = c->d_model, .q = m->embedding_q};
+    uint32_t crc = m->embedding_q.q ? hash_linear(0, &embedding_q)
+                   : m->embedding_f16 ? hash_tensor(0, m->embedding_f16, (uint64_t)c->vocab_size * D * 2)
+                                      : hash_tensor(0, m->embedding, (uint64_t)c->vocab_size * D * f);
     for (int l = 0; l < c->n_layer; l++) {
         const lm_layer *L = &m->layers[l];
         crc = hash_tensor(crc, L->norm, D * f);

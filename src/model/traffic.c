@@ -22,7 +22,9 @@ void lm_decode_traffic_count(const lm_model *m, lm_decode_traffic *t) {
              DI * f + linear_bytes(&L->out_proj);
     }
     t->lm_head = linear_bytes(&m->lm_head);
-    t->weights = w + D * f /* norm_f */ + t->lm_head + D * (m->embedding_f16 ? 2 : f) /* embedding row */;
+    const uint64_t embedding_row = m->embedding_q.q ? m->embedding_q.row_stride + (uint64_t)lm_wgroups(c->d_model) + 1
+                                   : D * (m->embedding_f16 ? 2 : f);
+    t->weights = w + D * f /* norm_f */ + t->lm_head + embedding_row;
     const uint64_t conv = (uint64_t)c->n_layer * (uint64_t)(c->d_conv - 1) * CD,
                    ssm = (uint64_t)c->n_layer * H * c->head_dim * c->d_state;
     /* SSM mode pot8: int8 values and one exponent byte per 8 (model/int_forward.c) */

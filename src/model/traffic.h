@@ -1,7 +1,7 @@
 /* Memory traffic of one decode step (T = 1), counted from the model's tensors as they are
  * held in memory (what the kernels actually read: integer weights packed as stored, with
- * their scale bytes and row exponents; the embedding and lm_head of a quantized file as its
- * float16, used in place; other float tensors as float32):
+ * their scale bytes and row exponents; the embedding and lm_head of a quantized file as stored,
+ * float16 or integer rows, used in place; other float tensors as float32):
  *   weights  every tensor of every block (norms, in_proj, conv, dt_bias, A, D, gated norm,
  *            out_proj, biases), norm_f, lm_head (once, even when tied) and one embedding row
  *   state    the recurrent state, conv [n_layer, d_conv-1, conv_dim] and SSM [n_layer, H, P, N]

@@ -9,10 +9,11 @@
 #include "model/ops.h"
 #include "quant/calib.h"
 
-/* One chunk of T tokens through the float model, mixers token by token (recording ranges). */
+/* One chunk of T tokens through the model, mixers token by token (recording ranges). */
 typedef struct {
     const lm_model *m;
     lm_pool *pool;
+    lm_qact act_in, act_out;          /* integer in_proj/out_proj (synthetic models): their inputs */
     float *x, *xn, *zx, *v, *out;     /* [T, D], [T, D], [T, E], [T, di], [T, D] */
     float *conv_state, *ssm_state;    /* [n_layer, W-1, C], [n_layer, H, P, N] */
 } calib_run;
@@ -26,7 +27,7 @@ static void chunk_forward(calib_run *r, lm_int_calib *cal, int T) {
         const lm_layer *L = &r->m->layers[l];
         for (int t = 0; t < T; t++) lm_int_calib_norm_input(&cal[l], r->x + (size_t)t * D, D);
         rmsnorm_forward(r->xn, r->x, L->norm, T, D, c->eps);
-        linear_forward(r->zx, r->xn, &L->in_proj, T, r->pool, NULL);
+        linear_forward(r->zx, r->xn, &L->in_proj, T, r->pool, &r->act_in);
         for (int t = 0; t < T; t++) {
             float *v = r->v + (size_t)t * di;
             lm_int_calib_mixer(&cal[l], v, r->conv_state + l * conv_n, r->ssm_state + l * ssm_n, r->zx + t * E,
@@ -35,7 +36,7 @@ static void chunk_forward(calib_run *r, lm_int_calib *cal, int T) {
                 rmsnorm_forward(v + (size_t)g * gs, v + (size_t)g * gs, L->gnorm + (size_t)g * gs, 1, gs, c->eps);
         }
         if (r->m->rot_inner) lm_hadamard_rotate(r->m->rot_inner, r->v, T);
-        linear_forward(r->out, r->v, &L->out_proj, T, r->pool, NULL);
+        linear_forward(r->out, r->v, &L->out_proj, T, r->pool, &r->act_out);
         for (size_t i = 0; i < (size_t)T * D; i++) r->x[i] += r->out[i];
     }
 }
@@ -46,8 +47,9 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
     if (n_samples < 1 || len < 1) return lm_fail(LM_ERR_ARG, "integer calibration: %d samples of %d tokens", n_samples, len);
     if ((size_t)len > n_ids)
         return lm_fail(LM_ERR_ARG, "integer calibration: the text has %zu tokens, fewer than one sample of %d", n_ids, len);
-    if (m->layers[0].in_proj.kind != LM_LINEAR_F32)
-        return lm_fail(LM_ERR_ARG, "integer calibration needs the float model");
+    const lm_linear *in0 = &m->layers[0].in_proj, *out0 = &m->layers[0].out_proj;
+    if (in0->kind == LM_LINEAR_F16 || (in0->kind == LM_LINEAR_INT && m->quant.act_scale != LM_ACT_SCALE_POW2))
+        return lm_fail(LM_ERR_ARG, "integer calibration needs float32 or integer (hardware format) linear layers");
     for (int l = 0; l < c->n_layer; l++) lm_int_calib_init(&cal[l]);
     const size_t T = LM_SESSION_CHUNK, D = (size_t)c->d_model, di = (size_t)c->d_inner;
     const size_t C = di + 2 * (size_t)c->n_groups * c->d_state, E = C + di + c->n_heads;
@@ -55,6 +57,8 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
     const size_t ssm_n = (size_t)c->n_layer * c->n_heads * c->head_dim * c->d_state;
     calib_run r = {.m = m};
     lm_status s = lm_pool_init(&r.pool, n_threads);
+    if (!s && in0->kind == LM_LINEAR_INT) s = lm_qact_init(&r.act_in, (int)T, (int)D, in0->abits, in0->q.wbits);
+    if (!s && in0->kind == LM_LINEAR_INT) s = lm_qact_init(&r.act_out, (int)T, (int)di, out0->abits, out0->q.wbits);
     if (!s) s = lm_calloc(&r.x, T * D, sizeof(float), "calibration");
     if (!s) s = lm_calloc(&r.xn, T * D, sizeof(float), "calibration");
     if (!s) s = lm_calloc(&r.zx, T * E, sizeof(float), "calibration");
@@ -83,6 +87,8 @@ lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, 
         if (!s) s = lm_quant_report(progress, progress_ctx, "integer calibration", (size_t)i + 1, (size_t)n_samples);
     }
     lm_pool_free(r.pool);
+    lm_qact_free(&r.act_in);
+    lm_qact_free(&r.act_out);
     free(r.x); free(r.xn); free(r.zx); free(r.v); free(r.out); free(r.conv_state); free(r.ssm_state);
     return s;
 }

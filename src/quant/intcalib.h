@@ -12,7 +12,9 @@
 #include "model/model.h"
 
 /* cal [n_layer]: ranges over n_samples windows of len tokens of ids (evenly spaced starts, a zero
- * state each), m a float model. progress(ctx, "integer calibration", done, n_samples). */
+ * state each). m: the float model (the quantizer), or one whose in_proj/out_proj are already
+ * integer in the hardware's activation format (synthetic models: synth.h), whose products the
+ * ranges then follow. progress(ctx, "integer calibration", done, n_samples). */
 lm_status lm_int_calibrate(const lm_model *m, const int32_t *ids, size_t n_ids, int n_samples, int len, int n_threads,
                            lm_int_calib *cal, lm_quant_progress_fn progress, void *progress_ctx);
 

@@ -21,7 +21,8 @@
 lm_quant_settings lm_quant_defaults(void) {
     return (lm_quant_settings){.method = LM_QUANT_LIGHTMAMBA, .wbits = 4, .abits = 4, .gptq = 0, .alpha = 0.5f,
                                .ssm_mode = LM_SSM_FLOAT, .datapath = 0, .act_group = LM_ACT_GROUP,
-                               .act_scale = LM_ACT_SCALE_POW2, .calib_samples = 128, .calib_len = 512, .rotated = 0};
+                               .act_scale = LM_ACT_SCALE_POW2, .head_bits = 0, .embedding_bits = 0, .calib_samples = 128, .calib_len = 512,
+                               .rotated = 0};
 }
 
 const char *lm_quant_method_name(lm_quant_method m) {
@@ -54,6 +55,10 @@ static lm_status check_settings(const lm_quant_settings *q) {
     if ((q->datapath & LM_DP_QRULE) && q->abits == 8)
         return lm_fail(LM_ERR_UNSUPPORTED, "quantize: the release's quantizer rule has no 8-bit linear inputs (its "
                        "-128 does not fit the 8-bit kernels); use --abits 4");
+    if ((q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4) ||
+        (q->embedding_bits != 0 && q->embedding_bits != 8 && q->embedding_bits != 4))
+        return lm_fail(LM_ERR_ARG, "quantize: lm_head / embedding format %d / %d: 0 (float16), 8 or 4 bits", q->head_bits,
+                       q->embedding_bits);
     if (!lm_act_format_valid(q->act_group, q->act_scale))
         return lm_fail(LM_ERR_ARG, "quantize: activation group %d and scale type %d: the group must be 8, 16, 32, 64, "
                        "128 or per token, the scale a power of two or real", q->act_group, (int)q->act_scale);
@@ -63,27 +68,55 @@ static lm_status check_settings(const lm_quant_settings *q) {
     return LM_OK;
 }
 
-/* Hands a heap block to the model (freed by lm_model_free). */
-/* One linear layer of the copy becomes integer. H: its input Hessian (float, K x K) or NULL for RTN. */
-static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, const lm_quant_settings *q, lm_pool *pool) {
-    const int O = lin->rows, K = lin->cols;
+/* W [O, K] -> *out, integer of `bits`, its storage owned by m. H: the input Hessian (float, K x K)
+ * for GPTQ, or NULL for round to nearest. */
+static lm_status quantize_matrix(lm_model *m, const float *W, int O, int K, int bits, const float *H, lm_pool *pool,
+                                 lm_qweight *out) {
     lm_qweight_buf b;
     lm_status s;
     if (H) {
         double *Hd = malloc((size_t)K * K * sizeof *Hd);
         if (!Hd) return lm_fail(LM_ERR_NOMEM, "out of memory for a %d x %d Hessian", K, K);
         for (size_t i = 0; i < (size_t)K * K; i++) Hd[i] = H[i];
-        s = lm_quantize_gptq(&b, lin->w, O, K, q->wbits, Hd, GPTQ_DAMP, pool);
+        s = lm_quantize_gptq(&b, W, O, K, bits, Hd, GPTQ_DAMP, pool);
         free(Hd);
     } else {
-        s = lm_quantize_rtn(&b, lin->w, O, K, q->wbits, pool);
+        s = lm_quantize_rtn(&b, W, O, K, bits, pool);
     }
     LM_TRY(s);
-    lin->kind = LM_LINEAR_INT;
-    lin->q = b.view;
-    lin->abits = q->abits;
-    /* The float weights stay in the copy's owned memory; only the integer ones are written. */
+    *out = b.view;
     return lm_qweight_buf_give(&b, m);
+}
+
+/* One linear layer of the copy becomes integer. H as for quantize_matrix. The float weights stay in
+ * the copy's owned memory; only the integer ones are written. */
+static lm_status quantize_linear(lm_model *m, lm_linear *lin, const float *H, const lm_quant_settings *q, lm_pool *pool) {
+    LM_TRY(quantize_matrix(m, lin->w, lin->rows, lin->cols, q->wbits, H, pool, &lin->q));
+    lin->kind = LM_LINEAR_INT;
+    lin->abits = q->abits;
+    return LM_OK;
+}
+
+/* embedding_bits, head_bits: the embedding and lm_head become integer (either alone, or both), by
+ * round to nearest (calibration collects no Hessian of lm_head's input). A tied lm_head of the
+ * embedding's format is the integer embedding; of another format it is untied (the file then
+ * stores both). */
+static lm_status quantize_head(lm_model *m, int embedding_bits, int head_bits, lm_pool *pool) {
+    lm_config *c = &m->cfg;
+    if (c->tie_embeddings && embedding_bits != head_bits) {
+        c->tie_embeddings = 0;
+        m->lm_head = (lm_linear){.kind = LM_LINEAR_F32, .rows = c->vocab_size, .cols = c->d_model, .w = m->embedding};
+    }
+    if (embedding_bits)
+        LM_TRY(quantize_matrix(m, m->embedding, c->vocab_size, c->d_model, embedding_bits, NULL, pool, &m->embedding_q));
+    if (!head_bits) return LM_OK;
+    if (c->tie_embeddings)
+        m->lm_head.q = m->embedding_q;
+    else
+        LM_TRY(quantize_matrix(m, m->lm_head.w, c->vocab_size, c->d_model, head_bits, NULL, pool, &m->lm_head.q));
+    m->lm_head.kind = LM_LINEAR_INT;
+    m->lm_head.abits = LM_HEAD_ABITS;
+    return LM_OK;
 }
 
 /* The calibration text (calib_path, else the bundled WikiText-2 validation text) as the model's tokens. */
@@ -145,6 +178,7 @@ lm_status lm_quantize(const lm_model *src, const lm_quant_settings *settings, co
         if (!s) s = quantize_linear(m, &L->out_proj, Hout, &q, pool);
         if (!s) s = lm_quant_report(progress, progress_ctx, "quantize", (size_t)l + 1, (size_t)m->cfg.n_layer);
     }
+    if (!s && (q.head_bits || q.embedding_bits)) s = quantize_head(m, q.embedding_bits, q.head_bits, pool);
     if (!s && need_int) s = lm_calloc(&int_layers, (size_t)m->cfg.n_layer, sizeof *int_layers, "integer layers");
     if (!s && need_int && !(s = lm_int_build_layers(int_layers, m, int_cal, q.abits, q.datapath))) m->int_layers = int_layers;
     if (!s) {

@@ -17,6 +17,7 @@
 #include "common/file.h"
 #include "model/model.h"
 #include "model/qfile.h"
+#include "quant/intcalib.h"
 #include "quant/quantize.h"
 #include "model/layout.h"
 #include "quant/transform.h"
@@ -173,10 +174,11 @@ static void quantize_rows(void *p, int i, int n) {
     }
 }
 
-static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear *lin) {
+/* Tensor t drawn and quantized to `bits` into *out (storage owned by the model). */
+static lm_status quantized_matrix(qbuild *b, const lm_tensor_desc *t, int bits, lm_qweight *out) {
     fill_tensor(b->scratch, &b->m->cfg, t, b->seed, b->pool);
     lm_qweight_buf w;
-    LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, b->q->wbits));
+    LM_TRY(lm_qweight_buf_init(&w, t->rows, t->cols, bits));
     synth_quant_task task = {&w, b->scratch, NULL};
     if (lm_calloc(&task.qrows, (size_t)lm_pool_size(b->pool), (size_t)t->cols, "weight rows") != LM_OK) {
         lm_qweight_buf_free(&w);
@@ -184,13 +186,22 @@ static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, lm_linear 
     }
     lm_pool_run(b->pool, quantize_rows, &task);
     free(task.qrows);
-    *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .q = w.view, .abits = b->q->abits};
+    *out = w.view;
     return lm_qweight_buf_give(&w, b->m);
+}
+
+static lm_status quantized_linear(qbuild *b, const lm_tensor_desc *t, int wbits, int abits, lm_linear *lin) {
+    *lin = (lm_linear){.kind = LM_LINEAR_INT, .rows = t->rows, .cols = t->cols, .abits = abits};
+    return quantized_matrix(b, t, wbits, &lin->q);
 }
 
 static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     qbuild *b = ctx;
-    if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ) return quantized_linear(b, t, lm_tensor_linear(b->m, t));
+    const int hb = b->q->head_bits; /* == embedding_bits */
+    if (t->role == LM_T_IN_PROJ || t->role == LM_T_OUT_PROJ)
+        return quantized_linear(b, t, b->q->wbits, b->q->abits, lm_tensor_linear(b->m, t));
+    if (hb && t->role == LM_T_EMBEDDING) return quantized_matrix(b, t, hb, &b->m->embedding_q);
+    if (hb && t->role == LM_T_LM_HEAD) return quantized_linear(b, t, hb, LM_HEAD_ABITS, &b->m->lm_head);
     float *x = NULL;
     LM_TRY(owned_tensor(b, t, &x));
     if (t->role == LM_T_A_LOG)
@@ -201,6 +212,28 @@ static lm_status bind_tensor(void *ctx, const lm_tensor_desc *t) {
     else
         *lm_tensor_slot(b->m, t) = x;
     return LM_OK;
+}
+
+/* SSM mode pot8: every block's integer parameters, its sites calibrated on one sample of
+ * SYNTH_CALIB_LEN tokens drawn from the seed, run through the model itself (integer in_proj and
+ * out_proj): the ranges of random weights, which is all a speed measurement needs; the integer
+ * datapath does the same work whatever they are. m->int_layers [n_layer] is the caller's to free. */
+enum { SYNTH_CALIB_LEN = 128 };
+static lm_status build_int_layers(lm_model *m, uint64_t seed, int n_threads) {
+    const lm_config *c = &m->cfg;
+    int32_t ids[SYNTH_CALIB_LEN];
+    for (int i = 0; i < SYNTH_CALIB_LEN; i++)
+        ids[i] = (int32_t)(splitmix64(tensor_stream(seed, "calibration") + (uint64_t)i) % (uint64_t)c->vocab_size);
+    lm_int_calib *cal = NULL;
+    lm_int_layer *layers = NULL;
+    lm_status s = lm_calloc(&cal, (size_t)c->n_layer, sizeof *cal, "integer calibration");
+    if (!s) s = lm_int_calibrate(m, ids, SYNTH_CALIB_LEN, 1, SYNTH_CALIB_LEN, n_threads, cal, NULL, NULL);
+    if (!s) s = lm_calloc(&layers, (size_t)c->n_layer, sizeof *layers, "integer layers");
+    if (!s) s = lm_int_build_layers(layers, m, cal, m->quant.abits, 0);
+    if (!s) m->int_layers = layers;
+    else free(layers);
+    free(cal);
+    return s;
 }
 
 /* The bundled GPT-NeoX tokenizer.json, embedded in or written beside every synthetic model. */
@@ -219,17 +252,26 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
         return lm_fail(LM_ERR_ARG, "synth: method must be rtn or lightmamba");
     if ((q->wbits != 4 && q->wbits != 8) || (q->abits != 4 && q->abits != 8) || (q->wbits == 8 && q->abits == 4))
         return lm_fail(LM_ERR_ARG, "synth: W%dA%d is not supported (W4A4, W4A8 or W8A8)", q->wbits, q->abits);
-    if (q->ssm_mode != LM_SSM_FLOAT) return lm_fail(LM_ERR_UNSUPPORTED, "synth: only the float SSM is supported");
+    if ((q->head_bits != 0 && q->head_bits != 8 && q->head_bits != 4) || q->embedding_bits != q->head_bits)
+        return lm_fail(LM_ERR_ARG, "synth: embedding and lm_head format %d, %d: one of 0 (float16), 8 or 4 bits for both",
+                       q->embedding_bits, q->head_bits);
+    if (q->ssm_mode != LM_SSM_FLOAT && q->ssm_mode != LM_SSM_POT8)
+        return lm_fail(LM_ERR_UNSUPPORTED, "synth: SSM mode %d is not supported", (int)q->ssm_mode);
+    if (q->datapath || q->act_group != LM_ACT_GROUP || q->act_scale != LM_ACT_SCALE_POW2)
+        return lm_fail(LM_ERR_UNSUPPORTED, "synth: only our datapath and the hardware's activation format");
     lm_model *m;
     LM_TRY(lm_calloc(&m, 1, sizeof *m, "model"));
     m->cfg = *c;
     m->quant = *q;
     m->quant.rotated = q->method == LM_QUANT_LIGHTMAMBA;
     m->quant.gptq = 0;
-    m->quant.calib_samples = m->quant.calib_len = 0;
+    const int pot8 = q->ssm_mode == LM_SSM_POT8;
+    m->quant.calib_samples = pot8 ? 1 : 0;
+    m->quant.calib_len = pot8 ? SYNTH_CALIB_LEN : 0;
     qbuild b = {m, &m->quant, seed, NULL, NULL};
     const size_t E = 2 * (size_t)c->d_inner + 2 * (size_t)c->n_groups * c->d_state + c->n_heads;
-    const size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
+    size_t biggest = E * c->d_model > (size_t)c->d_model * c->d_inner ? E * c->d_model : (size_t)c->d_model * c->d_inner;
+    if (q->head_bits && (size_t)c->vocab_size * c->d_model > biggest) biggest = (size_t)c->vocab_size * c->d_model;
     char *tok = NULL;
     size_t tok_len = 0;
     lm_status s = read_bundled_tokenizer(&tok, &tok_len);
@@ -237,7 +279,11 @@ lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quan
     if (!s && m->quant.rotated) s = lm_hadamard_init(&m->rot_inner, c->d_inner); /* fails early on an unsupported d_inner */
     if (!s) s = lm_pool_init(&b.pool, n_threads);
     if (!s) s = lm_layout_bind(m, -1, NULL, bind_tensor, &b);
+    if (!s && pot8) s = build_int_layers(m, seed, n_threads);
     if (!s) s = lm_qfile_write(path, m, tok, tok_len);
+    for (int l = 0; m->int_layers && l < c->n_layer; l++) lm_int_layer_free(&m->int_layers[l]);
+    free(m->int_layers);
+    m->int_layers = NULL;
     free(tok);
     lm_pool_free(b.pool);
     free(b.scratch);

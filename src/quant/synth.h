@@ -23,7 +23,9 @@
  * work as a real LightMamba model: rotating Gaussian weights gives Gaussian weights). The
  * weights are quantized one layer at a time (round to nearest, each group's scale by the real
  * quantizer's pair search, the row exponent by a rule: synth.c), so the float weights held at
- * any moment are one linear layer's. The bundled GPT-NeoX tokenizer.json is embedded. */
+ * any moment are one linear layer's. SSM mode pot8 (LightMamba*, our datapath) also builds every
+ * block's integer parameters, its sites calibrated on a short run of the model itself (synth.c).
+ * The activation format is the hardware's. The bundled GPT-NeoX tokenizer.json is embedded. */
 lm_status lm_synth_quantized(const char *path, const lm_config *c, const lm_quant_settings *q, uint64_t seed,
                              int n_threads);
 
