@@ -1,7 +1,8 @@
 /* The chunked (SSD) selective scan against the token-by-token one (src/model/ops.h), and the
  * small products it is made of:
  *  - lm_gemm_small (both layouts of a, lower triangular, beta 0, 1, other) against a double
- *    product on ragged shapes, within its rounding bound; lm_transpose_f32 exactly;
+ *    product on ragged shapes, within its rounding bound; lm_transpose_f32 exactly; at every
+ *    SIMD level of the CPU;
  *  - ssm_chunked_forward vs ssm_forward on random inputs, lengths 1, 7, 63, 64, 65, 200 (one call:
  *    the scan's own chunks of 64, a ragged last one), n_groups 1, 2 and 4, head_dim and d_state
  *    that are and are not multiples of 16, a clamped dt, from a random entering state: every
@@ -88,7 +89,8 @@ static void check_gemm_small(void) {
                                 CHECK(c[i * ldc + N] == c0[i * ldc + N], "gemm_small wrote past column N");
                             free(a), free(b), free(c), free(c0);
                         }
-    fprintf(stderr, "lm_gemm_small: largest error %.2e of the magnitude\n", worst);
+    fprintf(stderr, "lm_gemm_small at %s: largest error %.2e of the magnitude\n", lm_simd_level_name(lm_simd_level_get()),
+            worst);
 
     const int shapes[][2] = {{16, 16}, {17, 33}, {64, 128}, {5, 40}, {48, 3}, {1, 1}};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
@@ -245,7 +247,13 @@ static void check_tiny(void) {
 }
 
 int main(void) {
-    check_gemm_small();
+    /* every SIMD level this CPU has: AVX-512 runs the own kernels, the others OpenBLAS and plain loops */
+    const lm_simd_level best = lm_simd_level_get();
+    for (int level = best; level >= LM_SIMD_SCALAR; level--) {
+        CHECK_OK(lm_simd_level_set((lm_simd_level)level));
+        check_gemm_small();
+    }
+    CHECK_OK(lm_simd_level_set(best));
     const scan_shape shapes[] = {
         {4, 16, 32, 1, INFINITY},
         {6, 6, 20, 2, INFINITY},  /* rows and state not whole vectors, two groups */
