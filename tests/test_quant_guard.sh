@@ -10,9 +10,10 @@
 # under the sanitizers in test_quant_cli and test_eval_kl); another CPU (another SIMD level or
 # OpenBLAS kernel) may need the table refreshed. Calibration (SmoothQuant, GPTQ, pot8) is shortened
 # to 16 samples of 256 tokens. A deliberate change of the numerics updates the table:
-# LM_GUARD_PRINT=1 prints the current values as table rows instead of checking. Last update: prefill's chunked scan (float
-# rounding of the scan; the float base's perplexity moved by 2e-9 relative, the quantized rows by up
-# to 2e-3, activations at a rounding boundary of the 4- and 8-bit quantizers landing on the other side).
+# LM_GUARD_PRINT=1 prints the current values as table rows instead of checking. Last update:
+# prefill's chunked scan (float rounding of the scan; the float base's perplexity moved by 2e-9
+# relative, the quantized rows by up to 2e-3, activations at a rounding boundary of the 4- and 8-bit
+# quantizers landing on the other side).
 . "$(dirname "$0")/cli_setup.sh"
 if [ "${LM_SANITIZE:-0}" = 1 ]; then echo "SKIP: frozen for the release build's float rounding"; exit 77; fi
 head -c 8000 "$ROOT/data/wikitext2_test.txt" >"$tmp/text.txt"
