@@ -79,6 +79,28 @@ static inline const lm_session_params *fuzz_one_thread(void) {
     return &p;
 }
 
+/* A model that loaded: its tokenizer loads (and passes fuzz_check_tokenizer) or fails cleanly,
+ * and a session over it runs two tokens (the first and the last id), so the loader's checks must
+ * leave nothing the kernels cannot take. */
+static inline void fuzz_run_model(const lm_model *m) {
+    lm_tokenizer *tok = NULL;
+    lm_status s = lm_tokenizer_init_for_model(&tok, m);
+    if (s == LM_OK)
+        fuzz_check_tokenizer(tok);
+    else
+        fuzz_check_failure(s);
+    lm_tokenizer_free(tok);
+    lm_session *sess = NULL;
+    FUZZ_ASSERT(lm_session_init(&sess, m, fuzz_one_thread()) == LM_OK, "%s", lm_last_error());
+    const int vocab = lm_model_config(m)->vocab_size;
+    const int32_t ids[2] = {0, vocab - 1};
+    float *logits = malloc((size_t)vocab * sizeof *logits);
+    FUZZ_ASSERT(logits != NULL, "out of memory");
+    FUZZ_ASSERT(lm_session_forward(sess, ids, 2, NULL, logits) == LM_OK, "%s", lm_last_error());
+    free(logits);
+    lm_session_free(sess);
+}
+
 /* The quantized model file and the state file (format/container.h) keep a CRC-32C of the whole
  * file at byte 24, computed with that field read as zero. Their harnesses set it right in a copy
  * of the input, so mutations reach the checks behind it (the checksum itself is tested by

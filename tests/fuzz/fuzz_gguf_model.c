@@ -15,20 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         lm_model_free(m);
         return 0;
     }
-    lm_tokenizer *tok = NULL;
-    if ((s = lm_tokenizer_init_for_model(&tok, m)) == LM_OK)
-        fuzz_check_tokenizer(tok);
-    else
-        fuzz_check_failure(s);
-    lm_tokenizer_free(tok);
-    lm_session *sess = NULL;
-    FUZZ_ASSERT(lm_session_init(&sess, m, fuzz_one_thread()) == LM_OK, "%s", lm_last_error());
-    const int32_t ids[2] = {0, m->cfg.vocab_size - 1};
-    float *logits = malloc((size_t)m->cfg.vocab_size * sizeof *logits);
-    FUZZ_ASSERT(logits != NULL, "out of memory");
-    FUZZ_ASSERT(lm_session_forward(sess, ids, 2, NULL, logits) == LM_OK, "%s", lm_last_error());
-    free(logits);
-    lm_session_free(sess);
+    fuzz_run_model(m);
     lm_model_free(m);
     fuzz_accepted++;
     return 0;
