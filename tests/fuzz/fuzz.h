@@ -24,6 +24,7 @@
 #endif
 
 #include "common/crc32c.h"
+#include "format/safetensors.h"
 #include "lightmamba.h"
 #include "synth_checkpoint.h"
 
@@ -99,6 +100,29 @@ static inline void fuzz_run_model(const lm_model *m) {
     FUZZ_ASSERT(lm_session_forward(sess, ids, 2, NULL, logits) == LM_OK, "%s", lm_last_error());
     free(logits);
     lm_session_free(sess);
+}
+
+/* The end of a model-loading harness: a failed load fails cleanly, a loaded model runs
+ * (fuzz_run_model); m is freed either way. */
+static inline void fuzz_finish_model(lm_model *m, lm_status s) {
+    if (s == LM_OK) {
+        fuzz_run_model(m);
+        fuzz_accepted++;
+    } else {
+        fuzz_check_failure(s);
+    }
+    lm_model_free(m);
+}
+
+/* A tensor a reader accepted: numel x dtype-size bytes, converting to float32, which reads all of
+ * them (ASan: the buffers behind it are exactly sized). Where it lies is the reader's to check. */
+static inline void fuzz_check_tensor(const lm_st_tensor *t) {
+    FUZZ_ASSERT(t->nbytes == t->numel * lm_dtype_size(t->dtype), "%s: %zu bytes for %zu elements", t->name, t->nbytes,
+                t->numel);
+    float *f = malloc(t->numel ? t->numel * sizeof *f : 1);
+    FUZZ_ASSERT(f != NULL, "out of memory for %zu floats", t->numel);
+    lm_st_tensor_to_f32(f, t);
+    free(f);
 }
 
 /* The quantized model file and the state file (format/container.h) keep a CRC-32C of the whole

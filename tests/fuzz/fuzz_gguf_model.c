@@ -9,14 +9,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lm_model *m = calloc(1, sizeof *m);
     FUZZ_ASSERT(m != NULL, "out of memory");
-    lm_status s = lm_model_load_gguf_memory(m, data, size, 1, "model.gguf");
-    if (s != LM_OK) {
-        fuzz_check_failure(s);
-        lm_model_free(m);
-        return 0;
-    }
-    fuzz_run_model(m);
-    lm_model_free(m);
-    fuzz_accepted++;
+    fuzz_finish_model(m, lm_model_load_gguf_memory(m, data, size, 1, "model.gguf"));
     return 0;
 }
